@@ -1,0 +1,36 @@
+# Two commands: `make run` (install into .venv, then the main job on the Humanloop export) and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip wheel
+	# torch first, pinned: its CPU wheel is on disk; anything else would pull the CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/data-debugger run
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+lint: install
+	$(BIN)/ruff check service embeddings dashboard scripts tests
+
+bench: install
+	$(BIN)/python scripts/bench_embeddings.py
+	$(BIN)/python scripts/bench_ingest.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

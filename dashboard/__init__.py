@@ -1,0 +1,1 @@
+"""The Panel dashboard: a client of the service's HTTP API."""

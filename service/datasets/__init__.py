@@ -1,0 +1,1 @@
+"""Datasets: readers per format, validation, the catalog and ingest."""

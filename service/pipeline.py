@@ -1,0 +1,38 @@
+"""The main job: ingest the default dataset, embed, then (as they exist) train, predict, analyse and serve."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from service.datasets.commands import format_counts
+from service.datasets.ingest import ingest, make_sources
+from service.fetch import humanloop_export
+from service.settings import Settings
+from service.workspace import Workspace, dataset_counts
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="the main job on the Humanloop export: ingest, embed, predict, analyse, serve")
+    p.add_argument("--dataset", help="dataset name (default: settings.default_dataset)")
+    p.add_argument("--no-serve", action="store_true", help="stop after the analysis instead of serving")
+    p.set_defaults(handler=cmd_run)
+
+
+def run_pipeline(ws: Workspace, dataset: str) -> dict:
+    """Each step is idempotent: a second run re-embeds, re-predicts and re-trains nothing unchanged."""
+    path = humanloop_export(ws.settings)
+    report = ingest(ws.catalog, ws.embedder, dataset, make_sources([path], "humanloop"),
+                    batch_size=ws.settings.ingest_batch_size, show_progress=True)
+    print(report.summary())
+    return {"ingest": report}
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    dataset = args.dataset or settings.default_dataset
+    with Workspace(settings) as ws:
+        run_pipeline(ws, dataset)
+        print(format_counts(dataset, dataset_counts(ws.collection(dataset))))
+    return 0

@@ -1,0 +1,87 @@
+"""One Settings class for every entry point; read there and passed down, never at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The real Humanloop export, kept beside the repository (never committed).
+DEFAULT_HUMANLOOP_PATH = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "humanloop" / (
+    "chatbot_intent_classifier_data.json"
+)
+
+
+class Settings(BaseSettings):
+    """Everything configurable, from the environment (prefix DATA_DEBUGGER_) or arguments."""
+
+    model_config = SettingsConfigDict(env_prefix="DATA_DEBUGGER_", extra="ignore")
+
+    home: Path = Field(Path("data"), description="Data directory: stores, caches, model registry, reports.")
+
+    # Embeddings
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="'all-MiniLM-L6-v2' (shipped weights, sha256-verified) or a local sentence-transformers path.",
+    )
+    embedding_precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto = bf16 where the CPU supports it natively, else fp32."
+    )
+    embedding_batch_size: int = 128
+    fake_embeddings: bool = Field(False, description="Deterministic hash embeddings, for tests only.")
+
+    # Store: embedded qdrant-edge by default; a Qdrant server when qdrant_url is set.
+    qdrant_url: str | None = Field(None, validation_alias="QDRANT_URL")
+    qdrant_api_key: SecretStr | None = Field(None, validation_alias="QDRANT_API_KEY")
+    store_backend: Literal["auto", "edge", "server", "memory"] = Field(
+        "auto", description="auto = server when QDRANT_URL is set, else edge; memory = qdrant-client :memory:."
+    )
+
+    # Ingest
+    ingest_batch_size: int = 512
+
+    # Default dataset of the main job
+    default_dataset: str = "humanloop"
+    humanloop_path: Path = DEFAULT_HUMANLOOP_PATH
+    humanloop_url: str = (
+        "https://github.com/humanloop/test/raw/main/chatbot_intent_classifier_data.json.zip"
+    )
+
+    # Prediction API
+    prediction_api_url: str | None = Field(
+        None, description="A server speaking the Humanloop predict contract; None = the built-in model server."
+    )
+    prediction_api_key: SecretStr | None = Field(None, validation_alias="PREDICTION_API_KEY")
+    prediction_project: str = "default"
+
+    # Service
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: SecretStr | None = Field(None, description="Bearer token required for every write when set.")
+    cors_origins: list[str] = Field(default_factory=list)
+    max_upload_bytes: int = 200 * 1024 * 1024
+
+    @property
+    def resolved_backend(self) -> str:
+        """The store backend actually used."""
+        if self.store_backend != "auto":
+            return self.store_backend
+        return "server" if self.qdrant_url else "edge"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.home / "qdrant"
+
+    @property
+    def cache_path(self) -> Path:
+        return self.home / "embedding_cache.sqlite"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"

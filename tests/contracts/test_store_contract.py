@@ -1,0 +1,195 @@
+"""Every store operation, against every backend: qdrant-edge, qdrant-client ':memory:', and a real server
+when QDRANT_URL is set."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import numpy as np
+import pytest
+
+from embeddings.store import ClientStore, EdgeStore, PointFilter, iter_points, load_all, point_id
+from service.errors import Conflict, InvalidInput, NotFound, Unavailable
+
+BACKENDS = ["edge", "memory"] + (["server"] if os.environ.get("QDRANT_URL") else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path):
+    if request.param == "edge":
+        s = EdgeStore(tmp_path / "qdrant")
+    elif request.param == "memory":
+        s = ClientStore(":memory:")
+    else:
+        s = ClientStore(os.environ["QDRANT_URL"], api_key=os.environ.get("QDRANT_API_KEY"),
+                        prefix=f"ddtest_{uuid.uuid4().hex[:8]}_")
+    yield s
+    for name in s.list_collections():
+        s.drop(name)
+    s.close()
+
+
+def _points(n: int, dim: int = 8, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels = ["a", "b", "c"]
+    payloads = [
+        {"text": f"point number {i} about {labels[i % 3]}", "label": labels[i % 3] if i % 5 else None,
+         "split": "training" if i % 2 else "testing", "score": i / n, "cluster": i % 4,
+         "flags": ["outlier"] if i % 7 == 0 else []}
+        for i in range(n)
+    ]
+    return list(range(n)), vectors, payloads
+
+
+def test_create_get_list_drop(store):
+    assert store.list_collections() == []
+    store.create("ds1", 8)
+    assert store.exists("ds1") and store.list_collections() == ["ds1"]
+    with pytest.raises(Conflict):
+        store.create("ds1", 8)
+    assert store.get("ds1").dim == 8
+    store.drop("ds1")
+    assert not store.exists("ds1")
+    with pytest.raises(NotFound):
+        store.get("ds1")
+    with pytest.raises(NotFound):
+        store.drop("ds1")
+
+
+def test_bad_names_are_refused(store):
+    with pytest.raises(InvalidInput, match="not allowed"):
+        store.create("../escape", 8)
+
+
+def test_upsert_retrieve_and_replace(store):
+    c = store.create("ds", 8)
+    ids, vectors, payloads = _points(50)
+    c.upsert(ids, vectors, payloads)
+    assert c.count() == 50
+    got = c.retrieve([3, 999, 1], with_vectors=True)
+    assert [p.id for p in got] == [3, 1]
+    assert got[0].payload["text"] == payloads[3]["text"]
+    np.testing.assert_allclose(got[0].vector, vectors[3], atol=1e-5)
+    c.upsert([3], vectors[:1], [{"text": "replaced"}])
+    assert c.count() == 50
+    assert c.retrieve([3])[0].payload == {"text": "replaced"}
+
+
+def test_uuid_point_ids(store):
+    c = store.create("ds", 8)
+    pid = point_id("train-17")
+    assert pid == point_id("train-17") and isinstance(pid, str)
+    _, vectors, _ = _points(1)
+    c.upsert([pid], vectors, [{"record_id": "train-17"}])
+    assert c.retrieve([pid])[0].payload["record_id"] == "train-17"
+
+
+def test_set_payloads_merges_and_delete_keys(store):
+    c = store.create("ds", 8)
+    ids, vectors, payloads = _points(10)
+    c.upsert(ids, vectors, payloads)
+    c.set_payloads({1: {"prediction": "a"}, 2: {"prediction": "b", "label": "z"}})
+    p1, p2 = c.retrieve([1, 2])
+    assert p1.payload["prediction"] == "a" and p1.payload["text"] == payloads[1]["text"]
+    assert p2.payload["label"] == "z"
+    c.delete_payload_keys([1], ["prediction"])
+    assert "prediction" not in c.retrieve([1])[0].payload
+
+
+def test_filters(store):
+    c = store.create("ds", 8)
+    ids, vectors, payloads = _points(60)
+    c.upsert(ids, vectors, payloads)
+
+    def expected(pred):
+        return sorted(i for i, p in zip(ids, payloads, strict=True) if pred(p))
+
+    def got(f):
+        return sorted(p.id for page in iter_points(c, f, batch=7) for p in page)
+
+    assert got(PointFilter(match={"label": "a"})) == expected(lambda p: p["label"] == "a")
+    assert got(PointFilter(match={"label": ["a", "b"]})) == expected(lambda p: p["label"] in ("a", "b"))
+    assert got(PointFilter(exclude={"split": "testing"})) == expected(lambda p: p["split"] != "testing")
+    assert got(PointFilter(ranges={"score": (0.25, 0.5)})) == expected(lambda p: 0.25 <= p["score"] <= 0.5)
+    assert got(PointFilter(empty={"label": True})) == expected(lambda p: p["label"] is None)
+    assert got(PointFilter(empty={"label": False})) == expected(lambda p: p["label"] is not None)
+    assert got(PointFilter(match={"flags": "outlier"})) == expected(lambda p: "outlier" in p["flags"])
+    assert got(PointFilter(match={"cluster": 2})) == expected(lambda p: p["cluster"] == 2)
+    assert got(PointFilter(text={"text": "About B"})) == expected(lambda p: p["text"].endswith(" b"))
+    assert got(PointFilter(ids=[1, 2, 3], match={"split": "training"})) == [1, 3]
+    assert c.count(PointFilter(match={"label": "a"})) == len(expected(lambda p: p["label"] == "a"))
+    with pytest.raises(InvalidInput, match="boolean"):
+        c.count(PointFilter(match={"x": True}))
+
+
+def test_scroll_pages_cover_everything_once(store):
+    c = store.create("ds", 8)
+    ids, vectors, payloads = _points(123)
+    c.upsert(ids, vectors, payloads)
+    seen = [p.id for page in iter_points(c, batch=10) for p in page]
+    assert sorted(seen) == ids and len(seen) == len(set(seen))
+    all_ids, all_payloads, matrix = load_all(c)
+    assert matrix.shape == (123, 8)
+    np.testing.assert_allclose(matrix[all_ids.index(5)], vectors[5], atol=1e-5)
+
+
+def test_search_finds_nearest_and_respects_filter(store):
+    c = store.create("ds", 8)
+    ids, vectors, payloads = _points(200)
+    c.upsert(ids, vectors, payloads)
+    hits = c.search(vectors[42], k=5)
+    assert hits[0].id == 42 and hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    exact = np.argsort(-(vectors @ vectors[42]))[:5].tolist()
+    assert [h.id for h in hits] == exact
+    filtered = c.search(vectors[42], k=5, filter=PointFilter(match={"label": "b"}))
+    assert filtered and all(h.payload["label"] == "b" for h in filtered)
+
+
+def test_facet_counts(store):
+    c = store.create("ds", 8)
+    ids, vectors, payloads = _points(30)
+    c.upsert(ids, vectors, payloads)
+    counts = c.facet("split")
+    assert counts == {"training": 15, "testing": 15}
+    assert c.facet("label", PointFilter(match={"split": "training"})) == {
+        lab: sum(1 for p in payloads if p["split"] == "training" and p["label"] == lab) for lab in "abc"
+        if any(p["split"] == "training" and p["label"] == lab for p in payloads)
+    }
+
+
+def test_delete(store):
+    c = store.create("ds", 8)
+    ids, vectors, payloads = _points(10)
+    c.upsert(ids, vectors, payloads)
+    c.delete([0, 1])
+    assert c.count() == 8 and c.retrieve([0]) == []
+
+
+def test_edge_store_survives_reopen_and_admits_one_process(tmp_path):
+    s = EdgeStore(tmp_path / "q")
+    c = s.create("ds", 8)
+    ids, vectors, payloads = _points(20)
+    c.upsert(ids, vectors, payloads)
+    s.close()
+    s2 = EdgeStore(tmp_path / "q")
+    assert s2.get("ds").count() == 20
+    import subprocess
+    import sys
+
+    code = ("import sys; from embeddings.store import EdgeStore\n"
+            "try:\n  EdgeStore(sys.argv[1])\nexcept Exception as e:\n  print(type(e).__name__, e); sys.exit(3)")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "q")], capture_output=True, text=True)
+    assert result.returncode == 3 and "Unavailable" in result.stdout and "one process" in result.stdout
+    s2.close()
+    assert Unavailable  # imported for the message check above
+
+
+def test_point_id_mapping():
+    assert point_id(17) == 17 and point_id("17") == 17
+    assert isinstance(point_id("007"), str)  # leading zeros are not the number 7
+    assert isinstance(point_id(-3), str)
+    assert point_id("abc") != point_id("abd")
