@@ -166,7 +166,8 @@ class Store(Protocol):
 
     def exists(self, name: str) -> bool: ...
 
-    def create(self, name: str, dim: int) -> Collection: ...
+    def create(self, name: str, dim: int, indexed: Mapping[str, str] | None = None) -> Collection:
+        """A new collection; `indexed` = payload fields to index (default INDEXED_FIELDS)."""
 
     def get(self, name: str) -> Collection: ...
 
@@ -296,10 +297,10 @@ class EdgeCollection:
         with self._lock:
             self._shard.update(op)
 
-    def ensure_indexes(self) -> None:
+    def ensure_indexes(self, indexed: Mapping[str, str]) -> None:
         import qdrant_edge as qe
 
-        for key, kind in INDEXED_FIELDS.items():
+        for key, kind in indexed.items():
             self._update(qe.UpdateOperation.create_field_index(key, _edge_schema(kind)))
 
     def upsert(self, ids, vectors, payloads) -> None:
@@ -428,7 +429,7 @@ class EdgeStore:
     def exists(self, name: str) -> bool:
         return (self.root / check_name(name) / "dim").exists()
 
-    def create(self, name: str, dim: int) -> EdgeCollection:
+    def create(self, name: str, dim: int, indexed: Mapping[str, str] | None = None) -> EdgeCollection:
         import qdrant_edge as qe
 
         with self._guard:
@@ -441,7 +442,7 @@ class EdgeStore:
             config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine))
             shard = qe.EdgeShard.create(str(shard_path), config)
             collection = EdgeCollection(name, shard, dim)
-            collection.ensure_indexes()
+            collection.ensure_indexes(INDEXED_FIELDS if indexed is None else indexed)
             collection.flush()
             # Written last: a folder without it is not a collection yet.
             (path / "dim").write_text(str(dim))
@@ -529,12 +530,12 @@ class ClientCollection:
     def dim(self) -> int:
         return self._dim
 
-    def ensure_indexes(self) -> None:
+    def ensure_indexes(self, indexed: Mapping[str, str]) -> None:
         from qdrant_client import models as m
 
         if self._in_memory:  # local mode ignores payload indexes
             return
-        for key, kind in INDEXED_FIELDS.items():
+        for key, kind in indexed.items():
             schema = (
                 m.TextIndexParams(type=m.TextIndexType.TEXT, tokenizer=m.TokenizerType.WORD, lowercase=True)
                 if kind == "text"
@@ -667,7 +668,7 @@ class ClientStore:
     def exists(self, name: str) -> bool:
         return bool(self._client.collection_exists(self._qualified(name)))
 
-    def create(self, name: str, dim: int) -> ClientCollection:
+    def create(self, name: str, dim: int, indexed: Mapping[str, str] | None = None) -> ClientCollection:
         from qdrant_client import models as m
 
         if self.exists(name):
@@ -676,7 +677,7 @@ class ClientStore:
             self._qualified(name), vectors_config=m.VectorParams(size=dim, distance=m.Distance.COSINE)
         )
         collection = ClientCollection(name, self._client, self._qualified(name), dim, self.in_memory)
-        collection.ensure_indexes()
+        collection.ensure_indexes(INDEXED_FIELDS if indexed is None else indexed)
         return collection
 
     def get(self, name: str) -> ClientCollection:

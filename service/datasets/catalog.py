@@ -27,14 +27,14 @@ class Catalog:
 
     def __init__(self, store: Store):
         self.store = store
-        self._entries: Collection = store.get(CATALOG) if store.exists(CATALOG) else store.create(CATALOG, 1)
+        self._entries: Collection = store.get(CATALOG) if store.exists(CATALOG) else store.create(CATALOG, 1, indexed={})
 
     def names(self) -> list[str]:
-        ids, out, offset = [], [], None
+        out: list[str] = []
+        offset = None
         while True:
             page, offset = self._entries.scroll_page(limit=1000, offset=offset)
             out.extend(p.payload["name"] for p in page)
-            ids.extend(p.id for p in page)
             if offset is None:
                 return sorted(out)
 
