@@ -102,7 +102,7 @@ class SentenceTransformerEmbedder:
                 )
         kwargs = {"dtype": torch.bfloat16} if self.precision == "bf16" else {}
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True, model_kwargs=kwargs)
-        self._dim = int(self._model.get_sentence_embedding_dimension())
+        self._dim = int(self._model.get_embedding_dimension())
         log.info("loaded embedding model %s (%s, dim %d)", self.model_ref, self.precision, self._dim)
         return self._model
 
@@ -124,11 +124,14 @@ class SentenceTransformerEmbedder:
         vectors = model.encode(
             texts,
             batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
+            normalize_embeddings=False,
+            convert_to_tensor=True,
             show_progress_bar=show_progress,
         )
-        return np.asarray(vectors, dtype=np.float32)
+        # Normalise in fp32: bf16 vectors normalised in bf16 come out with norms off by ~1e-3.
+        vectors = vectors.float()
+        vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return vectors.numpy().astype(np.float32, copy=False)
 
 
 class FakeEmbedder:

@@ -1,0 +1,77 @@
+"""Embedders and the cache: the fake is deterministic, the cache never embeds a text twice, the real model
+loads offline from shipped, hash-verified weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embeddings import embedder as embedder_module
+from embeddings.cache import CachedEmbedder, EmbeddingCache
+from embeddings.embedder import FakeEmbedder, SentenceTransformerEmbedder
+from service.errors import IntegrityError, InvalidInput
+
+
+class CountingEmbedder(FakeEmbedder):
+    def __init__(self):
+        super().__init__()
+        self.seen: list[str] = []
+
+    def embed(self, texts, show_progress=False):
+        self.seen.extend(texts)
+        return super().embed(texts)
+
+
+def test_fake_embedder_is_deterministic_and_normalised():
+    a = FakeEmbedder().embed(["my card is lost", "my card is lost", "what is the weather"])
+    assert a.shape == (3, 32) and a.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(a[0], a[1])
+    close = FakeEmbedder().embed(["my card is stolen"])[0]
+    assert close @ a[0] > close @ a[2]
+
+
+def test_cache_embeds_each_text_once(tmp_path):
+    inner = CountingEmbedder()
+    cached = CachedEmbedder(inner, EmbeddingCache(tmp_path / "c.sqlite"))
+    first = cached.embed(["a b", "c d", "a b"])
+    assert inner.seen == ["a b", "c d"]
+    again = CachedEmbedder(inner, EmbeddingCache(tmp_path / "c.sqlite")).embed(["c d", "a b", "e f"])
+    assert inner.seen == ["a b", "c d", "e f"]
+    np.testing.assert_array_equal(again[1], first[0])
+    assert cached.cache.count("fake-32") == 3
+
+
+def test_cache_is_keyed_by_model(tmp_path):
+    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    CachedEmbedder(FakeEmbedder(dim=8), cache).embed(["x"])
+    out = CachedEmbedder(FakeEmbedder(dim=16), cache).embed(["x"])
+    assert out.shape == (1, 16) and cache.count() == 2
+
+
+def test_unknown_model_path_is_a_clear_error():
+    with pytest.raises(InvalidInput, match="neither 'all-MiniLM-L6-v2' nor an existing local path"):
+        SentenceTransformerEmbedder("/no/such/model").embed(["x"])
+
+
+def test_tampered_weights_are_refused(monkeypatch):
+    monkeypatch.setattr(embedder_module, "MINILM_SHA256", "0" * 64)
+    with pytest.raises(IntegrityError, match="does not match the pinned all-MiniLM-L6-v2 hash"):
+        embedder_module.shipped_minilm_path()
+
+
+@pytest.mark.slow
+def test_real_minilm_loads_offline_and_bf16_matches_fp32():
+    texts = ["what is my new credit limit", "my card got stolen", "change the language of the chat"]
+    fp32 = SentenceTransformerEmbedder(precision="fp32").embed(texts)
+    assert fp32.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(fp32, axis=1), 1.0, atol=1e-4)
+    # upstream all-MiniLM-L6-v2 places these two far apart and each text closest to itself
+    sims = fp32 @ fp32.T
+    assert sims[0, 1] < 0.5 and np.all(np.argmax(sims, axis=1) == np.arange(3))
+    if embedder_module.cpu_supports_bf16():
+        bf16 = SentenceTransformerEmbedder(precision="bf16").embed(texts)
+        np.testing.assert_allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
+        cosines = np.sum(bf16 * fp32, axis=1)
+        # measured over 20k real utterances: mean 0.99995; short texts vary a little more
+        assert cosines.min() > 0.998 and cosines.mean() > 0.999
