@@ -1,0 +1,20 @@
+# The Data Debugger service (API + dashboard). Used by docker-compose.yml next to a Qdrant server.
+FROM python:3.11-slim
+
+ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+WORKDIR /app
+
+# CPU-only torch first, pinned, from PyTorch's CPU index (the default index would pull the CUDA build).
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+
+COPY pyproject.toml README.md ./
+COPY service service
+COPY embeddings embeddings
+COPY dashboard dashboard
+RUN pip install .
+
+RUN useradd --create-home debugger && mkdir /data && chown debugger /data
+USER debugger
+VOLUME /data
+EXPOSE 8000 5006
+CMD ["data-debugger", "serve", "--host", "0.0.0.0"]
