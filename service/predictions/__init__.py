@@ -1,0 +1,1 @@
+"""Predictions: train and version the intent classifier, serve it over HTTP, enrich datasets through it."""

@@ -1,0 +1,129 @@
+"""Evaluation of a probability matrix against true labels: the figures every model version carries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+ECE_BINS = 15
+BOOTSTRAP_ROUNDS = 1000
+
+
+def entropy(proba: np.ndarray) -> np.ndarray:
+    """Entropy in nats of each row of a probability matrix."""
+    p = np.clip(proba, 1e-12, 1.0)
+    return -(proba * np.log(p)).sum(axis=1)
+
+
+def _prf(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int) -> tuple[np.ndarray, ...]:
+    """Per-label precision, recall, F1, support and a mask of the labels present in truth or prediction."""
+    confusion = np.bincount(y_true * n_labels + y_pred, minlength=n_labels * n_labels).reshape(n_labels, n_labels)
+    tp = np.diag(confusion).astype(np.float64)
+    predicted = confusion.sum(axis=0)
+    support = confusion.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = (support > 0) | (predicted > 0)
+    return precision, recall, f1, support, present
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int) -> float:
+    """Mean F1 over the labels present in truth or prediction (scikit-learn's convention)."""
+    _, _, f1, _, present = _prf(y_true, y_pred, n_labels)
+    return float(f1[present].mean()) if present.any() else 0.0
+
+
+def expected_calibration_error(proba: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS) -> tuple[float, list]:
+    """ECE of the top-label confidence, and the reliability diagram (per bin: confidence, accuracy, count)."""
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y_true
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    diagram = []
+    for b in range(bins):
+        in_bin = which == b
+        count = int(in_bin.sum())
+        if not count:
+            continue
+        conf, acc = float(confidence[in_bin].mean()), float(correct[in_bin].mean())
+        ece += count / len(y_true) * abs(acc - conf)
+        diagram.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "confidence": conf, "accuracy": acc,
+                        "count": count})
+    return float(ece), diagram
+
+
+def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int, rounds: int = BOOTSTRAP_ROUNDS,
+                 seed: int = 0, level: float = 0.95) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals of accuracy and macro-F1 over resampled points."""
+    rng = np.random.default_rng(seed)
+    n = len(y_true)
+    accs, f1s = np.empty(rounds), np.empty(rounds)
+    for r in range(rounds):
+        idx = rng.integers(0, n, n)
+        accs[r] = (y_true[idx] == y_pred[idx]).mean()
+        f1s[r] = macro_f1(y_true[idx], y_pred[idx], n_labels)
+    tail = (1 - level) / 2 * 100
+    return {
+        "accuracy_ci": [float(np.percentile(accs, tail)), float(np.percentile(accs, 100 - tail))],
+        "macro_f1_ci": [float(np.percentile(f1s, tail)), float(np.percentile(f1s, 100 - tail))],
+        "macro_f1_std": float(f1s.std()),
+    }
+
+
+def evaluate(proba: np.ndarray, y_true: np.ndarray, labels: list[str], bootstrap: bool = True) -> dict[str, Any]:
+    """Accuracy, micro/macro/weighted P/R/F1, per-label report, confusion matrix, log loss, ECE, bootstrap CIs."""
+    n_labels = len(labels)
+    y_pred = proba.argmax(axis=1)
+    precision, recall, f1, support, present = _prf(y_true, y_pred, n_labels)
+    accuracy = float((y_true == y_pred).mean())
+    weights = support / max(support.sum(), 1)
+    confusion = np.bincount(y_true * n_labels + y_pred, minlength=n_labels * n_labels).reshape(n_labels, n_labels)
+    ece, diagram = expected_calibration_error(proba, y_true)
+    p_true = np.clip(proba[np.arange(len(y_true)), y_true], 1e-12, 1.0)
+    out: dict[str, Any] = {
+        "n": int(len(y_true)),
+        "accuracy": accuracy,
+        # Single-label classification: micro P = micro R = micro F1 = accuracy.
+        "micro_precision": accuracy,
+        "micro_recall": accuracy,
+        "micro_f1": accuracy,
+        "macro_precision": float(precision[present].mean()),
+        "macro_recall": float(recall[present].mean()),
+        "macro_f1": float(f1[present].mean()),
+        "weighted_f1": float((f1 * weights).sum()),
+        "log_loss": float(-np.log(p_true).mean()),
+        "ece": ece,
+        "reliability": diagram,
+        "per_class": {
+            label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                    "support": int(support[i])}
+            for i, label in enumerate(labels)
+        },
+        "confusion": {"labels": list(labels), "matrix": confusion.tolist()},
+    }
+    if bootstrap:
+        out.update(bootstrap_ci(y_true, y_pred, n_labels))
+    return out
+
+
+def format_report(name: str, m: dict[str, Any]) -> str:
+    """A few lines for the terminal: headline figures with intervals, then the per-label table."""
+    ci = m.get("macro_f1_ci")
+    ci_text = f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
+    acc_ci = m.get("accuracy_ci")
+    acc_text = f" (95% CI {acc_ci[0]:.3f}-{acc_ci[1]:.3f})" if acc_ci else ""
+    lines = [
+        f"{name} (n={m['n']}): accuracy {m['accuracy']:.3f}{acc_text}, macro-F1 {m['macro_f1']:.3f}{ci_text}",
+        f"  macro P {m['macro_precision']:.3f} R {m['macro_recall']:.3f}; micro F1 {m['micro_f1']:.3f}; "
+        f"weighted F1 {m['weighted_f1']:.3f}; log loss {m['log_loss']:.3f}; ECE {m['ece']:.3f}",
+    ]
+    width = max(len(label) for label in m["per_class"])
+    lines.append(f"  {'label':<{width}}  prec   rec    f1     n")
+    for label, row in m["per_class"].items():
+        lines.append(f"  {label:<{width}}  {row['precision']:.3f}  {row['recall']:.3f}  {row['f1']:.3f}  "
+                     f"{row['support']:>4}")
+    return "\n".join(lines)

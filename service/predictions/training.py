@@ -1,0 +1,218 @@
+"""Training a model version: pick the family and hyper-parameters on validation, evaluate on validation and
+test, record learning and iteration curves, compute out-of-fold probabilities, register the version."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.datasets.catalog import now_iso
+from service.errors import InvalidInput
+from service.predictions import data as training_data
+from service.predictions.metrics import evaluate, macro_f1
+from service.predictions.models import FAMILIES, GRIDS, Classifier, build
+from service.predictions.registry import ModelRegistry, ModelVersion
+
+log = logging.getLogger(__name__)
+
+LEARNING_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
+ITERATION_SCHEDULE = (1, 2, 3, 5, 8, 12, 18, 27, 40, 60, 90, 135, 200, 300, 450, 700, 1000)
+
+
+def _quiet_fit(model: Classifier, texts, vectors, y, n_labels) -> Classifier:
+    # Small folds and capped iterations are expected here; their warnings would only be noise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(texts, vectors, y, n_labels)
+
+
+def _take(values: list, idx: np.ndarray) -> list:
+    return [values[i] for i in idx]
+
+
+def select_model(d: training_data.TrainingData, y: np.ndarray, n_labels: int, families: list[str],
+                 grids: dict[str, list[dict]] | None = None) -> tuple[Classifier, list[dict[str, Any]]]:
+    """Fit every family x grid point on training, score on validation; best macro-F1 wins, then log loss."""
+    train, val = np.flatnonzero(d.mask("training")), np.flatnonzero(d.mask("validation"))
+    texts_tr, texts_va = _take(d.texts, train), _take(d.texts, val)
+    candidates: list[dict[str, Any]] = []
+    best: tuple[tuple[float, float], Classifier] | None = None
+    for family in families:
+        for params in (grids or GRIDS)[family]:
+            started = time.perf_counter()
+            model = _quiet_fit(build(family, **params), texts_tr, d.vectors[train], y[train], n_labels)
+            proba = model.predict_proba(texts_va, d.vectors[val])
+            f1 = macro_f1(y[val], proba.argmax(axis=1), n_labels)
+            loss = float(-np.log(np.clip(proba[np.arange(len(val)), y[val]], 1e-12, 1)).mean())
+            candidates.append({**model.params(), "validation_macro_f1": f1, "validation_log_loss": loss,
+                               "validation_accuracy": float((proba.argmax(axis=1) == y[val]).mean()),
+                               "seconds": round(time.perf_counter() - started, 3)})
+            key = (f1, -loss)
+            if best is None or key > best[0]:
+                best = (key, model)
+    assert best is not None
+    return best[1], candidates
+
+
+def _subsample(idx: np.ndarray, y: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A stratified share of `idx`, at least one point per label."""
+    out = []
+    for label in np.unique(y[idx]):
+        members = idx[y[idx] == label]
+        k = max(1, int(round(len(members) * fraction)))
+        out.append(rng.choice(members, size=k, replace=False))
+    return np.sort(np.concatenate(out))
+
+
+def learning_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int, chosen: Classifier,
+                   repeats: int = 3, seed: int = 0) -> dict[str, Any]:
+    """Validation macro-F1 and accuracy against training-set size (mean and std over stratified draws)."""
+    rng = np.random.default_rng(seed)
+    train, val = np.flatnonzero(d.mask("training")), np.flatnonzero(d.mask("validation"))
+    params = {k: v for k, v in chosen.params().items() if k in GRIDS[chosen.kind][0]}
+    rows: dict[str, list[float]] = {k: [] for k in (
+        "train_sizes", "validation_macro_f1", "validation_macro_f1_std", "validation_accuracy",
+        "validation_accuracy_std", "training_accuracy")}
+    for fraction in LEARNING_FRACTIONS:
+        f1s, accs, train_accs, sizes = [], [], [], []
+        for _ in range(repeats if fraction < 1 else 1):
+            subset = _subsample(train, y, fraction, rng)
+            model = _quiet_fit(build(chosen.kind, **params), _take(d.texts, subset), d.vectors[subset],
+                               y[subset], n_labels)
+            pred = model.predict_proba(_take(d.texts, val), d.vectors[val]).argmax(axis=1)
+            pred_tr = model.predict_proba(_take(d.texts, subset), d.vectors[subset]).argmax(axis=1)
+            f1s.append(macro_f1(y[val], pred, n_labels))
+            accs.append(float((pred == y[val]).mean()))
+            train_accs.append(float((pred_tr == y[subset]).mean()))
+            sizes.append(len(subset))
+        rows["train_sizes"].append(float(np.mean(sizes)))
+        rows["validation_macro_f1"].append(float(np.mean(f1s)))
+        rows["validation_macro_f1_std"].append(float(np.std(f1s)))
+        rows["validation_accuracy"].append(float(np.mean(accs)))
+        rows["validation_accuracy_std"].append(float(np.std(accs)))
+        rows["training_accuracy"].append(float(np.mean(train_accs)))
+    return {"model": chosen.kind, "repeats": repeats, **rows}
+
+
+def iteration_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int, C: float) -> dict[str, Any]:
+    """Loss and accuracy of logistic regression after t lbfgs iterations, on training and validation."""
+    from sklearn.linear_model import LogisticRegression
+
+    train, val = np.flatnonzero(d.mask("training")), np.flatnonzero(d.mask("validation"))
+    out: dict[str, list[float]] = {k: [] for k in (
+        "iteration", "training_loss", "validation_loss", "training_accuracy", "validation_accuracy")}
+
+    def loss_acc(model, idx) -> tuple[float, float]:
+        proba = model.predict_proba(d.vectors[idx])
+        cols = np.searchsorted(model.classes_, y[idx])
+        p_true = np.clip(proba[np.arange(len(idx)), cols], 1e-12, 1)
+        return float(-np.log(p_true).mean()), float((model.classes_[proba.argmax(axis=1)] == y[idx]).mean())
+
+    for t in ITERATION_SCHEDULE:
+        model = LogisticRegression(C=C, max_iter=t)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(d.vectors[train], y[train])
+        tr_loss, tr_acc = loss_acc(model, train)
+        va_loss, va_acc = loss_acc(model, val)
+        out["iteration"].append(int(model.n_iter_.max()))
+        out["training_loss"].append(tr_loss)
+        out["validation_loss"].append(va_loss)
+        out["training_accuracy"].append(tr_acc)
+        out["validation_accuracy"].append(va_acc)
+        if model.n_iter_.max() < t:  # converged before the cap: later points would repeat this one
+            break
+    return {"model": "logreg", "solver": "lbfgs", **out}
+
+
+def out_of_fold(d: training_data.TrainingData, y: np.ndarray, n_labels: int, chosen: Classifier,
+                folds: int = 5, seed: int = 0) -> np.ndarray:
+    """k-fold probabilities over every labelled point: each row from a model that did not see that point."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if len(y) < folds:
+        raise InvalidInput(f"{len(y)} labelled points cannot make {folds} folds; lower --folds")
+    params = {k: v for k, v in chosen.params().items() if k in GRIDS[chosen.kind][0]}
+    proba = np.zeros((len(y), n_labels), dtype=np.float64)
+    seen = np.zeros(len(y), dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # Labels rarer than the fold count trigger a warning; their points still get held-out rows.
+        warnings.simplefilter("ignore")
+        splits = list(splitter.split(np.zeros(len(y)), y))
+    for fit_idx, held_idx in splits:
+        model = _quiet_fit(build(chosen.kind, **params), _take(d.texts, fit_idx), d.vectors[fit_idx],
+                           y[fit_idx], n_labels)
+        proba[held_idx] = model.predict_proba(_take(d.texts, held_idx), d.vectors[held_idx])
+        seen[held_idx] += 1
+    assert (seen == 1).all(), "every point must be held out exactly once"
+    return proba
+
+
+def train_version(ws, dataset: str, from_file: Path | None = None, **options: Any) -> ModelVersion:
+    """Train, evaluate and register a new version of `dataset`'s classifier.
+
+    options: model ("auto" = compare every family, or one of models.FAMILIES), folds (5), seed (0),
+    grids (override the hyper-parameter grids), fmt and columns (for from_file), registry.
+    """
+    started = time.perf_counter()
+    model_opt = options.get("model") or "auto"
+    families = list(FAMILIES) if model_opt == "auto" else [model_opt]
+    for family in families:
+        if family not in FAMILIES:
+            raise InvalidInput(f"unknown model {family!r}; use 'auto' or one of {', '.join(FAMILIES)}")
+    folds, seed = int(options.get("folds", 5)), int(options.get("seed", 0))
+    registry: ModelRegistry = options.get("registry") or ModelRegistry(ws.settings.models_dir)
+
+    if from_file is not None:
+        d = training_data.from_file(ws, Path(from_file), options.get("fmt"), options.get("columns"))
+    else:
+        d = training_data.from_store(ws, dataset)
+    labels = d.label_set
+    y = d.y(labels)
+    n = len(labels)
+    log.info("training %s on %s: %s", dataset, d.source, d.sizes())
+
+    chosen, candidates = select_model(d, y, n, families, options.get("grids"))
+    log.info("selected %s on validation (%.1f s)", chosen.params(), time.perf_counter() - started)
+
+    metrics: dict[str, Any] = {}
+    for split, name in (("validation", "validation"), ("testing", "test")):
+        idx = np.flatnonzero(d.mask(split))
+        if len(idx):
+            proba = chosen.predict_proba(_take(d.texts, idx), d.vectors[idx])
+            metrics[name] = evaluate(proba, y[idx], labels)
+    curves: dict[str, Any] = {"learning_curve": learning_curve(d, y, n, chosen, seed=seed)}
+    if chosen.kind == "logreg":
+        curves["iterations"] = iteration_curve(d, y, n, chosen.params()["C"])
+    oof = out_of_fold(d, y, n, chosen, folds=folds, seed=seed)
+    oof_eval = evaluate(oof, y, labels, bootstrap=False)
+    metrics["oof"] = {"folds": folds, "n": len(y), "accuracy": oof_eval["accuracy"],
+                      "macro_f1": oof_eval["macro_f1"], "log_loss": oof_eval["log_loss"], "ece": oof_eval["ece"]}
+    metrics["selection"] = {"criterion": "validation macro-F1, then validation log loss",
+                            "candidates": candidates}
+    for name in ("validation", "test"):
+        if name in metrics:
+            curves[f"reliability_{name}"] = metrics[name]["reliability"]
+
+    meta = {
+        "created_at": now_iso(),
+        "source": d.source,
+        "embedding_model": d.embedding_model,
+        "needs_vectors": chosen.needs_vectors,
+        "labels": labels,
+        "params": {**chosen.params(), "folds": folds, "seed": seed},
+        "data_hash": d.content_hash(),
+        "sizes": d.sizes(),
+        "metrics": metrics,
+        "curves": curves,
+        "training_seconds": round(time.perf_counter() - started, 2),
+    }
+    version = registry.create(dataset, chosen, meta, d.ids, oof)
+    log.info("trained %s %s in %.1f s", dataset, version.version, time.perf_counter() - started)
+    return version
