@@ -27,7 +27,20 @@ def run_pipeline(ws: Workspace, dataset: str) -> dict:
     report = ingest(ws.catalog, ws.embedder, dataset, make_sources([path], "humanloop"),
                     batch_size=ws.settings.ingest_batch_size, show_progress=True)
     print(report.summary())
-    return {"ingest": report}
+    reports: dict = {"ingest": report}
+
+    from service.predictions.client import enrich
+    from service.predictions.registry import ModelRegistry
+    from service.predictions.training import train_version
+
+    registry = ModelRegistry(ws.settings.models_dir)
+    if registry.latest(dataset) is None:
+        reports["train"] = train_version(ws, dataset, registry=registry)
+        print(f"trained {dataset} {reports['train'].version}: "
+              f"test macro-F1 {reports['train'].metrics['test']['macro_f1']:.3f}")
+    reports["predict"] = enrich(ws, dataset, show_progress=True)
+    print(reports["predict"].summary())
+    return reports
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
