@@ -36,8 +36,9 @@ def run_pipeline(ws: Workspace, dataset: str) -> dict:
     registry = ModelRegistry(ws.settings.models_dir)
     if registry.latest(dataset) is None:
         reports["train"] = train_version(ws, dataset, registry=registry)
-        print(f"trained {dataset} {reports['train'].version}: "
-              f"test macro-F1 {reports['train'].metrics['test']['macro_f1']:.3f}")
+        metrics = reports["train"].metrics
+        scores = {k: round(metrics[k]["macro_f1"], 3) for k in ("validation", "test") if k in metrics}
+        print(f"trained {dataset} {reports['train'].version}: macro-F1 {scores}")
     reports["predict"] = enrich(ws, dataset, show_progress=True)
     print(reports["predict"].summary())
     return reports
