@@ -355,7 +355,8 @@ class EdgeCollection:
             records, next_offset = self._shard.scroll(request)
         next_offset = None if next_offset is None else _norm_id(next_offset)
         page = [
-            StoredPoint(_norm_id(r.id), dict(r.payload or {}), _vec(r.vector) if with_vectors else None) for r in records
+            StoredPoint(_norm_id(r.id), dict(r.payload or {}), _vec(r.vector) if with_vectors else None)
+            for r in records
         ]
         return page, next_offset
 
@@ -655,7 +656,9 @@ class ClientStore:
         except Exception as exc:
             if self.in_memory:
                 raise
-            raise Unavailable(f"cannot reach the Qdrant server at {url}: {exc}. Is it running (docker compose up)?") from exc
+            raise Unavailable(
+                f"cannot reach the Qdrant server at {url}: {exc}. Is it running (docker compose up)?"
+            ) from exc
         self._dims: dict[str, int] = {}
 
     def _qualified(self, name: str) -> str:

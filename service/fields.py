@@ -25,6 +25,7 @@ analyze (service.analyses), all optional until an analysis ran:
     mislabel_score   combined score in [0, 1] (high = likely mislabelled)
     suggested_label  str (labelled: the likely right label; unlabelled: the suggestion)
     suggestion_confidence  float, for unlabelled points
+    suggestion_agreement   "agree" | "conflict" | "model_only" | "neighbours_only": model vs kNN vote (unlabelled)
     triage           "label_error" | "model_error" | "ambiguous" | "outlier" | "agree" | "unlabelled"
     reasons          [str] human-readable evidence
     outlier_score    float, high = far from everything

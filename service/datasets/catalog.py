@@ -27,7 +27,8 @@ class Catalog:
 
     def __init__(self, store: Store):
         self.store = store
-        self._entries: Collection = store.get(CATALOG) if store.exists(CATALOG) else store.create(CATALOG, 1, indexed={})
+        exists = store.exists(CATALOG)
+        self._entries: Collection = store.get(CATALOG) if exists else store.create(CATALOG, 1, indexed={})
 
     def names(self) -> list[str]:
         out: list[str] = []
