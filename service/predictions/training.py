@@ -158,7 +158,8 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
     """Train, evaluate and register a new version of `dataset`'s classifier.
 
     options: model ("auto" = compare every family, or one of models.FAMILIES), folds (5), seed (0),
-    grids (override the hyper-parameter grids), fmt and columns (for from_file), registry.
+    grids (override the hyper-parameter grids), learning_repeats (3 draws per learning-curve size),
+    fmt and columns (for from_file), registry.
     """
     started = time.perf_counter()
     model_opt = options.get("model") or "auto"
@@ -187,7 +188,8 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
         if len(idx):
             proba = chosen.predict_proba(_take(d.texts, idx), d.vectors[idx])
             metrics[name] = evaluate(proba, y[idx], labels)
-    curves: dict[str, Any] = {"learning_curve": learning_curve(d, y, n, chosen, seed=seed)}
+    repeats = int(options.get("learning_repeats", 3))
+    curves: dict[str, Any] = {"learning_curve": learning_curve(d, y, n, chosen, repeats=repeats, seed=seed)}
     if chosen.kind == "logreg":
         curves["iterations"] = iteration_curve(d, y, n, chosen.params()["C"])
     oof = out_of_fold(d, y, n, chosen, folds=folds, seed=seed)

@@ -1,0 +1,166 @@
+"""Training: model selection on validation, honest metrics, curves, out-of-fold probabilities, --from files."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from embeddings.store import PointFilter, load_all
+from service.errors import InvalidInput, InvalidRecords
+from service.predictions import models, training
+from service.predictions.training import train_version
+from tests.predictions.conftest import DATASET, TEST_GRIDS, VOCAB
+
+
+def test_selection_keeps_the_best_candidate_on_validation(shared_registry):
+    v1 = shared_registry.get(DATASET, "v1")
+    candidates = v1.metrics["selection"]["candidates"]
+    assert {c["model"] for c in candidates} == set(models.FAMILIES)
+    assert len(candidates) == sum(len(g) for g in TEST_GRIDS.values())
+    best = max(candidates, key=lambda c: (c["validation_macro_f1"], -c["validation_log_loss"]))
+    assert (v1.params["model"], v1.params["C"]) == (best["model"], best["C"])
+    # The validation figures of the kept model are the ones it was selected on.
+    assert v1.metrics["validation"]["macro_f1"] == pytest.approx(best["validation_macro_f1"])
+
+
+def test_metrics_are_complete_and_consistent(shared_registry):
+    v = shared_registry.get(DATASET, "v1")
+    assert v.labels == sorted(VOCAB)
+    assert v.sizes == {"training": 120, "validation": 32, "testing": 32, "labelled": 184}
+    for split in ("validation", "test"):
+        m = v.metrics[split]
+        assert m["n"] == 32
+        matrix = np.array(m["confusion"]["matrix"])
+        assert matrix.shape == (4, 4) and matrix.sum() == 32
+        assert m["accuracy"] == pytest.approx(np.trace(matrix) / 32)
+        assert set(m["per_class"]) == set(v.labels)
+        assert sum(row["support"] for row in m["per_class"].values()) == 32
+        lo, hi = m["macro_f1_ci"]
+        assert 0 <= lo <= m["macro_f1"] <= hi <= 1
+        assert 0 <= m["ece"] <= 1
+    # The planted intents are separable: a working classifier is far above chance (0.25).
+    assert v.metrics["test"]["accuracy"] > 0.8
+
+
+def test_learning_curve_and_iteration_curve(shared_registry):
+    v2 = shared_registry.get(DATASET, "v2")
+    assert v2.params["model"] == "logreg"
+    lc = v2.curves["learning_curve"]
+    assert lc["train_sizes"] == sorted(lc["train_sizes"]) and lc["train_sizes"][-1] == 120
+    assert len(lc["validation_macro_f1"]) == len(lc["train_sizes"]) == len(training.LEARNING_FRACTIONS)
+    it = v2.curves["iterations"]
+    assert it["iteration"] == sorted(it["iteration"]) and len(it["iteration"]) >= 3
+    # lbfgs minimises the training loss: later iterations never end above the first.
+    assert it["training_loss"][-1] < it["training_loss"][0]
+
+
+def test_oof_covers_every_labelled_point_once(ws, shared_registry, planted):
+    ids, proba = shared_registry.get(DATASET, "v1").oof()
+    labelled, _, _ = load_all(ws.collection(DATASET), PointFilter(empty={"label": False}), with_vectors=False)
+    assert sorted(ids) == sorted(labelled) and len(ids) == len(set(ids))
+    assert proba.shape == (184, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    # Out-of-fold rows of the flipped points favour their true intent, not the wrong stored label.
+    labels = shared_registry.get(DATASET, "v1").labels
+    row = {pid: i for i, pid in enumerate(ids)}
+    recovered = sum(labels[proba[row[pid]].argmax()] == planted.truth[pid] for pid in planted.flipped)
+    assert recovered >= len(planted.flipped) - 1
+
+
+class _Recorder:
+    """A classifier that remembers what it was fitted on, to check no held-out point was seen."""
+
+    kind = "recorder"
+    needs_vectors = False
+    fitted: list[set[str]] = []
+    predicted: list[tuple[int, list[str]]] = []
+
+    def __init__(self, C: float = 1.0):
+        self.C = C
+
+    def params(self):
+        return {"model": self.kind, "C": self.C}
+
+    def fit(self, texts, vectors, y, n_labels):
+        self.n_labels_ = n_labels
+        self.seen_ = set(texts)
+        _Recorder.fitted.append(self.seen_)
+        return self
+
+    def predict_proba(self, texts, vectors):
+        _Recorder.predicted.append((len(_Recorder.fitted) - 1, list(texts)))
+        return np.full((len(texts), self.n_labels_), 1.0 / self.n_labels_)
+
+
+def test_out_of_fold_never_predicts_a_point_its_model_saw(ws, monkeypatch):
+    from service.predictions.data import from_store
+
+    monkeypatch.setitem(models.FAMILIES, "recorder", _Recorder)
+    monkeypatch.setitem(models.GRIDS, "recorder", [{"C": 1.0}])
+    _Recorder.fitted, _Recorder.predicted = [], []
+    d = from_store(ws, DATASET)
+    labels = d.label_set
+    training.out_of_fold(d, d.y(labels), len(labels), _Recorder(), folds=5)
+    assert len(_Recorder.fitted) == 5
+    predicted_texts = []
+    for model_index, texts in _Recorder.predicted:
+        assert not set(texts) & _Recorder.fitted[model_index]
+        predicted_texts.extend(texts)
+    assert sorted(predicted_texts) == sorted(d.texts)
+
+
+def _write(path, rows, fields=("id", "text", "label", "split")):
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(fields))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_train_from_file_makes_a_new_version_and_old_ones_stay(ws, registry, planted, tmp_path):
+    # Corrected labels, no validation split in the file: a stable share of training is held out.
+    rows = []
+    with planted.csv.open() as fh:
+        for row in csv.DictReader(fh):
+            if row["label"]:
+                rows.append({"id": row["id"], "text": row["text"], "label": planted.truth[int(row["id"])],
+                             "split": "training" if row["split"] != "testing" else "testing"})
+    corrected = _write(tmp_path / "corrected.csv", rows)
+    v3 = train_version(ws, DATASET, from_file=corrected, model="logreg", registry=registry, grids=TEST_GRIDS,
+                       learning_repeats=1)
+    assert v3.version == "v3" and v3.meta["source"] == str(corrected)
+    assert v3.sizes["validation"] > 0 and v3.sizes["training"] + v3.sizes["validation"] == 152
+    assert v3.data_hash != registry.get(DATASET, "v1").data_hash
+    ids, proba = v3.oof()
+    assert sorted(ids) == sorted(int(r["id"]) for r in rows)
+    assert [v.version for v in registry.versions(DATASET)] == ["v1", "v2", "v3"]
+    # The older versions still load and answer.
+    texts = ["card blocked pin", "invoice due amount"]
+    assert registry.get(DATASET, "v1").predict_proba(texts, ws.embedder.embed(texts)).shape == (2, 4)
+
+
+def test_bad_from_file_names_the_record(ws, tmp_path):
+    bad = _write(tmp_path / "bad.csv", [
+        {"id": 1, "text": "card lost", "label": "card", "split": "training"},
+        {"id": 2, "text": "   ", "label": "bill", "split": "training"},
+    ])
+    with pytest.raises(InvalidRecords, match=r"record 2 .*\"text\" is empty"):
+        train_version(ws, DATASET, from_file=bad)
+    one_label = _write(tmp_path / "one.csv", [
+        {"id": i, "text": f"card lost {i}", "label": "card", "split": "training"} for i in range(10)])
+    with pytest.raises(InvalidInput, match="needs 2"):
+        train_version(ws, DATASET, from_file=one_label)
+    with pytest.raises(InvalidInput, match="no such file"):
+        train_version(ws, DATASET, from_file=tmp_path / "missing.csv")
+    with pytest.raises(InvalidInput, match="unknown model"):
+        train_version(ws, DATASET, model="forest")
+
+
+def test_label_only_outside_training_is_refused(ws, tmp_path):
+    rows = [{"id": i, "text": f"card lost {i}", "label": "card", "split": "training"} for i in range(6)]
+    rows += [{"id": 10 + i, "text": f"bill due {i}", "label": "bill", "split": "training"} for i in range(6)]
+    rows.append({"id": 99, "text": "trip abroad", "label": "travel", "split": "testing"})
+    with pytest.raises(InvalidInput, match=r"\['travel'\] occur only outside the training split"):
+        train_version(ws, DATASET, from_file=_write(tmp_path / "x.csv", rows))
