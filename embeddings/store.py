@@ -44,7 +44,6 @@ INDEXED_FIELDS: dict[str, str] = {
     "flags": "keyword",
     "suggested_label": "keyword",
     "cluster": "integer",
-    "record_id": "keyword",
     "mislabel_score": "float",
     "confidence": "float",
     "entropy": "float",
@@ -155,6 +154,9 @@ class Collection(Protocol):
         """Counts of each value of an indexed keyword/integer field."""
 
     def flush(self) -> None: ...
+
+    def optimize(self) -> None:
+        """Build the vector index now (embedded store); a server optimises by itself."""
 
 
 class Store(Protocol):
@@ -625,6 +627,9 @@ class ClientCollection:
 
     def flush(self) -> None:
         """Writes use wait=True; nothing to flush."""
+
+    def optimize(self) -> None:
+        """The server builds its HNSW index in the background by itself."""
 
     def close(self) -> None:
         """The client is shared by the store; nothing per collection."""

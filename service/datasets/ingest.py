@@ -135,6 +135,7 @@ def ingest(
     rejects_path: Path | None = None,
     batch_size: int = 512,
     show_progress: bool = False,
+    index_threshold: int = 20_000,
 ) -> IngestReport:
     """Validate every file, then upsert what is new or changed. Refuses the whole input on a bad record
     unless skip_invalid, in which case the rejects are written to `rejects_path`."""
@@ -192,6 +193,10 @@ def ingest(
     if progress is not None:
         progress.close()
     collection.flush()
+    if (report.inserted or report.updated) and collection.count() >= index_threshold:
+        # Below this a plain scan answers in a few ms; above, search needs the HNSW index (about 30 s per 100k).
+        log.info("building the vector index of %s", dataset)
+        collection.optimize()
     report.embedded = getattr(embedder, "misses", 0) - misses_before
     if report.inserted or report.updated:
         catalog.update(dataset, last_ingest_at=now_iso())

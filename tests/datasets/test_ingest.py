@@ -177,3 +177,10 @@ def test_rejects_default_path_is_not_in_cwd_of_store(workspace, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     report = _ingest(workspace, [BAD / "empty_text.csv"], skip_invalid=True)
     assert Path(report.rejects_path).exists()
+
+
+def test_large_collections_get_their_vector_index_built(workspace):
+    _ingest(workspace, [FIXTURES / "humanloop_small.json"], index_threshold=1)
+    collection = workspace.collection("ds")
+    vector = workspace.embedder.embed(["my card was stolen"])[0]
+    assert collection.search(vector, k=1)[0].id == 700000
