@@ -1,0 +1,91 @@
+"""The CLI: train, models, predict in-process, and model-server as its own process on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from service.cli import main
+from tests.conftest import REPO
+from tests.predictions.conftest import DATASET
+
+
+@pytest.fixture
+def env(home, monkeypatch) -> dict[str, str]:
+    values = {"DATA_DEBUGGER_HOME": str(home), "DATA_DEBUGGER_FAKE_EMBEDDINGS": "1",
+              "DATA_DEBUGGER_STORE_BACKEND": "edge"}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("PREDICTION_API_KEY", raising=False)
+    return values
+
+
+def test_train_models_predict(env, capsys):
+    assert main(["train", "--dataset", DATASET, "--model", "logreg", "--folds", "3", "--promote"]) == 0
+    out = capsys.readouterr().out
+    assert "planted v3: logreg" in out and "v3 is now production" in out
+    assert "validation (n=32)" in out and "test (n=32)" in out and "95% CI" in out
+    assert "out-of-fold (3 folds, n=184)" in out
+
+    assert main(["models", "--dataset", DATASET]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["planted v1", "planted v2", "planted v3 [production]"]
+
+    assert main(["predict", "--dataset", DATASET]) == 0
+    assert "200 of 200 points predicted by v3" in capsys.readouterr().out
+    assert main(["models", "--dataset", DATASET, "--promote", "v1"]) == 0
+    assert "planted v1 [production]" in capsys.readouterr().out
+
+
+def test_train_errors_exit_2_with_a_message(env, capsys, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert main(["train", "--dataset", DATASET, "--from", str(empty)]) == 2
+    assert "the file is empty" in capsys.readouterr().err
+    assert main(["models", "--promote", "v1"]) == 2
+    assert "--promote needs --dataset" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_model_server_process_answers_two_versions(env):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "model-server", "--port", str(port), "--dataset", DATASET],
+        cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "model server did not start"
+            time.sleep(0.2)
+        for version in ("v1", "v2"):
+            r = httpx.get(f"{base}/intent", params={"query": "what is my savings interest rate", "version": version})
+            assert r.status_code == 200 and r.json() == {**r.json(), "intent": "rates", "model_version": version}
+            r = httpx.post(f"{base}/predict", params={"version": version}, json={"id": 1, "text": "lost card pin"})
+            assert r.json()["label"] == "card" and r.json()["model_version"] == version
+            texts = [{"text": "invoice due amount"}, {"text": "trip abroad currency"}]
+            r = httpx.post(f"{base}/projects/{DATASET}/predict", params={"version": version},
+                           json={"data": texts, "n_best": 2})
+            assert [item["predictions"][0]["value"] for item in r.json()] == ["bill", "travel"]
+        assert httpx.get(f"{base}/models").json()["count"] == 2
+    finally:
+        proc.terminate()
+        proc.wait(10)
