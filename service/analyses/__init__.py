@@ -1,0 +1,1 @@
+"""The debugger's analyses: plug-ins over one shared context (kNN graph, probabilities), run by the runner."""

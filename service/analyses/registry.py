@@ -1,0 +1,76 @@
+"""The built-in analyses, in their default order, and running a list of them over one context."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+# Importing the modules registers their analyses.
+from service.analyses import (  # noqa: F401
+    clusters,
+    confident_disagreement,
+    duplicates,
+    knn_consistency,
+    label_issues,
+    outliers,
+    per_class,
+    suggestions,
+    triage,
+)
+from service.analyses.base import REGISTRY, Analysis, AnalysisResult, run_order
+from service.analyses.context import AnalysisContext
+from service.errors import InvalidInput
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ANALYSES = [
+    "knn_consistency", "label_issues", "outliers", "triage", "confident_disagreement", "duplicates",
+    "clusters", "suggestions", "per_class",
+]
+
+
+def make_analysis(name: str, params: Mapping[str, Any] | None = None) -> Analysis:
+    """An analysis by name with validated parameters; bad parameters raise InvalidInput naming them."""
+    if name not in REGISTRY:
+        raise InvalidInput(f"analysis {name!r} is unknown; known analyses: {', '.join(REGISTRY)}")
+    try:
+        return REGISTRY[name](**dict(params or {}))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(f"parameters of analysis {name!r}: {problems}") from None
+
+
+def run_analyses(
+    ctx: AnalysisContext,
+    names: list[str] | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[dict[str, AnalysisResult], dict[str, float], dict[str, str]]:
+    """Run analyses (with what they need) over `ctx`: (results, seconds per analysis, skipped -> why).
+
+    An analysis whose inputs are missing (no model yet) is skipped with its reason, not failed: the
+    neighbourhood analyses still help on a dataset nobody has trained on.
+    """
+    params = dict(params or {})
+    unknown = set(params) - set(REGISTRY)
+    if unknown:
+        raise InvalidInput(f"parameters given for unknown analyses {sorted(unknown)}; known: {', '.join(REGISTRY)}")
+    order = run_order(list(names or DEFAULT_ANALYSES))
+    analyses = [make_analysis(name, params.get(name)) for name in order]
+    seconds: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    for analysis in analyses:
+        missing = analysis.missing_inputs(ctx)
+        if missing:
+            skipped[analysis.name] = "needs " + ", ".join(missing)
+            log.info("skipped %s: %s", analysis.name, skipped[analysis.name])
+            continue
+        started = time.perf_counter()
+        result = analysis.run(ctx).check(analysis.name, ctx.n)
+        seconds[analysis.name] = round(time.perf_counter() - started, 3)
+        ctx.results[analysis.name] = result
+        log.info("%s: %.2f s", analysis.name, seconds[analysis.name])
+    return ctx.results, seconds, skipped

@@ -1,0 +1,268 @@
+"""Exports of what analyze wrote: points, issues, suggestions, clusters and the labelling queue, as CSV,
+JSONL or Label Studio tasks, written to a path or stream, or yielded as text chunks for an HTTP download.
+
+    write_export(kind, ws, dataset, out, fmt, **options) -> rows written (out: a path, "-" or a text stream)
+    stream_export(kind, ws, dataset, fmt, **options)    -> iterator of str chunks (a StreamingResponse body)
+
+Label Studio tasks carry the suggested label as a pre-annotation (`predictions` with `model_version`,
+`score` and a `choices` result), so they import straight into a text-classification project; the
+matching labelling config comes from `label_studio_config(labels)`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+from xml.sax.saxutils import quoteattr
+
+from embeddings.store import PointFilter, iter_points
+from service.analyses.report import load_report
+from service.errors import InvalidInput
+from service.fields import FLAG_VALUES
+
+KINDS = ("points", "issues", "suggestions", "clusters", "queue")
+FORMATS = ("csv", "jsonl", "label-studio")
+MEDIA_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson", "label-studio": "application/json"}
+EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "label-studio": ".json"}
+# Kinds whose rows carry a text and a suggested label, so they can become Label Studio tasks.
+LABEL_STUDIO_KINDS = ("issues", "suggestions", "queue")
+
+POINT_COLUMNS = [
+    "id", "text", "label", "split", "prediction", "confidence", "entropy", "cluster", "x", "y",
+    "mislabel_score", "suggested_label", "triage", "flags", *FLAG_VALUES,
+    "label_quality", "knn_agreement", "knn_majority_label", "knn_majority_share", "outlier_score",
+    "duplicate_group", "suggestion_confidence", "suggestion_agreement", "reasons", "model_version",
+    "analysis_run",
+]
+ISSUE_COLUMNS = ["id", "text", "label", "split", "suggested_label", "mislabel_score", "triage", "reasons"]
+SUGGESTION_COLUMNS = ["id", "text", "suggested_label", "confidence", "agreement"]
+CLUSTER_COLUMNS = [
+    "id", "name", "size", "labelled", "purity", "dominant_label", "error_rate", "issue_rate", "unlabelled_share",
+    "mean_entropy", "candidate_new_intent", "keywords", "representatives", "label_distribution",
+]
+QUEUE_COLUMNS = [
+    "rank", "id", "text", "score", "strategy", "suggested_label", "suggestion_confidence", "prediction",
+    "confidence", "entropy", "margin", "cluster",
+]
+
+
+def _record_id(pid: Any, payload: dict[str, Any]) -> Any:
+    return payload.get("record_id", pid)
+
+
+def _points(collection, filter: PointFilter | None = None) -> Iterator[tuple[Any, dict[str, Any]]]:
+    for page in iter_points(collection, filter, with_vectors=False, batch=5000):
+        for p in page:
+            yield p.id, p.payload
+
+
+def point_rows(ws, dataset: str, **_: Any) -> Iterator[dict[str, Any]]:
+    """One row per point, in id order."""
+    for pid, p in _points(ws.collection(dataset)):
+        flags = p.get("flags") or []
+        row = {c: p.get(c) for c in POINT_COLUMNS}
+        row["id"] = _record_id(pid, p)
+        row["flags"] = flags
+        row.update({flag: flag in flags for flag in FLAG_VALUES})
+        yield row
+
+
+def issue_rows(ws, dataset: str, only_flagged: bool = False, limit: int | None = None,
+               **_: Any) -> Iterator[dict[str, Any]]:
+    """Labelled points, most suspicious first (highest mislabel_score; unscored points last)."""
+    rows = []
+    filter = PointFilter(empty={"label": False}, match={"flags": "label_issue"} if only_flagged else {})
+    for pid, p in _points(ws.collection(dataset), filter):
+        row = {c: p.get(c) for c in ISSUE_COLUMNS}
+        row["id"] = _record_id(pid, p)
+        row["model_version"] = p.get("model_version")
+        rows.append(row)
+    rows.sort(key=lambda r: -r["mislabel_score"] if r["mislabel_score"] is not None else math.inf)
+    yield from rows[:limit] if limit else rows
+
+
+def suggestion_rows(ws, dataset: str, limit: int | None = None, **_: Any) -> Iterator[dict[str, Any]]:
+    """Unlabelled points with their suggestion, most confident first."""
+    rows = []
+    for pid, p in _points(ws.collection(dataset), PointFilter(empty={"label": True})):
+        rows.append({"id": _record_id(pid, p), "text": p.get("text"), "suggested_label": p.get("suggested_label"),
+                     "confidence": p.get("suggestion_confidence"), "agreement": p.get("suggestion_agreement"),
+                     "model_version": p.get("model_version")})
+    rows.sort(key=lambda r: -r["confidence"] if r["confidence"] is not None else math.inf)
+    yield from rows[:limit] if limit else rows
+
+
+def cluster_rows(ws, dataset: str, **_: Any) -> Iterator[dict[str, Any]]:
+    """The report's clusters, highest error rate first, then the noise points' row (id -1)."""
+    report = load_report(ws.settings, dataset)
+    rows = list(report.get("clusters") or [])
+    if report.get("noise"):
+        rows.append(report["noise"])
+    for row in rows:
+        yield {c: row.get(c) for c in CLUSTER_COLUMNS}
+
+
+def queue_rows(ws, dataset: str, strategy: str = "hybrid", limit: int = 50, seed: int = 0,
+               **_: Any) -> Iterator[dict[str, Any]]:
+    """The labelling queue (service.queue.build_queue)."""
+    from service.queue import build_queue
+
+    yield from build_queue(ws, dataset, strategy, limit, seed=seed)
+
+
+ROWS: dict[str, tuple[list[str], Callable[..., Iterator[dict[str, Any]]]]] = {
+    "points": (POINT_COLUMNS, point_rows),
+    "issues": (ISSUE_COLUMNS, issue_rows),
+    "suggestions": (SUGGESTION_COLUMNS, suggestion_rows),
+    "clusters": (CLUSTER_COLUMNS, cluster_rows),
+    "queue": (QUEUE_COLUMNS, queue_rows),
+}
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: lists joined by '; ', dicts as JSON, booleans as true/false, None as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "; ".join(json.dumps(v) if isinstance(v, dict) else str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def csv_chunks(columns: list[str], rows: Iterable[dict[str, Any]], batch: int = 1000) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for count, row in enumerate(rows, 1):
+        writer.writerow([_cell(row.get(c)) for c in columns])
+        if count % batch == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def jsonl_chunks(columns: list[str], rows: Iterable[dict[str, Any]], batch: int = 1000) -> Iterator[str]:
+    lines: list[str] = []
+    for row in rows:
+        lines.append(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False))
+        if len(lines) >= batch:
+            yield "\n".join(lines) + "\n"
+            lines = []
+    if lines:
+        yield "\n".join(lines) + "\n"
+
+
+def label_studio_task(row: dict[str, Any], from_name: str = "label", to_name: str = "text") -> dict[str, Any]:
+    """One Label Studio task; the suggestion becomes a pre-annotation (prediction) when there is one."""
+    data = {"text": row.get("text"), "id": row.get("id")}
+    for key in ("label", "split", "cluster", "rank", "mislabel_score"):
+        if row.get(key) is not None:
+            data[key] = row[key]
+    task: dict[str, Any] = {"data": data}
+    label = row.get("suggested_label")
+    if label:
+        score = row.get("suggestion_confidence", row.get("confidence"))
+        if score is None and row.get("mislabel_score") is not None:
+            score = row["mislabel_score"]
+        task["predictions"] = [{
+            "model_version": str(row.get("model_version") or "data-debugger"),
+            "score": float(score) if score is not None else 0.0,
+            "result": [{"from_name": from_name, "to_name": to_name, "type": "choices",
+                        "value": {"choices": [label]}}],
+        }]
+    return task
+
+
+def label_studio_chunks(rows: Iterable[dict[str, Any]], batch: int = 500) -> Iterator[str]:
+    """A JSON array of tasks, streamed."""
+    yield "["
+    first = True
+    parts: list[str] = []
+    for row in rows:
+        parts.append(("\n" if first else ",\n") + json.dumps(label_studio_task(row), ensure_ascii=False))
+        first = False
+        if len(parts) >= batch:
+            yield "".join(parts)
+            parts = []
+    yield "".join(parts) + "\n]\n"
+
+
+def label_studio_config(labels: Iterable[str], from_name: str = "label", to_name: str = "text") -> str:
+    """The labelling config (XML) of a single-choice text classification project matching the tasks."""
+    choices = "\n".join(f"    <Choice value={quoteattr(label)}/>" for label in labels)
+    return (f'<View>\n  <Text name="{to_name}" value="$text"/>\n'
+            f'  <Choices name="{from_name}" toName="{to_name}" choice="single" showInline="false">\n'
+            f"{choices}\n  </Choices>\n</View>\n")
+
+
+def check(kind: str, fmt: str) -> None:
+    """Raise InvalidInput for an unknown kind or format, or a format the kind cannot take."""
+    if kind not in KINDS:
+        raise InvalidInput(f"export kind {kind!r} is unknown; use one of {', '.join(KINDS)}")
+    if fmt not in FORMATS:
+        raise InvalidInput(f"export format {fmt!r} is unknown; use one of {', '.join(FORMATS)}")
+    if fmt == "label-studio" and kind not in LABEL_STUDIO_KINDS:
+        raise InvalidInput(f"label-studio export is for {', '.join(LABEL_STUDIO_KINDS)}; use csv or jsonl for {kind}")
+
+
+def stream_export(kind: str, ws, dataset: str, fmt: str = "csv", **options: Any) -> Iterator[str]:
+    """The export as text chunks. Checks run (and errors raise) before the first chunk is asked for."""
+    check(kind, fmt)
+    columns, rows_of = ROWS[kind]
+    rows = rows_of(ws, dataset, **options)
+    if kind == "clusters":
+        rows = iter(list(rows))  # loads the report now, so a missing report raises NotFound here
+    if fmt == "csv":
+        return csv_chunks(columns, rows)
+    if fmt == "jsonl":
+        return jsonl_chunks(columns, rows)
+    return label_studio_chunks(rows)
+
+
+@contextmanager
+def _opened(out: Path | str | IO[str]) -> Iterator[IO[str]]:
+    if isinstance(out, str | Path):
+        if str(out) == "-":
+            yield sys.stdout
+            return
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            yield fh
+    else:
+        yield out
+
+
+class _Counter:
+    def __init__(self, rows: Iterable[dict[str, Any]]):
+        self.rows, self.count = rows, 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for row in self.rows:
+            self.count += 1
+            yield row
+
+
+def write_export(kind: str, ws, dataset: str, out: Path | str | IO[str], fmt: str = "csv",
+                 **options: Any) -> int:
+    """Write an export to a path ("-" = stdout) or an open text stream; returns the number of rows."""
+    check(kind, fmt)
+    columns, rows_of = ROWS[kind]
+    counted = _Counter(list(rows_of(ws, dataset, **options)))  # computed before the file is opened
+    chunks = (csv_chunks(columns, counted) if fmt == "csv" else jsonl_chunks(columns, counted) if fmt == "jsonl"
+              else label_studio_chunks(counted))
+    with _opened(out) as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+    return counted.count

@@ -1,0 +1,193 @@
+"""The labelling queue: which unlabelled points to annotate next, by one of several strategies.
+
+entropy, margin, least_confidence   the model's uncertainty (from the predict step's payload fields)
+random                              a seeded shuffle: the baseline every strategy should beat
+knn_disagreement                    the model's prediction against the labelled neighbours' majority
+hybrid                              uncertainty x cluster weight (clusters with high error and low label
+                                    coverage weigh more), picked greedily with diminishing returns per
+                                    cluster (diversity), skipping near-duplicates of points already picked
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+from typing import Any
+
+import numpy as np
+
+from embeddings.store import Collection, PointFilter, load_all
+from service.errors import InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("entropy", "margin", "least_confidence", "random", "knn_disagreement", "hybrid")
+MAX_LIMIT = 100_000
+
+
+def _probabilities(payload: dict[str, Any]) -> list[float]:
+    return sorted((float(e["probability"]) for e in payload.get("n_best") or []), reverse=True)
+
+
+def _entropy(payload: dict[str, Any]) -> float | None:
+    if payload.get("entropy") is not None:
+        return float(payload["entropy"])
+    probs = _probabilities(payload)
+    return -sum(p * math.log(p) for p in probs if p > 0) if probs else None
+
+
+def _margin(payload: dict[str, Any]) -> float | None:
+    probs = _probabilities(payload)
+    if not probs:
+        return None
+    return probs[0] - (probs[1] if len(probs) > 1 else 0.0)
+
+
+def _confidence(payload: dict[str, Any]) -> float | None:
+    if payload.get("confidence") is not None:
+        return float(payload["confidence"])
+    probs = _probabilities(payload)
+    return probs[0] if probs else None
+
+
+def _knn_disagreement(payload: dict[str, Any]) -> float | None:
+    """Disagreeing points first (the surer the neighbours, the higher), then agreeing ones with split votes."""
+    majority, share = payload.get("knn_majority_label"), payload.get("knn_majority_share")
+    prediction = payload.get("prediction")
+    if majority is None or share is None or prediction is None:
+        return None
+    return 0.5 + 0.5 * float(share) if prediction != majority else 0.5 * (1.0 - float(share))
+
+
+def cluster_weights(payloads: list[dict[str, Any]], report: dict[str, Any] | None) -> dict[int, float]:
+    """Weight per cluster id: 1 + error rate + unlabelled share (from the report, else from the payloads)."""
+    weights: dict[int, float] = {}
+    rows = list((report or {}).get("clusters") or [])
+    if report and report.get("noise"):
+        rows.append(report["noise"])
+    for row in rows:
+        weights[int(row["id"])] = 1.0 + float(row.get("error_rate") or 0.0) + float(row.get("unlabelled_share") or 0.0)
+    if weights:
+        return weights
+    # No report: judge clusters from the stored fields (served-model errors are optimistic on training data).
+    stats: dict[int, list[int]] = {}
+    for p in payloads:
+        if p.get("cluster") is None:
+            continue
+        s = stats.setdefault(int(p["cluster"]), [0, 0, 0])  # size, labelled, wrong
+        s[0] += 1
+        if p.get("label") is not None:
+            s[1] += 1
+            s[2] += int(p.get("prediction") is not None and p["prediction"] != p["label"])
+    return {c: 1.0 + (w / lab if lab else 0.0) + (1.0 - lab / size) for c, (size, lab, w) in stats.items()}
+
+
+def _row(rank: int, pid: Any, payload: dict[str, Any], score: float, strategy: str) -> dict[str, Any]:
+    return {
+        "rank": rank, "id": payload.get("record_id", pid), "point_id": pid, "text": payload.get("text"),
+        "score": round(float(score), 6), "strategy": strategy,
+        "suggested_label": payload.get("suggested_label") or payload.get("prediction"),
+        "suggestion_confidence": payload.get("suggestion_confidence", payload.get("confidence")),
+        "prediction": payload.get("prediction"), "confidence": payload.get("confidence"),
+        "entropy": _entropy(payload), "margin": _margin(payload), "cluster": payload.get("cluster"),
+        "knn_majority_label": payload.get("knn_majority_label"), "model_version": payload.get("model_version"),
+    }
+
+
+def build_queue(source, dataset: str | None = None, strategy: str = "hybrid", limit: int = 50, *,
+                seed: int = 0, report: dict[str, Any] | None = None, dedupe_threshold: float = 0.9,
+                ) -> list[dict[str, Any]]:
+    """The `limit` unlabelled points to annotate next, best first, as rows (rank, id, text, score, ...).
+
+    `source` is a Workspace (with `dataset`) or a Collection; with a Workspace the dataset's analysis report
+    supplies the hybrid strategy's cluster error rates.
+    """
+    if strategy not in STRATEGIES:
+        raise InvalidInput(f"queue strategy {strategy!r} is unknown; use one of {', '.join(STRATEGIES)}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"queue limit {limit} is out of range; use 1 to {MAX_LIMIT}")
+    collection: Collection
+    if hasattr(source, "collection") and hasattr(source, "settings"):
+        if dataset is None:
+            raise InvalidInput("build_queue needs the dataset name when given a workspace")
+        collection = source.collection(dataset)
+        if report is None:
+            from service.analyses.report import load_report
+
+            try:
+                report = load_report(source.settings, dataset)
+            except NotFound:
+                report = None
+    else:
+        collection = source
+    ids, payloads, _ = load_all(collection, PointFilter(empty={"label": True}), with_vectors=False)
+    keep = [i for i, p in enumerate(payloads) if "reviewed" not in (p.get("flags") or [])]
+    ids, payloads = [ids[i] for i in keep], [payloads[i] for i in keep]
+    if not ids:
+        return []
+    if strategy == "random":
+        order = np.random.default_rng(seed).permutation(len(ids))[:limit]
+        return [_row(r + 1, ids[i], payloads[i], 1.0 - r / len(ids), strategy) for r, i in enumerate(order)]
+    scorer = {
+        "entropy": _entropy,
+        "margin": lambda p: None if _margin(p) is None else 1.0 - _margin(p),
+        "least_confidence": lambda p: None if _confidence(p) is None else 1.0 - _confidence(p),
+        "knn_disagreement": _knn_disagreement,
+        "hybrid": _entropy,
+    }[strategy]
+    scores = [scorer(p) for p in payloads]
+    scored = [i for i, s in enumerate(scores) if s is not None]
+    if not scored:
+        need = "the kNN fields of `data-debugger analyze`" if strategy == "knn_disagreement" else "predictions"
+        raise InvalidInput(f"strategy {strategy!r} needs {need} on the unlabelled points of the dataset; "
+                           "run `data-debugger run` (or predict and analyze) first, or use strategy 'random'")
+    if strategy != "hybrid":
+        # Ties (equal scores) keep id order, so a queue is reproducible.
+        scored.sort(key=lambda i: -scores[i])
+        return [_row(r + 1, ids[i], payloads[i], scores[i], strategy) for r, i in enumerate(scored[:limit])]
+    return _hybrid(collection, ids, payloads, scores, scored, limit, report, dedupe_threshold)
+
+
+def _hybrid(collection, ids, payloads, scores, scored, limit, report, dedupe_threshold) -> list[dict[str, Any]]:
+    n_labels = max((len(p.get("n_best") or []) for p in payloads), default=2)
+    scale = math.log(max(2, n_labels))
+    weights = cluster_weights(payloads, report)
+    by_cluster: dict[int, list[tuple[float, int]]] = {}
+    for i in scored:
+        c = payloads[i].get("cluster")
+        c = int(c) if c is not None else -1
+        value = (scores[i] / scale) * weights.get(c, 1.0)
+        by_cluster.setdefault(c, []).append((value, i))
+    # A bounded pool per cluster: the greedy pass never needs more than `limit` from one cluster.
+    pool: dict[int, list[tuple[float, int]]] = {
+        c: sorted(items, key=lambda t: (-t[0], t[1]))[: 3 * limit] for c, items in by_cluster.items()
+    }
+    pool_rows = [i for items in pool.values() for _, i in items]
+    vectors = {p.id: p.vector for p in collection.retrieve([ids[i] for i in pool_rows], with_vectors=True)}
+    heap = [(-items[0][0], c, 0) for c, items in pool.items()]
+    heapq.heapify(heap)
+    taken: dict[int, int] = {}
+    chosen: list[tuple[int, float]] = []
+    chosen_vecs: list[np.ndarray] = []
+    seen_text: set[str] = set()
+    while heap and len(chosen) < limit:
+        _, c, pos = heapq.heappop(heap)
+        value, i = pool[c][pos]
+        text = " ".join(str(payloads[i].get("text", "")).lower().split())
+        vec = vectors.get(ids[i])
+        duplicate = text in seen_text
+        if not duplicate and vec is not None and chosen_vecs:
+            v = vec / (np.linalg.norm(vec) or 1.0)
+            duplicate = bool((np.stack(chosen_vecs) @ v).max() >= dedupe_threshold)
+        if not duplicate:
+            chosen.append((i, value))
+            seen_text.add(text)
+            if vec is not None:
+                chosen_vecs.append(vec / (np.linalg.norm(vec) or 1.0))
+            taken[c] = taken.get(c, 0) + 1
+        if pos + 1 < len(pool[c]):
+            # Diminishing returns: each pick from a cluster halves the pull of its next point.
+            nxt = pool[c][pos + 1][0] / (1 + taken.get(c, 0))
+            heapq.heappush(heap, (-nxt, c, pos + 1))
+    return [_row(r + 1, ids[i], payloads[i], value, "hybrid") for r, (i, value) in enumerate(chosen)]
