@@ -41,6 +41,12 @@ def run_pipeline(ws: Workspace, dataset: str) -> dict:
         print(f"trained {dataset} {reports['train'].version}: macro-F1 {scores}")
     reports["predict"] = enrich(ws, dataset, show_progress=True)
     print(reports["predict"].summary())
+
+    from service.analyses.commands import format_summary
+    from service.analyses.runner import analyze
+
+    reports["analyze"] = analyze(ws, dataset)
+    print(format_summary(reports["analyze"]))
     return reports
 
 
