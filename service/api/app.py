@@ -1,0 +1,149 @@
+"""The debugger service: `create_app(settings, workspace=None, ...)` builds the FastAPI app whose lifespan
+opens the store and the embedder once (a Workspace), with one router per resource, one error model, an
+optional bearer token for writes, CORS from settings, and the prediction API mounted at the root."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+
+from service.api.deps import Writer
+from service.api.errors import install_error_handlers
+from service.api.limits import BodyLimit
+from service.api.query_embedder import QueryEmbedder
+from service.api.routers import datasets, health, points, queue, review, runs, search, views
+from service.api.runs import RunManager
+from service.api.snapshots import SnapshotCache
+from service.api.state import ApiState
+from service.errors import Unavailable
+from service.settings import Settings
+from service.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+ROUTERS = (health.router, datasets.router, points.router, search.router, views.router, queue.router,
+           review.router, runs.router)
+# Prediction routes that write (the registry's production marker) take the service's bearer token too.
+PREDICTION_WRITES = {"promote_model"}
+PREDICTION_SKIPPED = {"/health", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
+
+
+class _WorkspaceEmbedder:
+    """The workspace's cached embedder, resolved on use: the prediction app is built before the lifespan
+    opens the workspace."""
+
+    def __init__(self, state: ApiState):
+        self._state = state
+
+    @property
+    def name(self) -> str:
+        return self._state.workspace.embedder.name
+
+    @property
+    def dim(self) -> int:
+        return self._state.workspace.embedder.dim
+
+    def embed(self, texts: list[str], show_progress: bool = False):
+        return self._state.workspace.embedder.embed(texts, show_progress=show_progress)
+
+
+def _prediction_app(state: ApiState) -> FastAPI | None:
+    try:
+        from service.predictions.registry import ModelRegistry
+        from service.predictions.server import create_model_app
+    except ModuleNotFoundError:
+        log.info("the prediction package is not installed; prediction routes are not mounted")
+        return None
+    key = state.settings.prediction_api_key
+    return create_model_app(ModelRegistry(state.settings.models_dir), _WorkspaceEmbedder(state),
+                            api_key=key.get_secret_value() if key else None,
+                            default_project=state.settings.default_dataset)
+
+
+def _api_routes(routes: list[Any]) -> list[APIRoute]:
+    """The APIRoutes of a route list, looking inside included routers (FastAPI >= 0.16x keeps an included
+    router as one entry holding the original router)."""
+    out: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            out.append(route)
+        elif getattr(route, "original_router", None) is not None:
+            out.extend(_api_routes(route.original_router.routes))
+    return out
+
+
+def _include_prediction_routes(app: FastAPI, model_app: FastAPI) -> None:
+    """Copy the prediction app's routes into this app (same paths), so they share its error model, its
+    OpenAPI document and, for writes, its bearer token."""
+    for route in _api_routes(model_app.routes):
+        if route.path in PREDICTION_SKIPPED:
+            continue
+        extra = [Writer] if route.operation_id in PREDICTION_WRITES else []
+        app.router.add_api_route(
+            route.path, route.endpoint, methods=sorted(route.methods or ()), response_model=route.response_model,
+            status_code=route.status_code, tags=["predictions"], dependencies=[*route.dependencies, *extra],
+            summary=route.summary, description=route.description, responses=route.responses,
+            operation_id=route.operation_id, name=route.name, response_class=route.response_class,
+        )
+
+
+def create_app(
+    settings: Settings,
+    workspace: Workspace | None = None,
+    *,
+    embedder: Any = None,
+    model_app: FastAPI | bool = True,
+) -> FastAPI:
+    """The service app.
+
+    workspace: an open Workspace to serve (the caller closes it); None opens one from `settings` in the
+    lifespan (with `embedder` as its base embedder, e.g. the fake one in tests) and closes it on shutdown.
+    model_app: True mounts the prediction API built from the registry; an app mounts that one; False none.
+    """
+    state = ApiState(settings, workspace_given=workspace, embedder=embedder)
+    state.snapshots = SnapshotCache()
+    state.runs = RunManager(state)
+    state.query_embedder = QueryEmbedder(lambda: state.workspace.embedder)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            state.workspace  # noqa: B018 - open the store and catalog now, not on the first request
+        except Unavailable as exc:
+            # Serve anyway: requests answer 503 until the store can be opened, then it recovers.
+            log.warning("store not available at start-up: %s", exc)
+        assert state.runs is not None
+        state.runs.start()
+        try:
+            yield
+        finally:
+            state.runs.shutdown(wait=True)
+            if state.query_embedder is not None:
+                state.query_embedder.close()
+            state.close()
+
+    app = FastAPI(
+        title="Data Debugger",
+        version=health.VERSION,
+        description="Find wrong labels, weak spots and what to label next in a text classifier's data. "
+        "Writes need `Authorization: Bearer <token>` when the service has a token.",
+        lifespan=lifespan,
+    )
+    app.state.api = state
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["*"], allow_headers=["*"], expose_headers=["ETag", "X-Model-Version"])
+    for router in ROUTERS:
+        app.include_router(router)
+    predictions = _prediction_app(state) if model_app is True else (model_app or None)
+    if predictions is not None:
+        _include_prediction_routes(app, predictions)
+    return app

@@ -1,0 +1,150 @@
+"""The relabel audit log: append-only entries in the store collection "audit" (dimension 1), shared by
+all datasets (a collection costs seconds to create; an entry costs microseconds).
+
+Each dataset's entries are numbered 1, 2, 3, ... in append order; entry n of dataset d is the point
+`point_id("audit:d:n")`, and the point `point_id("audit-head:d")` holds the count. So "newest first" pages
+are id lookups, not scans. An entry is never rewritten: an undo is a new entry whose `undoes` names the one
+it reverts. Writes rely on the store's write-ahead log for durability, so none waits for a flush.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+
+from embeddings.store import Collection, PointId, Store, point_id
+from service.errors import NotFound
+
+log = logging.getLogger(__name__)
+
+AUDIT_COLLECTION = "audit"
+
+
+def _entry_id(dataset: str, change_id: int) -> PointId:
+    return point_id(f"audit:{dataset}:{change_id}")
+
+
+def _head_id(dataset: str) -> PointId:
+    return point_id(f"audit-head:{dataset}")
+
+
+class AuditLog:
+    """One dataset's log. Appends must be serialised by the caller (the dataset's review lock)."""
+
+    def __init__(self, store: Store, dataset: str):
+        self.dataset = dataset
+        self._store = store
+        self._entries: Collection | None = store.get(AUDIT_COLLECTION) if store.exists(AUDIT_COLLECTION) else None
+        self._guard = threading.Lock()
+        self._count = 0
+        if self._entries is not None:
+            head = self._entries.retrieve([_head_id(dataset)])
+            self._count = int(head[0].payload.get("count", 0)) if head else 0
+        self._undone_by: dict[int, int] | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _collection(self) -> Collection:
+        if self._entries is None:
+            store = self._store
+            self._entries = store.get(AUDIT_COLLECTION) if store.exists(AUDIT_COLLECTION) else store.create(
+                AUDIT_COLLECTION, 1)
+        return self._entries
+
+    def append(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Store a new entry; returns it with its change_id."""
+        with self._guard:
+            collection = self._collection()
+            change_id = self._count + 1
+            stored = {**entry, "dataset": self.dataset, "change_id": change_id}
+            # Entry first, then the head: a crash between leaves an entry the head does not count yet,
+            # which the next append overwrites with the same number (never a counted hole).
+            collection.upsert([_entry_id(self.dataset, change_id)], np.ones((1, 1), np.float32), [stored])
+            collection.upsert([_head_id(self.dataset)], np.ones((1, 1), np.float32),
+                              [{"dataset": self.dataset, "count": change_id, "head": True}])
+            self._count = change_id
+            if self._undone_by is not None and stored.get("undoes") is not None:
+                self._undone_by[int(stored["undoes"])] = change_id
+        return self._decorate(stored)
+
+    def _retrieve(self, change_ids: list[int]) -> list[dict[str, Any]]:
+        if self._entries is None or not change_ids:
+            return []
+        return [p.payload for p in self._entries.retrieve([_entry_id(self.dataset, c) for c in change_ids])]
+
+    def get(self, change_id: int) -> dict[str, Any]:
+        found = self._retrieve([change_id]) if 0 < change_id <= self._count else []
+        if not found:
+            raise NotFound(
+                f"change {change_id} does not exist in dataset {self.dataset!r}; list them with GET /changes"
+            )
+        return self._decorate(found[0])
+
+    def undone_by(self, change_id: int) -> int | None:
+        """The id of the entry that undid `change_id`, if any."""
+        return self._undo_index().get(change_id)
+
+    def _undo_index(self) -> dict[int, int]:
+        with self._guard:
+            if self._undone_by is None:
+                index: dict[int, int] = {}
+                for start in range(1, self._count + 1, 1000):
+                    for entry in self._retrieve(list(range(start, min(start + 1000, self._count + 1)))):
+                        if entry.get("undoes") is not None:
+                            index[int(entry["undoes"])] = int(entry["change_id"])
+                self._undone_by = index
+            return self._undone_by
+
+    def _decorate(self, entry: dict[str, Any]) -> dict[str, Any]:
+        return {**entry, "undone_by": self.undone_by(int(entry["change_id"]))}
+
+    def newest(self, offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+        """Entries newest first, skipping `offset` of them."""
+        top = self._count - offset
+        return [self._decorate(e) for e in self._retrieve(list(range(top, max(top - limit, 0), -1)))]
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every entry, oldest first."""
+        out: list[dict[str, Any]] = []
+        for start in range(1, self._count + 1, 1000):
+            chunk = list(range(start, min(start + 1000, self._count + 1)))
+            out.extend(self._decorate(e) for e in self._retrieve(chunk))
+        return out
+
+    def delete(self) -> None:
+        """Remove every entry of this dataset (the dataset itself is being deleted)."""
+        if self._entries is None:
+            return
+        ids = [_entry_id(self.dataset, c) for c in range(1, self._count + 1)]
+        for start in range(0, len(ids), 1000):
+            self._entries.delete(ids[start:start + 1000])
+        self._entries.delete([_head_id(self.dataset)])
+        self._count = 0
+        self._undone_by = {}
+
+
+class AuditBook:
+    """The open logs of a workspace's datasets."""
+
+    def __init__(self) -> None:
+        self._logs: dict[tuple[int, str], AuditLog] = {}
+        self._guard = threading.Lock()
+
+    def get(self, store: Store, dataset: str) -> AuditLog:
+        key = (id(store), dataset)
+        with self._guard:
+            log_ = self._logs.get(key)
+            if log_ is None:
+                log_ = self._logs[key] = AuditLog(store, dataset)
+            return log_
+
+    def drop(self, store: Store, dataset: str) -> None:
+        """Delete a dataset's log (the dataset is being deleted)."""
+        audit = self.get(store, dataset)
+        audit.delete()
+        with self._guard:
+            self._logs.pop((id(store), dataset), None)

@@ -1,0 +1,125 @@
+"""CLI: `data-debugger serve` starts the service (and its companions, such as the dashboard) and prints the
+URLs it serves. `serve()` is also the end of the main job (`data-debugger run`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.settings import Settings
+from service.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServeContext:
+    """What a companion needs to start beside the API."""
+
+    settings: Settings
+    host: str
+    api_url: str
+    args: argparse.Namespace | None = None
+    stops: list[Callable[[], None]] = field(default_factory=list)  # companions add how to stop them
+
+
+# A companion takes the context, starts itself (in a thread), and returns a line to print (its URL), or None.
+Companion = Callable[[ServeContext], str | None]
+
+
+def start_dashboard(ctx: ServeContext) -> str | None:
+    """The Panel dashboard, a client of this API, on --dashboard-port."""
+    if ctx.args is not None and getattr(ctx.args, "no_dashboard", False):
+        return None
+    try:
+        from dashboard.app import serve_dashboard
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("dashboard"):
+            return None
+        raise
+    port = getattr(ctx.args, "dashboard_port", None) or 5006
+    token = ctx.settings.token.get_secret_value() if ctx.settings.token else None
+    running = serve_dashboard(ctx.api_url, port, host=ctx.host, token=token, threaded=True)
+    ctx.stops.append(running.stop)
+    return f"dashboard     {running.url}"
+
+
+COMPANIONS: list[Companion] = [start_dashboard]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve the debugger API (and the dashboard) over HTTP")
+    add_serve_arguments(p)
+    p.set_defaults(handler=cmd_serve)
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    """--host/--port/--dashboard-port/--no-dashboard, shared with `data-debugger run`."""
+    p.add_argument("--host", help="bind address (default: settings.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="API port (default: settings.port, 8000)")
+    p.add_argument("--dashboard-port", type=int, default=5006, help="dashboard port (default 5006)")
+    p.add_argument("--no-dashboard", action="store_true", help="serve the API only")
+
+
+def _bound_port(server: Any, fallback: int) -> int:
+    for s in getattr(server, "servers", []) or []:
+        for sock in getattr(s, "sockets", []) or []:
+            return int(sock.getsockname()[1])
+    return fallback
+
+
+def serve(settings: Settings, workspace: Workspace | None = None, host: str | None = None, port: int | None = None,
+          *, args: argparse.Namespace | None = None, companions: list[Companion] | None = None,
+          announce: Callable[[str], None] = print, started: Callable[[Any], None] | None = None) -> None:
+    """Serve until interrupted: the API on host:port, then each companion; prints every URL once bound.
+    `started(server)` is called once everything is up (tests stop the server through it)."""
+    import uvicorn
+
+    from service.api.app import create_app
+
+    host = host or settings.host
+    port = settings.port if port is None else port
+    app = create_app(settings, workspace)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
+                                           timeout_graceful_shutdown=10))
+    ctx = ServeContext(settings, host, "", args)
+
+    def announce_when_up() -> None:
+        while not server.started and not server.should_exit:
+            threading.Event().wait(0.05)
+        if server.should_exit:
+            return
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        ctx.api_url = f"http://{shown}:{_bound_port(server, port)}"
+        lines = [f"API           {ctx.api_url}/api", f"API docs      {ctx.api_url}/docs",
+                 f"OpenAPI       {ctx.api_url}/openapi.json"]
+        for companion in companions if companions is not None else COMPANIONS:
+            try:
+                line = companion(ctx)
+            except Exception as exc:  # noqa: BLE001 - a companion failing must not take the API down
+                log.error("could not start %s: %s", getattr(companion, "__name__", companion), exc)
+                continue
+            if line:
+                lines.append(line)
+        announce("serving (Ctrl-C to stop):\n  " + "\n  ".join(lines))
+        if started is not None:
+            started(server)
+
+    threading.Thread(target=announce_when_up, name="dd-announce", daemon=True).start()
+    try:
+        server.run()
+    finally:
+        for stop in ctx.stops:
+            try:
+                stop()
+            except Exception as exc:  # noqa: BLE001 - shutting down anyway
+                log.warning("stopping a companion failed: %s", exc)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    serve(settings, host=args.host, port=args.port, args=args)
+    return 0

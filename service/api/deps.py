@@ -1,0 +1,80 @@
+"""FastAPI dependencies: the typed app state, the workspace, a dataset's collection and snapshot, and the
+bearer-token check every write carries."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from embeddings.store import Collection
+from service.api.audit import AuditLog
+from service.api.errors import NotAuthorized
+from service.api.snapshots import Snapshot, report_stamp
+from service.api.state import ApiState
+from service.workspace import Workspace
+
+_bearer = HTTPBearer(auto_error=False, description="Required for writes when DATA_DEBUGGER_TOKEN is set")
+
+
+def get_state(request: Request) -> ApiState:
+    return request.app.state.api
+
+
+StateDep = Annotated[ApiState, Depends(get_state)]
+
+
+def get_workspace(state: StateDep) -> Workspace:
+    return state.workspace
+
+
+WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
+DatasetName = Annotated[str, Path(description="Dataset name", min_length=1, max_length=64)]
+
+
+def require_writer(
+    state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """When a token is configured, a write must carry `Authorization: Bearer <token>`."""
+    token = state.settings.token
+    if token is None:
+        return
+    expected = token.get_secret_value()
+    given = credentials.credentials if credentials is not None else ""
+    if not given:
+        raise NotAuthorized("this service requires a bearer token for writes: send 'Authorization: Bearer <token>'")
+    if not secrets.compare_digest(given.encode(), expected.encode()):
+        raise NotAuthorized("the bearer token is wrong; use the one the service was started with")
+
+
+Writer = Depends(require_writer)
+
+
+def dataset_collection(dataset: DatasetName, ws: WorkspaceDep) -> Collection:
+    """The dataset's collection (404 naming the dataset when it does not exist)."""
+    return ws.collection(dataset)
+
+
+CollectionDep = Annotated[Collection, Depends(dataset_collection)]
+
+
+def get_audit(state: ApiState, dataset: str) -> AuditLog:
+    return state.audits.get(state.workspace.store, dataset)
+
+
+def snapshot_of(state: ApiState, dataset: str) -> Snapshot:
+    """The dataset's cached snapshot, rebuilt when an ingest, analysis or run changed it."""
+    ws = state.workspace
+    entry = ws.catalog.get(dataset)
+    key = (entry.get("updated_at"), report_stamp(state.settings, dataset), state.generation(dataset))
+    assert state.snapshots is not None
+    return state.snapshots.get(dataset, key, ws.collection(dataset), lambda: len(get_audit(state, dataset)))
+
+
+def get_snapshot(dataset: DatasetName, state: StateDep) -> Snapshot:
+    return snapshot_of(state, dataset)
+
+
+SnapshotDep = Annotated[Snapshot, Depends(get_snapshot)]

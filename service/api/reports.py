@@ -1,0 +1,81 @@
+"""The analysis report and model registry as the API reads them: loaded lazily (those packages may be
+absent), memoised per report file, and a clear 409 "not analysed yet" until analyze has run."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from service.api.snapshots import report_stamp
+from service.api.state import ApiState
+from service.errors import Conflict, NotFound
+
+_memo: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
+_memo_lock = threading.Lock()
+
+
+def not_analysed(dataset: str) -> Conflict:
+    return Conflict(
+        f"dataset {dataset!r} is not analysed yet: run analyze (POST /api/datasets/{dataset}/runs "
+        '{"step": "analyze"}, or `data-debugger analyze`)'
+    )
+
+
+def report_of(state: ApiState, dataset: str) -> dict[str, Any]:
+    """The dataset's analysis report; 404 for an unknown dataset, 409 when never analysed."""
+    state.workspace.catalog.get(dataset)
+    stamp = report_stamp(state.settings, dataset)
+    if stamp is None:
+        raise not_analysed(dataset)
+    key = (str(state.settings.reports_dir), dataset)
+    with _memo_lock:
+        hit = _memo.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    try:
+        from service.analyses.report import load_report
+    except ModuleNotFoundError as exc:
+        raise not_analysed(dataset) from exc
+    try:
+        report = load_report(state.settings, dataset)
+    except NotFound as exc:
+        raise not_analysed(dataset) from exc
+    with _memo_lock:
+        _memo[key] = (stamp, report)
+    return report
+
+
+def maybe_report(state: ApiState, dataset: str) -> dict[str, Any] | None:
+    try:
+        return report_of(state, dataset)
+    except Conflict:
+        return None
+
+
+def registry(state: ApiState):
+    """The model registry, or None where the predictions package is not installed."""
+    try:
+        from service.predictions.registry import ModelRegistry
+    except ModuleNotFoundError:
+        return None
+    return ModelRegistry(state.settings.models_dir)
+
+
+def model_versions(state: ApiState, dataset: str) -> list[dict[str, Any]]:
+    """Every trained version of a dataset with headline metrics, oldest first."""
+    reg = registry(state)
+    if reg is None:
+        return []
+    production = reg.production(dataset)
+    out = []
+    for v in reg.versions(dataset):
+        summary = v.summary()
+        out.append({"version": v.version, "created_at": v.created_at, "production": v.version == production,
+                    "metrics": summary.get("metrics", {})})
+    return out
+
+
+def forget(dataset: str) -> None:
+    with _memo_lock:
+        for key in [k for k in _memo if k[1] == dataset]:
+            _memo.pop(key, None)

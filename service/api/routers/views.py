@@ -1,0 +1,220 @@
+"""The debugger views, read from what predict and analyze wrote (never recomputed on a page view): label
+issues, confident disagreements, clusters, suggestions, duplicates and leakage, per-class metrics,
+merge/split advice, the whole report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from embeddings.store import PointFilter
+from service.api import reports
+from service.api.deps import CollectionDep, DatasetName, StateDep, snapshot_of
+from service.api.errors import READ_ERRORS
+from service.api.queries import decode_cursor, decode_offset, encode_cursor, point_out
+from service.api.schemas import Cluster, ClusterDetail, Page, PointOut, Split, Triage
+from service.api.snapshots import Snapshot
+from service.api.state import ApiState
+from service.errors import Conflict, NotFound
+
+router = APIRouter(prefix="/api/datasets/{dataset}", tags=["views"], responses=READ_ERRORS)
+
+Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+def _page_of_rows(state: ApiState, dataset: str, snap: Snapshot, rows: list[int], cursor: str | None,
+                  limit: int, extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A page of ranked rows, with full payloads read from the store for just that page."""
+    offset = decode_cursor(cursor, int) or 0
+    chosen = rows[offset: offset + limit]
+    ids = [snap.ids[i] for i in chosen]
+    found = state.workspace.collection(dataset).retrieve(ids)
+    data = []
+    for p in found:
+        item = point_out(p.id, p.payload)
+        if extra is not None:
+            item.update(extra(item))
+        data.append(item)
+    nxt = offset + limit
+    return {"data": data, "count": len(rows), "next_cursor": encode_cursor(nxt) if nxt < len(rows) else None}
+
+
+def _column(snap: Snapshot, name: str) -> list[Any]:
+    return snap.columns[name]
+
+
+@router.get("/issues", operation_id="list_issues", response_model=Page[PointOut])
+def list_issues(
+    dataset: DatasetName, state: StateDep,
+    triage: Annotated[list[Triage] | None, Query()] = None,
+    label: Annotated[list[str] | None, Query()] = None,
+    split: Annotated[list[Split] | None, Query()] = None,
+    min_score: Annotated[float, Query(ge=0, le=1)] = 0.0,
+    include_reviewed: bool = False,
+    cursor: Cursor = None, limit: Limit = 50,
+) -> dict[str, Any]:
+    """Labelled points ranked by mislabel_score (highest first) with triage, reasons and suggested_label.
+    Points already reviewed are left out unless include_reviewed."""
+    snap = snapshot_of(state, dataset)
+    scores = _column(snap, "mislabel_score")
+    if not any(s is not None for s in scores):
+        raise reports.not_analysed(dataset)
+    labels, triages, splits, reviewed = (_column(snap, n) for n in ("label", "triage", "split", "review_status"))
+
+    def build(s: Snapshot) -> list[int]:
+        rows = [i for i, score in enumerate(scores) if score is not None and labels[i] is not None]
+        return sorted(rows, key=lambda i: (-scores[i], str(s.ids[i])))
+
+    rows = snap.order("issues", build)
+    wanted_triage, wanted_label, wanted_split = set(triage or ()), set(label or ()), set(split or ())
+    rows = [i for i in rows if scores[i] >= min_score
+            and (include_reviewed or reviewed[i] is None)
+            and (not wanted_triage or triages[i] in wanted_triage)
+            and (not wanted_label or labels[i] in wanted_label)
+            and (not wanted_split or splits[i] in wanted_split)]
+    return _page_of_rows(state, dataset, snap, rows, cursor, limit)
+
+
+@router.get("/disagreements", operation_id="list_disagreements", response_model=Page[PointOut])
+def list_disagreements(
+    dataset: DatasetName, state: StateDep,
+    min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.8,
+    include_reviewed: bool = False,
+    cursor: Cursor = None, limit: Limit = 50,
+) -> dict[str, Any]:
+    """Labelled points whose prediction differs from the label with confidence >= min_confidence, most
+    confident first."""
+    snap = snapshot_of(state, dataset)
+    predictions = _column(snap, "prediction")
+    if not any(p is not None for p in predictions):
+        raise Conflict(f"dataset {dataset!r} has no predictions yet: run predict "
+                       f'(POST /api/datasets/{dataset}/runs {{"step": "predict"}})')
+    status, conf, reviewed = (_column(snap, n) for n in ("prediction_status", "confidence", "review_status"))
+
+    def build(s: Snapshot) -> list[int]:
+        rows = [i for i, st in enumerate(status) if st == "incorrect" and conf[i] is not None]
+        return sorted(rows, key=lambda i: (-conf[i], str(s.ids[i])))
+
+    rows = [i for i in snap.order("disagreements", build)
+            if conf[i] >= min_confidence and (include_reviewed or reviewed[i] is None)]
+    return _page_of_rows(state, dataset, snap, rows, cursor, limit)
+
+
+@router.get("/suggestions", operation_id="list_suggestions", response_model=Page[PointOut])
+def list_suggestions(
+    dataset: DatasetName, state: StateDep,
+    label: Annotated[list[str] | None, Query(description="Only these suggested labels")] = None,
+    min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.0,
+    include_reviewed: bool = False,
+    cursor: Cursor = None, limit: Limit = 50,
+) -> dict[str, Any]:
+    """Unlabelled points with a suggested label, most confident first; `agreement` is the share of
+    neighbours agreeing (knn_agreement)."""
+    snap = snapshot_of(state, dataset)
+    suggested, labels, conf, reviewed = (
+        _column(snap, n) for n in ("suggested_label", "label", "suggestion_confidence", "review_status"))
+    if not any(s is not None for s in suggested):
+        raise reports.not_analysed(dataset)
+
+    def build(s: Snapshot) -> list[int]:
+        rows = [i for i, sug in enumerate(suggested) if sug is not None and labels[i] is None]
+        return sorted(rows, key=lambda i: (-(conf[i] or 0.0), str(s.ids[i])))
+
+    wanted = set(label or ())
+    rows = [i for i in snap.order("suggestions", build)
+            if (conf[i] or 0.0) >= min_confidence and (include_reviewed or reviewed[i] is None)
+            and (not wanted or suggested[i] in wanted)]
+    return _page_of_rows(state, dataset, snap, rows, cursor, limit,
+                         extra=lambda item: {"agreement": item.get("knn_agreement")})
+
+
+SORTS = ("error_rate", "issue_rate", "size", "id")
+
+
+@router.get("/clusters", operation_id="list_clusters", response_model=Page[Cluster])
+def list_clusters(
+    dataset: DatasetName, state: StateDep,
+    sort: Annotated[str, Query(pattern="^(error_rate|issue_rate|size|id)$")] = "error_rate",
+) -> dict[str, Any]:
+    """Clusters with size, purity, error and issue rates, names and representatives (highest `sort` first)."""
+    clusters = list(reports.report_of(state, dataset).get("clusters") or [])
+    if sort == "id":
+        clusters.sort(key=lambda c: c.get("id", 0))
+    else:
+        clusters.sort(key=lambda c: (-(c.get(sort) or 0), c.get("id", 0)))
+    return {"data": clusters, "count": len(clusters), "next_cursor": None}
+
+
+@router.get("/clusters/{cluster_id}", operation_id="get_cluster", response_model=ClusterDetail)
+def get_cluster(
+    dataset: DatasetName, cluster_id: int, state: StateDep, collection: CollectionDep,
+    cursor: Cursor = None, limit: Limit = 100,
+) -> dict[str, Any]:
+    """One cluster and a page of its members."""
+    clusters = reports.report_of(state, dataset).get("clusters") or []
+    found = next((c for c in clusters if c.get("id") == cluster_id), None)
+    if found is None:
+        known = ", ".join(str(c.get("id")) for c in clusters[:30])
+        raise NotFound(f"no cluster {cluster_id} in dataset {dataset!r} (clusters: {known})")
+    point_filter = PointFilter(match={"cluster": cluster_id})
+    offset = decode_offset(cursor)
+    page, nxt = collection.scroll_page(point_filter, limit=limit, offset=offset)
+    members = {"data": [point_out(p.id, p.payload) for p in page], "count": collection.count(point_filter),
+               "next_cursor": encode_cursor(nxt) if nxt is not None else None}
+    return {**found, "members": members}
+
+
+@router.get("/duplicates", operation_id="get_duplicates", response_model=dict[str, Any])
+def get_duplicates(dataset: DatasetName, state: StateDep) -> dict[str, Any]:
+    """Near-duplicate groups, conflicting duplicates (same text, different labels) and cross-split leakage."""
+    report = reports.report_of(state, dataset)
+    return {"duplicates": report.get("duplicates") or {}, "leakage": report.get("leakage") or {}}
+
+
+@router.get("/classes", operation_id="get_classes", response_model=dict[str, Any])
+def get_classes(
+    dataset: DatasetName, state: StateDep,
+    split: Annotated[str | None, Query(max_length=50, description="One split; default: all")] = None,
+    model_version: Annotated[str | None, Query(max_length=20, description="Default: the analysed one")] = None,
+) -> dict[str, Any]:
+    """Per-class precision/recall/F1/support and the confusion matrix, per split, for a model version
+    (the analysed version from the report; another version from its training metrics)."""
+    report = reports.maybe_report(state, dataset)
+    analysed = report.get("model_version") if report else None
+    if model_version is not None and model_version != analysed:
+        reg = reports.registry(state)
+        if reg is None:
+            raise NotFound(f"model version {model_version!r}: no model registry in this installation")
+        metrics = reg.get(dataset, model_version).metrics
+        splits = {k: v for k, v in metrics.items() if isinstance(v, dict) and (split is None or k == split)}
+        return {"model_version": model_version, "source": "training", "splits": splits}
+    if report is None:
+        raise reports.not_analysed(dataset)
+    per_class = report.get("per_class") or {}
+    confusion = report.get("confusion") or {}
+    names = sorted(set(per_class) | set(confusion))
+    if split is not None:
+        if split not in names:
+            raise NotFound(f"no split {split!r} in the report of {dataset!r} (splits: {', '.join(names) or 'none'})")
+        names = [split]
+    return {
+        "model_version": analysed, "source": "analysis",
+        "splits": {s: {"per_class": per_class.get(s), "confusion": confusion.get(s)} for s in names},
+        "confused_pairs": report.get("confused_pairs") or [],
+    }
+
+
+@router.get("/advice", operation_id="get_advice", response_model=dict[str, Any])
+def get_advice(dataset: DatasetName, state: StateDep) -> dict[str, Any]:
+    """Merge candidates (intents the model and neighbours confuse) and split candidates (intents spread
+    over distinct clusters)."""
+    return {"advice": reports.report_of(state, dataset).get("advice") or {}}
+
+
+@router.get("/report", operation_id="get_report", response_model=dict[str, Any])
+def get_report(dataset: DatasetName, state: StateDep) -> dict[str, Any]:
+    """The whole analysis report of the last analyze run."""
+    return reports.report_of(state, dataset)

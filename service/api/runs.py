@@ -1,0 +1,402 @@
+"""Background runs of the heavy steps (ingest, train, predict, analyze), off the event loop.
+
+One worker thread runs them in submission order: the embedded store admits one process, and two heavy
+steps on 2 cores would only slow each other. Runs are kept in the store collection "runs" (dimension 1)
+so they survive a restart; a run that was queued or running when the service stopped is marked
+"interrupted" on the next start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from service.api.errors import describe
+from service.datasets.catalog import now_iso
+from service.errors import InvalidInput, Unavailable
+
+if TYPE_CHECKING:
+    from service.api.state import ApiState
+    from service.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+RUNS_COLLECTION = "runs"
+ACTIVE = ("queued", "running")
+# Above this many points an ingest builds the HNSW index, so search stops being a scan.
+OPTIMIZE_ABOVE = 20_000
+
+
+@dataclass
+class Run:
+    """One step run for one dataset."""
+
+    id: str
+    dataset: str
+    step: str
+    params: dict[str, Any]
+    status: str = "queued"
+    progress: dict[str, Any] = field(default_factory=lambda: {"stage": "queued", "done": 0, "total": None})
+    created_at: str = field(default_factory=now_iso)
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Progress:
+    """Handed to a step: `update(stage=, done=, total=)`; persisted at most once a second."""
+
+    def __init__(self, run: Run, persist: Callable[[Run], None]):
+        self.run = run
+        self._persist = persist
+        self._last = 0.0
+
+    def update(self, stage: str | None = None, done: int | None = None, total: int | None = None,
+               advance: int = 0) -> None:
+        p = self.run.progress
+        if stage is not None:
+            p["stage"] = stage
+        if total is not None:
+            p["total"] = total
+        if done is not None:
+            p["done"] = done
+        p["done"] = int(p.get("done") or 0) + advance
+        now = time.monotonic()
+        if now - self._last > 1.0:
+            self._last = now
+            self._persist(self.run)
+
+    # tqdm-like spelling, for steps that take a progress bar
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        self.update(*args, **kwargs)
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """A JSON-safe, bounded copy of a step's result (dataclasses, numpy values, long lists cut)."""
+    if depth > 6:
+        return str(value)[:200]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, depth + 1) for k, v in list(value.items())[:200]}
+    if isinstance(value, list | tuple):
+        return [jsonable(v, depth + 1) for v in value[:100]]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist()[:100], depth + 1)
+    return str(value)[:500]
+
+
+class _CountingEmbedder:
+    """Passes texts to the real embedder and reports how many were embedded (ingest progress)."""
+
+    def __init__(self, inner: Any, progress: Progress):
+        self._inner = inner
+        self._progress = progress
+
+    def embed(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        vectors = self._inner.embed(texts, show_progress=False)
+        self._progress.update(stage="embed + upsert", advance=len(texts))
+        return vectors
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The steps: each (ws, dataset, options, progress) -> result dict. Heavy imports stay inside.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _allowed_path(ws: Workspace, raw: str) -> Path:
+    """A server-side file to ingest: only under the service's home or the configured Humanloop export, so a
+    client cannot make the service read arbitrary files."""
+    path = Path(raw).expanduser().resolve()
+    home = ws.settings.home.resolve()
+    if path == ws.settings.humanloop_path.resolve() or home in path.parents:
+        return path
+    raise InvalidInput(
+        f"options.path {raw!r} is outside the service's data directory {home}; upload the file with "
+        "POST /api/datasets instead"
+    )
+
+
+def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    from service.datasets.ingest import ingest, make_sources
+    from service.datasets.readers import FORMATS, ColumnMap
+    from service.fetch import humanloop_export
+
+    known = {"path", "format", "text_column", "label_column", "split_column", "id_column", "split",
+             "skip_invalid", "upload", "original_name"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InvalidInput(f"ingest does not take option(s) {unknown}; it takes {sorted(known - {'upload'})}")
+    fmt = options.get("format")
+    if fmt is not None and fmt not in FORMATS:
+        raise InvalidInput(f"options.format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if options.get("path"):
+        path = Path(options["path"]) if options.get("upload") else _allowed_path(ws, options["path"])
+    elif dataset == ws.settings.default_dataset:
+        path, fmt = humanloop_export(ws.settings), "humanloop"
+    else:
+        raise InvalidInput("options.path is required to ingest into a dataset other than the default one")
+    columns = ColumnMap(
+        text=options.get("text_column") or "text", label=options.get("label_column") or "label",
+        split=options.get("split_column") or "split", id=options.get("id_column") or "id",
+        fixed_split=options.get("split") or None,
+    )
+    sources = make_sources([path], fmt, columns)
+    rejects = ws.settings.home / "rejects" / f"{dataset}-{progress.run.id}.jsonl"
+    progress.update(stage="validate")
+    embedder = _CountingEmbedder(ws.embedder, progress)
+    report = ingest(ws.catalog, embedder, dataset, sources, skip_invalid=bool(options.get("skip_invalid")),
+                    rejects_path=rejects, batch_size=ws.settings.ingest_batch_size)
+    # Remember how the file was read, so an export writes the same columns back.
+    ws.catalog.update(dataset, columns={"text": columns.text, "label": columns.label, "split": columns.split,
+                                         "id": columns.id, "fixed_split": columns.fixed_split},
+                      source_name=options.get("original_name") or path.name)
+    collection = ws.collection(dataset)
+    if collection.count() > OPTIMIZE_ABOVE and hasattr(collection, "optimize"):
+        progress.update(stage="index")
+        collection.optimize()
+    result = dataclasses.asdict(report)
+    result["problems"] = result["problems"][:50]
+    return result
+
+
+def step_train(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    from service.predictions.training import train_version
+
+    if "from_file" in options:
+        options = {**options, "from_file": _allowed_path(ws, str(options["from_file"]))}
+    version = train_version(ws, dataset, **_accepted(train_version, options, progress))
+    return {"version": version.version, "labels": list(version.labels), "metrics": jsonable(version.metrics)}
+
+
+def step_predict(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    from service.predictions.client import enrich
+
+    options = {k: v for k, v in options.items() if k not in ("transport", "api_url")}  # not from HTTP clients
+    return jsonable(enrich(ws, dataset, **_accepted(enrich, options, progress)))
+
+
+def step_analyze(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    from service.analyses.runner import analyze
+
+    report = analyze(ws, dataset, **_accepted(analyze, options, progress))
+    keys = ("run_id", "created_at", "model_version", "n_points", "stages", "summary")
+    return jsonable({k: report.get(k) for k in keys if k in report})
+
+
+def _accepted(fn: Callable, options: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """The options `fn` takes (unknown ones are a 422), plus `progress` when it takes one."""
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    fixed = {"ws", "dataset", "transport", "progress"}
+    allowed = {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL} - fixed
+    unknown = sorted(set(options) - allowed - {"progress"})
+    if unknown and not takes_any:
+        raise InvalidInput(f"{fn.__name__} does not take option(s) {unknown}; it takes {sorted(allowed)}")
+    kwargs = {k: v for k, v in options.items() if k not in fixed}
+    if "progress" in params:
+        kwargs["progress"] = progress
+    return kwargs
+
+
+STEPS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
+    "ingest": ("service.datasets.ingest", step_ingest),
+    "train": ("service.predictions.training", step_train),
+    "predict": ("service.predictions.client", step_predict),
+    "analyze": ("service.analyses.runner", step_analyze),
+}
+
+
+def step_available(step: str) -> bool:
+    module = STEPS[step][0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+class RunManager:
+    """Queues runs on one worker thread and keeps their records."""
+
+    def __init__(self, state: ApiState):
+        self.state = state
+        self._runs: dict[str, Run] = {}
+        self._futures: dict[str, Future] = {}
+        self._guard = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._recovered = False
+
+    def start(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dd-run")
+        try:
+            self._recover()
+        except Unavailable as exc:
+            log.warning("runs not recovered yet: %s", exc)
+
+    def _collection(self, create: bool = True):
+        """The runs collection; None when it does not exist yet and `create` is False (reads)."""
+        store = self.state.workspace.store
+        if store.exists(RUNS_COLLECTION):
+            return store.get(RUNS_COLLECTION)
+        return store.create(RUNS_COLLECTION, 1) if create else None
+
+    def _recover(self) -> None:
+        """Mark runs left queued or running by a previous process as interrupted."""
+        if self._recovered:
+            return
+        runs = self._collection(create=False)
+        if runs is None:
+            self._recovered = True
+            return
+        stale = []
+        offset = None
+        while True:
+            page, offset = runs.scroll_page(limit=1000, offset=offset)
+            stale.extend(p for p in page if p.payload.get("status") in ACTIVE and p.payload["id"] not in self._runs)
+            if offset is None:
+                break
+        for p in stale:
+            runs.set_payloads({p.id: {"status": "interrupted", "finished_at": now_iso(),
+                                      "error": {"status": 503, "code": "interrupted", "field": None, "problems": [],
+                                                "message": "the service stopped during this run; start it again"}}})
+        if stale:
+            runs.flush()
+            log.warning("%d run(s) were interrupted by the last shutdown", len(stale))
+        self._recovered = True
+
+    def _persist(self, run: Run) -> None:
+        try:
+            runs = self._collection()
+            runs.upsert([_run_point(run.id)], np.ones((1, 1), np.float32), [jsonable(run.to_dict())])
+        except Exception as exc:  # noqa: BLE001 - a run record is not worth failing the run for
+            log.warning("could not persist run %s: %s", run.id, exc)
+
+    def submit(self, dataset: str, step: str, options: dict[str, Any],
+               cleanup: tuple[Path, ...] = ()) -> tuple[Run, Future]:
+        """Queue a run; the future resolves to the finished Run (its error is kept, not raised)."""
+        if step not in STEPS:
+            raise InvalidInput(f"step {step!r} is not one of {', '.join(STEPS)}")
+        if not step_available(step):
+            raise Unavailable(f"the {step} step is not part of this installation yet")
+        if self._executor is None:
+            raise Unavailable("the run worker is not started (the service is starting or stopping)")
+        self._recover()
+        shown = {k: v for k, v in options.items() if k not in ("upload",)}
+        run = Run(id=uuid.uuid4().hex[:16], dataset=dataset, step=step, params=jsonable(shown))
+        with self._guard:
+            self._runs[run.id] = run
+        self._persist(run)
+        future = self._executor.submit(self._execute, run, options, cleanup)
+        with self._guard:
+            self._futures[run.id] = future
+        return run, future
+
+    def _execute(self, run: Run, options: dict[str, Any], cleanup: tuple[Path, ...]) -> Run:
+        fn = STEPS[run.step][1]
+        run.status, run.started_at = "running", now_iso()
+        run.progress["stage"] = run.step
+        self._persist(run)
+        started = time.perf_counter()
+        try:
+            result = fn(self.state.workspace, run.dataset, dict(options), Progress(run, self._persist))
+            run.result = jsonable(result)
+            run.status = "succeeded"
+            run.progress["stage"] = "done"
+        except BaseException as exc:  # noqa: BLE001 - recorded on the run, answered to whoever waits
+            status, body = describe(exc)
+            run.status, run.error = "failed", body
+            run.progress["stage"] = "failed"
+            run._exception = exc  # type: ignore[attr-defined] - the waiting upload re-raises it
+            log.warning("run %s (%s %s) failed after %.1f s: %s", run.id, run.step, run.dataset,
+                        time.perf_counter() - started, body["message"])
+        finally:
+            run.finished_at = now_iso()
+            self.state.bump(run.dataset)
+            for path in cleanup:
+                path.unlink(missing_ok=True)
+        if run.status == "succeeded":
+            log.info("run %s (%s %s) done in %.1f s", run.id, run.step, run.dataset, time.perf_counter() - started)
+        self._persist(run)
+        return run
+
+    def get(self, run_id: str) -> Run | None:
+        with self._guard:
+            run = self._runs.get(run_id)
+        if run is not None:
+            return run
+        runs = self._collection(create=False)
+        found = runs.retrieve([_run_point(run_id)]) if runs is not None and _valid_id(run_id) else []
+        if not found:
+            return None
+        return _from_payload(found[0].payload)
+
+    def list(self, dataset: str | None = None, status: str | None = None) -> list[Run]:
+        """Every run known, newest first."""
+        by_id: dict[str, Run] = {}
+        offset = None
+        runs = self._collection(create=False)
+        while runs is not None:
+            page, offset = runs.scroll_page(limit=1000, offset=offset)
+            for p in page:
+                by_id[p.payload["id"]] = _from_payload(p.payload)
+            if offset is None:
+                break
+        with self._guard:
+            by_id.update(self._runs)
+        out = [r for r in by_id.values() if (dataset is None or r.dataset == dataset)
+               and (status is None or r.status == status)]
+        return sorted(out, key=lambda r: (r.created_at, r.id), reverse=True)
+
+    def pending(self) -> int:
+        with self._guard:
+            return sum(1 for r in self._runs.values() if r.status in ACTIVE)
+
+    def shutdown(self, wait: bool = True) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=wait, cancel_futures=True)
+            self._executor = None
+
+
+def _valid_id(run_id: str) -> bool:
+    return len(run_id) == 16 and all(c in "0123456789abcdef" for c in run_id)
+
+
+def _run_point(run_id: str) -> str:
+    from embeddings.store import point_id
+
+    return str(point_id(run_id))
+
+
+def _from_payload(payload: dict[str, Any]) -> Run:
+    names = {f.name for f in dataclasses.fields(Run)}
+    return Run(**{k: v for k, v in payload.items() if k in names})

@@ -1,0 +1,279 @@
+"""Pydantic schemas of the HTTP API: one family per resource, list answers as Page(data, count, next_cursor)."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+T = TypeVar("T")
+
+Triage = Literal["label_error", "model_error", "ambiguous", "outlier", "agree", "unlabelled"]
+Flag = Literal[
+    "label_issue", "confident_disagreement", "outlier", "duplicate", "conflicting_duplicate", "leak",
+    "knn_disagreement", "suggestion_conflict", "reviewed", "ambiguous",
+]
+Status = Literal["correct", "incorrect", "unlabelled"]
+Split = Literal["training", "validation", "testing"]
+PointKey = int | str
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: status, a stable code, a message naming the bad value and the fix."""
+
+    status: int
+    code: str
+    message: str
+    field: str | None = Field(None, description="The request field at fault, e.g. 'query.limit' or 'body.label'")
+    problems: list[str] = Field(default_factory=list, description="Every problem found, for bad files")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass next_cursor back as `cursor` for the next one (null at the end)."""
+
+    data: list[T]
+    count: int = Field(description="Items matching the request in all pages")
+    next_cursor: str | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    store: str
+    datasets: int | None = None
+    runs_pending: int = 0
+    version: str
+
+
+class DatasetSummary(BaseModel):
+    """A dataset with its counts."""
+
+    name: str
+    format: str | None = None
+    embedding_model: str | None = None
+    dim: int | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    points: int
+    labelled: int
+    unlabelled: int
+    labels: int
+    by_split: dict[str, int]
+    by_label: dict[str, int]
+
+
+class ModelVersionOut(BaseModel):
+    version: str
+    created_at: str | None = None
+    production: bool = False
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class DatasetDetail(DatasetSummary):
+    """Counts by split, label and prediction, the last analysis and the model versions seen."""
+
+    by_prediction: dict[str, int] = Field(default_factory=dict)
+    by_status: dict[str, int] = Field(default_factory=dict)
+    last_ingest_at: str | None = None
+    last_analysis_at: str | None = None
+    analysis_run: str | None = None
+    model_versions: list[ModelVersionOut] = Field(default_factory=list)
+    label_revision: int = Field(0, description="Number of label changes in the audit log")
+
+
+class PointOut(BaseModel):
+    """A point: its id and payload (service/fields.py lists every field)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: PointKey
+    record_id: PointKey | None = None
+    text: str | None = None
+    label: str | None = None
+    split: str | None = None
+    prediction: str | None = None
+    confidence: float | None = None
+    revision: int = 0
+
+
+class Neighbour(BaseModel):
+    id: PointKey
+    text: str | None = None
+    label: str | None = None
+    prediction: str | None = None
+    split: str | None = None
+    similarity: float
+
+
+class PointDetail(PointOut):
+    """A point with its nearest neighbours (cosine similarity, best first)."""
+
+    neighbours: list[Neighbour] = Field(default_factory=list)
+
+
+class PointFilters(BaseModel):
+    """Filters shared by point lists and search; every given condition must hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: list[str] | None = Field(None, description="Any of these labels")
+    has_label: bool | None = Field(None, description="true: labelled only; false: unlabelled only")
+    split: list[Split] | None = None
+    prediction: list[str] | None = None
+    status: Status | None = Field(None, description="Model vs label: correct, incorrect or unlabelled")
+    cluster: list[int] | None = None
+    triage: list[Triage] | None = None
+    flag: list[Flag] | None = Field(None, description="Any of these flags")
+    min_score: float | None = Field(None, ge=0, le=1, description="Lowest mislabel_score")
+    max_score: float | None = Field(None, ge=0, le=1, description="Highest mislabel_score")
+    min_confidence: float | None = Field(None, ge=0, le=1)
+    max_confidence: float | None = Field(None, ge=0, le=1)
+    text: str | None = Field(None, max_length=500, description="Every word must occur in the text")
+
+
+class PointQuery(PointFilters):
+    """Point-list query: filters plus paging."""
+
+    cursor: str | None = Field(None, max_length=500)
+    limit: int = Field(50, ge=1, le=1000)
+
+
+class SearchIn(PointFilters):
+    """Nearest points to a free text (embedded on the fly) or to a point of the dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(None, min_length=1, max_length=2000, description="Free text to embed")  # type: ignore[assignment]
+    id: PointKey | None = Field(None, description="A point id or record id of this dataset")
+    contains: str | None = Field(None, max_length=500, description="Every word must occur in the text")
+    k: int = Field(10, ge=1, le=200)
+
+    @model_validator(mode="after")
+    def _one_query(self) -> SearchIn:
+        if (self.text is None) == (self.id is None):
+            raise ValueError("give exactly one of `text` and `id`")
+        return self
+
+
+class SearchHit(PointOut):
+    score: float = Field(description="Cosine similarity")
+    dataset: str | None = None
+
+
+class CrossSearchIn(BaseModel):
+    """Search several datasets embedded with the same model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=2000)
+    k: int = Field(10, ge=1, le=200)
+    datasets: list[str] | None = Field(None, max_length=100, description="Default: every dataset of the model")
+
+
+class Cluster(BaseModel):
+    """A cluster of the analysis report (fields as written by the analyses)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+
+
+class ClusterDetail(Cluster):
+    members: Page[PointOut]
+
+
+Action = Literal["relabel", "accept", "reviewed", "ambiguous"]
+
+
+class LabelIn(BaseModel):
+    """A review action on one point. `revision` is the point's revision the client saw; stale -> 409."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Action
+    label: str | None = Field(None, max_length=200, description="The new label (relabel); optional for accept")
+    reason: str = Field("", max_length=200, description="Reason code, e.g. wrong_label, typo, new_intent")
+    user: str = Field("anonymous", min_length=1, max_length=100)
+    revision: int | None = Field(None, ge=0, description="Revision the client saw; null skips the check")
+    evidence: dict[str, Any] | None = Field(None, description="What the reviewer was shown, kept in the log")
+    allow_new_label: bool = Field(False, description="Allow a label no point carries yet")
+
+
+class UndoIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field("anonymous", min_length=1, max_length=100)
+    reason: str = Field("undo", max_length=200)
+
+
+class ChangeOut(BaseModel):
+    """One entry of the append-only audit log."""
+
+    change_id: int
+    point_id: PointKey
+    record_id: PointKey | None = None
+    action: str
+    user: str
+    reason: str
+    at: str
+    old: dict[str, Any]
+    new: dict[str, Any]
+    removed: list[str] = Field(default_factory=list)
+    absent_before: list[str] = Field(default_factory=list)
+    revision_before: int
+    revision_after: int
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    undoes: int | None = None
+    undone_by: int | None = None
+    source: str = "api"
+
+
+class LabelOut(BaseModel):
+    point: PointOut
+    change: ChangeOut
+
+
+class ImportOut(BaseModel):
+    """What a Label Studio import did."""
+
+    applied: int
+    unchanged: int
+    skipped: list[dict[str, Any]]
+    changes: list[int]
+
+
+RunStep = Literal["ingest", "train", "predict", "analyze"]
+RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted"]
+
+
+class RunIn(BaseModel):
+    """Start a step; other keys are the step's options (ingest: path, format, text_column, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    step: RunStep
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Progress(BaseModel):
+    stage: str = ""
+    done: int = 0
+    total: int | None = None
+
+
+class RunOut(BaseModel):
+    id: str
+    dataset: str
+    step: str
+    status: RunStatus
+    progress: Progress
+    params: dict[str, Any] = Field(default_factory=dict)
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: ErrorOut | None = None
+    result: dict[str, Any] | None = None
+
+
+class UploadOut(BaseModel):
+    dataset: DatasetDetail | None = None
+    run: RunOut

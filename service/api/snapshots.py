@@ -1,0 +1,170 @@
+"""Columnar snapshots of a dataset's payloads, built once per (dataset, ingest, analysis run, generation)
+and patched in place by relabels, so the map and the ranked views are not rebuilt on every page view."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from embeddings.store import PointId, iter_points
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "record_id", "text", "label", "split", "prediction", "confidence", "entropy", "prediction_status",
+    "cluster", "triage", "mislabel_score", "x", "y", "suggested_label", "suggestion_confidence",
+    "knn_agreement", "flags", "review_status", "revision", "analysis_run", "model_version",
+)
+FLOAT_COLUMNS = ("confidence", "entropy", "mislabel_score", "x", "y", "suggestion_confidence", "knn_agreement")
+MAP_COLUMNS = ("x", "y", "text", "label", "prediction", "confidence", "split", "cluster", "triage",
+               "mislabel_score", "entropy", "review_status")
+
+
+def report_stamp(settings: Settings, dataset: str) -> tuple[int, int] | None:
+    """Identity of the analysis report file (mtime, size): changes whenever analyze writes a new one."""
+    path = settings.reports_dir / dataset / "analysis.json"
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def correct_of(status: Any) -> bool | None:
+    return {"correct": True, "incorrect": False}.get(status)
+
+
+@dataclass
+class Snapshot:
+    """Every point's view fields as columns; `index` maps a point id to its row."""
+
+    dataset: str
+    key: tuple
+    ids: list[PointId]
+    columns: dict[str, list[Any]]
+    label_revision: int
+    built_seconds: float = 0.0
+    index: dict[PointId, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _map_json: bytes | None = None
+    _map_gzip: bytes | None = None
+    _orders: dict[str, list[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.index = {pid: i for i, pid in enumerate(self.ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def analysis_run(self) -> str | None:
+        runs = [r for r in self.columns["analysis_run"] if r]
+        return max(set(runs), key=runs.count) if runs else None
+
+    def map_json(self, gzipped: bool = False) -> bytes:
+        """The whole map as one JSON document of parallel arrays; encoded once per snapshot state."""
+        with self._lock:
+            if self._map_json is None:
+                doc: dict[str, Any] = {"ids": self.ids}
+                for name in MAP_COLUMNS:
+                    doc[name] = self.columns[name]
+                doc["correct"] = [correct_of(s) for s in self.columns["prediction_status"]]
+                doc["count"] = len(self.ids)
+                doc["analysis_run"] = self.analysis_run
+                doc["label_revision"] = self.label_revision
+                self._map_json = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+            if not gzipped:
+                return self._map_json
+            if self._map_gzip is None:
+                self._map_gzip = gzip.compress(self._map_json, compresslevel=5)
+            return self._map_gzip
+
+    def etag(self) -> str:
+        digest = hashlib.sha1(repr((self.dataset, self.key, self.label_revision)).encode()).hexdigest()[:20]
+        return f'"{digest}"'
+
+    def order(self, name: str, build: Callable[[Snapshot], list[int]]) -> list[int]:
+        """A ranked list of rows (e.g. issues by score), computed once per snapshot state."""
+        with self._lock:
+            rows = self._orders.get(name)
+            if rows is None:
+                rows = self._orders[name] = build(self)
+            return rows
+
+    def patch(self, pid: PointId, fields: dict[str, Any], deleted: list[str], label_revision: int) -> None:
+        """Apply a review write to the snapshot (the store already has it)."""
+        with self._lock:
+            row = self.index.get(pid)
+            if row is not None:
+                for name, value in fields.items():
+                    if name in self.columns:
+                        self.columns[name][row] = value
+                for name in deleted:
+                    if name in self.columns:
+                        self.columns[name][row] = None
+            self.label_revision = label_revision
+            self._map_json = self._map_gzip = None
+            self._orders.clear()
+
+    def row(self, pid: PointId) -> dict[str, Any] | None:
+        i = self.index.get(pid)
+        if i is None:
+            return None
+        return {"id": pid, **{name: col[i] for name, col in self.columns.items()}}
+
+
+class SnapshotCache:
+    """One snapshot per dataset, rebuilt when its key changes."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Snapshot] = {}
+        self._building: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, dataset: str, key: tuple, collection: Any, label_revision: Callable[[], int]) -> Snapshot:
+        """The snapshot for `key`, building it if the cached one is older."""
+        snap = self._items.get(dataset)
+        if snap is not None and snap.key == key:
+            return snap
+        with self._guard:
+            lock = self._building.setdefault(dataset, threading.Lock())
+        with lock:  # one build per dataset at a time; the others wait and reuse it
+            snap = self._items.get(dataset)
+            if snap is not None and snap.key == key:
+                return snap
+            snap = self._build(dataset, key, collection, label_revision())
+            self._items[dataset] = snap
+            return snap
+
+    def peek(self, dataset: str) -> Snapshot | None:
+        return self._items.get(dataset)
+
+    def drop(self, dataset: str) -> None:
+        self._items.pop(dataset, None)
+
+    @staticmethod
+    def _build(dataset: str, key: tuple, collection: Any, label_revision: int) -> Snapshot:
+        started = time.perf_counter()
+        ids: list[PointId] = []
+        columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+        for page in iter_points(collection, batch=5000):
+            for p in page:
+                ids.append(p.id)
+                payload = p.payload
+                for name in COLUMNS:
+                    columns[name].append(payload.get(name))
+        columns["revision"] = [r or 0 for r in columns["revision"]]
+        for name in FLOAT_COLUMNS:  # NaN is not JSON; a missing value is null
+            columns[name] = [None if isinstance(v, float) and not math.isfinite(v) else v for v in columns[name]]
+        seconds = time.perf_counter() - started
+        log.info("snapshot of %s: %d points in %.2f s", dataset, len(ids), seconds)
+        return Snapshot(dataset, key, ids, columns, label_revision, seconds)
