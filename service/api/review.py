@@ -160,8 +160,17 @@ def apply_action(state: ApiState, dataset: str, raw_id: str | int, body: LabelIn
                       user=body.user, reason=body.reason, evidence=evidence, source=source)
 
 
+def _still_applied(payload: dict[str, Any], change: dict[str, Any]) -> bool:
+    """Whether the point still holds exactly what the change set (later changes were all undone)."""
+    missing = object()
+    if any(payload.get(k, missing) != v for k, v in (change.get("new") or {}).items()):
+        return False
+    return not any(k in payload for k in change.get("removed") or [])
+
+
 def undo(state: ApiState, dataset: str, change_id: int, user: str, reason: str) -> tuple[dict, dict]:
-    """Revert a change by appending its inverse; 409 if already undone or the point changed since."""
+    """Revert a change by appending its inverse; 409 if already undone, or if a later change of the point is
+    still in effect (undo those first: the log is a stack per point)."""
     ws = state.workspace
     collection = ws.collection(dataset)
     audit = get_audit(state, dataset)
@@ -172,10 +181,11 @@ def undo(state: ApiState, dataset: str, change_id: int, user: str, reason: str) 
         pid = change["point_id"]
         payload = _point(collection, dataset, pid)
         current = int(payload.get("revision") or 0)
-        if current != change["revision_after"]:
+        if current != change["revision_after"] and not _still_applied(payload, change):
             raise Conflict(
                 f"point {pid!r} changed after change {change_id} (it is at revision {current}, the change left it "
-                f"at {change['revision_after']}); undo the later changes first (GET /changes)"
+                f"at {change['revision_after']}, and its fields differ from what the change set); undo the later "
+                "changes first (GET /changes?point=...)"
             )
         restore = dict(change.get("old") or {})
         remove = [k for k in change.get("absent_before") or [] if k not in restore]

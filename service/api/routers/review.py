@@ -76,7 +76,8 @@ def undo_change(
              dependencies=[Writer], responses=WRITE_ERRORS)
 def import_label_studio(
     dataset: DatasetName, state: StateDep,
-    tasks: Annotated[list[dict[str, Any]], Body(max_length=MAX_TASKS, description="A Label Studio JSON export")],
+    tasks: Annotated[list[Any], Body(max_length=MAX_TASKS, description="A Label Studio JSON export (a list "
+                                     "of tasks); tasks that are not objects are skipped")],
     user: Annotated[str, Query(min_length=1, max_length=100, description="Annotator when a task names none")]
     = "label-studio",
     allow_new_label: bool = False,

@@ -111,8 +111,8 @@ def list_suggestions(
     include_reviewed: bool = False,
     cursor: Cursor = None, limit: Limit = 50,
 ) -> dict[str, Any]:
-    """Unlabelled points with a suggested label, most confident first; `agreement` is the share of
-    neighbours agreeing (knn_agreement)."""
+    """Unlabelled points with a suggested label, most confident first; `agreement` is how far the model and
+    the neighbours agree on it (suggestion_agreement, else knn_agreement)."""
     snap = snapshot_of(state, dataset)
     suggested, labels, conf, reviewed = (
         _column(snap, n) for n in ("suggested_label", "label", "suggestion_confidence", "review_status"))
@@ -128,7 +128,7 @@ def list_suggestions(
             if (conf[i] or 0.0) >= min_confidence and (include_reviewed or reviewed[i] is None)
             and (not wanted or suggested[i] in wanted)]
     return _page_of_rows(state, dataset, snap, rows, cursor, limit,
-                         extra=lambda item: {"agreement": item.get("knn_agreement")})
+                         extra=lambda item: {"agreement": item.get("suggestion_agreement", item.get("knn_agreement"))})
 
 
 SORTS = ("error_rate", "issue_rate", "size", "id")
