@@ -1,0 +1,54 @@
+"""The classifiers: full label columns, and the compiled calibrated SVM equal to scikit-learn's own answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.predictions.models import EmbeddingLogReg, TfidfSVM
+
+WORDS = {0: "card lost blocked pin", 1: "bill invoice due amount", 2: "trip abroad currency travel",
+         3: "rate interest savings apr"}
+
+
+def _texts(labels: list[int], seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS[y].split(), size=3)) + f" {rng.choice(['my', 'the', 'a'])}" for y in labels]
+
+
+@pytest.mark.parametrize("labels", [
+    [0, 1] * 15,  # binary: one decision column
+    [0, 1, 2] * 10 + [3],  # label 3 has one example: a calibration fold lacks it
+    [0, 1, 2, 3] * 8,
+], ids=["binary", "a-fold-lacks-a-label", "four-labels"])
+def test_compiled_svm_matches_scikit_learn(labels):
+    y = np.array(labels)
+    texts = _texts(labels)
+    model = TfidfSVM(C=0.5).fit(texts, None, y, n_labels=5)  # 5: one label never seen at all
+    queries = _texts([0, 1, 2, 3, 0, 2], seed=1) + ["nothing known here"]
+    ours = model.predict_proba(queries, None)
+    calibrated = model.model_.steps[-1][1]
+    reference = calibrated.predict_proba(model.model_.steps[0][1].transform(queries))
+    np.testing.assert_allclose(ours[:, calibrated.classes_], reference, rtol=0, atol=1e-12)
+    assert ours.shape == (len(queries), 5) and np.all(ours[:, 4] == 0)
+    np.testing.assert_allclose(ours.sum(axis=1), 1.0)
+
+
+def test_pickling_drops_the_compiled_form_and_rebuilds_it():
+    import pickle
+
+    y = np.array([0, 1, 2] * 6)
+    model = TfidfSVM().fit(_texts(list(y)), None, y, n_labels=3)
+    before = model.predict_proba(["card lost"], None)
+    restored = pickle.loads(pickle.dumps(model))
+    assert "compiled_" not in restored.__dict__
+    np.testing.assert_array_equal(restored.predict_proba(["card lost"], None), before)
+
+
+def test_logreg_fills_labels_it_never_saw_with_zero():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((30, 8))
+    y = np.array([0, 2] * 15)
+    proba = EmbeddingLogReg().fit([], x, y, n_labels=3).predict_proba([], x[:4])
+    assert proba.shape == (4, 3) and np.all(proba[:, 1] == 0)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
