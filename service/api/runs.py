@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import inspect
 import logging
+import shutil
 import threading
 import time
 import uuid
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.api.errors import describe
+from service.api.errors import describe, invalid
 from service.datasets.catalog import now_iso
-from service.errors import InvalidInput, Unavailable
+from service.errors import Unavailable
 
 if TYPE_CHECKING:
     from service.api.state import ApiState
@@ -131,38 +131,72 @@ class _CountingEmbedder:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _allowed_path(ws: Workspace, raw: str) -> Path:
-    """A server-side file to ingest: only under the service's home or the configured Humanloop export, so a
+def _allowed_path(ws: Workspace, raw: str, field: str) -> Path:
+    """A server-side file to read: only under the service's home or the configured Humanloop export, so a
     client cannot make the service read arbitrary files."""
     path = Path(raw).expanduser().resolve()
     home = ws.settings.home.resolve()
     if path == ws.settings.humanloop_path.resolve() or home in path.parents:
+        if not path.is_file():
+            raise invalid(field, f"{raw!r} is not a file")
         return path
-    raise InvalidInput(
-        f"options.path {raw!r} is outside the service's data directory {home}; upload the file with "
-        "POST /api/datasets instead"
-    )
+    raise invalid(field, f"{raw!r} is outside the service's data directory {home}; upload the file with "
+                  "POST /api/datasets instead")
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step clients can run: its module (absent = not installed), runner, and the options it accepts
+    from HTTP with their types (anything else is a 422 before the run is queued)."""
+
+    name: str
+    module: str
+    run: Callable[[Workspace, str, dict[str, Any], Progress], dict[str, Any]]
+    options: dict[str, type | tuple[type, ...]]
+
+    def check(self, ws: Workspace, dataset: str, options: dict[str, Any]) -> dict[str, Any]:
+        """Validated options (paths resolved) or InvalidInput naming `options.<name>`."""
+        out = {}
+        for key, value in options.items():
+            if key not in self.options:
+                raise invalid(f"options.{key}", f"{self.name} takes no such option; it takes "
+                              f"{', '.join(sorted(self.options)) or 'none'}")
+            kind = self.options[key]
+            if value is None:
+                continue
+            if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float, (int, float))):
+                names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+                raise invalid(f"options.{key}", f"must be {names}, got {value!r:.60}")
+            out[key] = value
+        return out
+
+
+def _check_ingest(ws: Workspace, dataset: str, options: dict[str, Any]) -> dict[str, Any]:
+    from service.datasets.readers import FORMATS
+
+    fmt = options.get("format")
+    if fmt is not None and fmt not in FORMATS:
+        raise invalid("options.format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
+    split = options.get("split")
+    if split is not None and split not in ("training", "validation", "testing"):
+        raise invalid("options.split", f"{split!r} is not one of training, validation, testing")
+    if options.get("path") and not options.get("upload"):
+        options = {**options, "path": str(_allowed_path(ws, options["path"], "options.path"))}
+    elif not options.get("path") and dataset != ws.settings.default_dataset:
+        raise invalid("options.path", "is required to ingest into a dataset other than the default one")
+    return options
 
 
 def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress) -> dict[str, Any]:
     from service.datasets.ingest import ingest, make_sources
-    from service.datasets.readers import FORMATS, ColumnMap
+    from service.datasets.readers import ColumnMap
     from service.fetch import humanloop_export
 
-    known = {"path", "format", "text_column", "label_column", "split_column", "id_column", "split",
-             "skip_invalid", "upload", "original_name"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise InvalidInput(f"ingest does not take option(s) {unknown}; it takes {sorted(known - {'upload'})}")
     fmt = options.get("format")
-    if fmt is not None and fmt not in FORMATS:
-        raise InvalidInput(f"options.format {fmt!r} is not one of {', '.join(FORMATS)}")
     if options.get("path"):
-        path = Path(options["path"]) if options.get("upload") else _allowed_path(ws, options["path"])
-    elif dataset == ws.settings.default_dataset:
-        path, fmt = humanloop_export(ws.settings), "humanloop"
+        path = Path(options["path"])
     else:
-        raise InvalidInput("options.path is required to ingest into a dataset other than the default one")
+        path, fmt = humanloop_export(ws.settings), "humanloop"
     columns = ColumnMap(
         text=options.get("text_column") or "text", label=options.get("label_column") or "label",
         split=options.get("split_column") or "split", id=options.get("id_column") or "id",
@@ -190,54 +224,43 @@ def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: 
 def step_train(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress) -> dict[str, Any]:
     from service.predictions.training import train_version
 
-    if "from_file" in options:
-        options = {**options, "from_file": _allowed_path(ws, str(options["from_file"]))}
-    version = train_version(ws, dataset, **_accepted(train_version, options, progress))
+    if options.get("from_file"):
+        options = {**options, "from_file": _allowed_path(ws, str(options["from_file"]), "options.from_file")}
+    version = train_version(ws, dataset, **options)
     return {"version": version.version, "labels": list(version.labels), "metrics": jsonable(version.metrics)}
 
 
 def step_predict(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress) -> dict[str, Any]:
     from service.predictions.client import enrich
 
-    options = {k: v for k, v in options.items() if k not in ("transport", "api_url")}  # not from HTTP clients
-    return jsonable(enrich(ws, dataset, **_accepted(enrich, options, progress)))
+    return jsonable(enrich(ws, dataset, **options))
 
 
 def step_analyze(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress) -> dict[str, Any]:
     from service.analyses.runner import analyze
 
-    report = analyze(ws, dataset, **_accepted(analyze, options, progress))
+    report = analyze(ws, dataset, **options)
     keys = ("run_id", "created_at", "model_version", "n_points", "stages", "summary")
     return jsonable({k: report.get(k) for k in keys if k in report})
 
 
-def _accepted(fn: Callable, options: dict[str, Any], progress: Progress) -> dict[str, Any]:
-    """The options `fn` takes (unknown ones are a 422), plus `progress` when it takes one."""
-    params = inspect.signature(fn).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    fixed = {"ws", "dataset", "transport", "progress"}
-    allowed = {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL} - fixed
-    unknown = sorted(set(options) - allowed - {"progress"})
-    if unknown and not takes_any:
-        raise InvalidInput(f"{fn.__name__} does not take option(s) {unknown}; it takes {sorted(allowed)}")
-    kwargs = {k: v for k, v in options.items() if k not in fixed}
-    if "progress" in params:
-        kwargs["progress"] = progress
-    return kwargs
-
-
-STEPS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
-    "ingest": ("service.datasets.ingest", step_ingest),
-    "train": ("service.predictions.training", step_train),
-    "predict": ("service.predictions.client", step_predict),
-    "analyze": ("service.analyses.runner", step_analyze),
+STEPS: dict[str, Step] = {
+    "ingest": Step("ingest", "service.datasets.ingest", step_ingest, {
+        "path": str, "format": str, "text_column": str, "label_column": str, "split_column": str,
+        "id_column": str, "split": str, "skip_invalid": bool, "upload": bool, "original_name": str}),
+    "train": Step("train", "service.predictions.training", step_train, {
+        "model": str, "folds": int, "seed": int, "learning_repeats": int, "from_file": str}),
+    "predict": Step("predict", "service.predictions.client", step_predict, {
+        "version": str, "n_best": int, "batch_size": int, "concurrency": int, "timeout": (int, float),
+        "force": bool}),
+    "analyze": Step("analyze", "service.analyses.runner", step_analyze, {
+        "analyses": list, "k": int, "knn_kind": str, "exact_threshold": int, "seed": int, "model_version": str}),
 }
 
 
 def step_available(step: str) -> bool:
-    module = STEPS[step][0]
     try:
-        return importlib.util.find_spec(module) is not None
+        return importlib.util.find_spec(STEPS[step].module) is not None
     except ModuleNotFoundError:
         return False
 
@@ -305,11 +328,15 @@ class RunManager:
                cleanup: tuple[Path, ...] = ()) -> tuple[Run, Future]:
         """Queue a run; the future resolves to the finished Run (its error is kept, not raised)."""
         if step not in STEPS:
-            raise InvalidInput(f"step {step!r} is not one of {', '.join(STEPS)}")
+            raise invalid("body.step", f"{step!r} is not one of {', '.join(STEPS)}")
         if not step_available(step):
-            raise Unavailable(f"the {step} step is not part of this installation yet")
+            raise Unavailable(f"the {step} step is not part of this installation")
         if self._executor is None:
             raise Unavailable("the run worker is not started (the service is starting or stopping)")
+        ws = self.state.workspace
+        options = STEPS[step].check(ws, dataset, options)
+        if step == "ingest":
+            options = _check_ingest(ws, dataset, options)
         self._recover()
         shown = {k: v for k, v in options.items() if k not in ("upload",)}
         run = Run(id=uuid.uuid4().hex[:16], dataset=dataset, step=step, params=jsonable(shown))
@@ -322,7 +349,7 @@ class RunManager:
         return run, future
 
     def _execute(self, run: Run, options: dict[str, Any], cleanup: tuple[Path, ...]) -> Run:
-        fn = STEPS[run.step][1]
+        fn = STEPS[run.step].run
         run.status, run.started_at = "running", now_iso()
         run.progress["stage"] = run.step
         self._persist(run)
@@ -343,7 +370,10 @@ class RunManager:
             run.finished_at = now_iso()
             self.state.bump(run.dataset)
             for path in cleanup:
-                path.unlink(missing_ok=True)
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
         if run.status == "succeeded":
             log.info("run %s (%s %s) done in %.1f s", run.id, run.step, run.dataset, time.perf_counter() - started)
         self._persist(run)

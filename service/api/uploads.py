@@ -15,7 +15,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from service.errors import InvalidInput, TooLarge
 
 MAX_FIELDS = 20
-_SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,10}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def _check_length(request: Request, limit: int) -> None:
@@ -34,8 +34,8 @@ async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
 
 
 async def receive_upload(request: Request, limit: int, folder: Path) -> tuple[Path, str, dict[str, str]]:
-    """Parse a multipart body: the one `file` part goes to a file in `folder`; returns (path, the client's
-    file name, the other fields)."""
+    """Parse a multipart body: the one `file` part goes to `folder/<random>/<its name>`; returns (path, the
+    client's file name, the other fields). The caller removes path.parent when done."""
     _check_length(request, limit)
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
@@ -57,9 +57,11 @@ async def receive_upload(request: Request, limit: int, folder: Path) -> tuple[Pa
     if upload is None:
         raise InvalidInput("form field `file` is missing: attach the data file as the `file` part")
     name = Path(upload.filename or "upload").name
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = Path(name).suffix.lower()
-    target = folder / f"{uuid.uuid4().hex}{suffix if _SAFE_SUFFIX.match(suffix) else '.dat'}"
+    # The file keeps its own name (in a folder of its own): readers derive default ids from the file stem,
+    # so uploading the same file twice must give the same ids.
+    safe = _UNSAFE.sub("_", name)[:120].lstrip(".") or "upload.dat"
+    target = folder / uuid.uuid4().hex / safe
+    target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("wb") as out:
         upload.file.seek(0)
         shutil.copyfileobj(upload.file, out, length=1 << 20)

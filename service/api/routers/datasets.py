@@ -143,9 +143,9 @@ async def create_dataset(request: Request, response: Response, state: StateDep) 
         ws = await run_in_threadpool(lambda: state.workspace)
         existed = await run_in_threadpool(ws.catalog.exists, name)
         assert state.runs is not None
-        run, future = state.runs.submit(name, "ingest", options, cleanup=(path,))
+        run, future = state.runs.submit(name, "ingest", options, cleanup=(path.parent,))
     except BaseException:
-        path.unlink(missing_ok=True)
+        shutil.rmtree(path.parent, ignore_errors=True)
         raise
     if not wait:
         response.status_code = 202
