@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    # httpx logs every request at INFO: one line per prediction batch would drown the progress output.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     settings = Settings()
     try:
         return int(args.handler(args, settings) or 0)

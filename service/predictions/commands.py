@@ -106,8 +106,6 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     from service.predictions.client import enrich
 
-    if not args.verbose:
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the progress bar
     dataset = args.dataset or settings.default_dataset
     with Workspace(settings) as ws:
         report = enrich(ws, dataset, api_url=args.api_url, project=args.project, version=args.version,
