@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="the main job on the Humanloop export: ingest, embed, predict, analyse, serve")
     p.add_argument("--dataset", help="dataset name (default: settings.default_dataset)")
     p.add_argument("--no-serve", action="store_true", help="stop after the analysis instead of serving")
+    from service.api.commands import add_serve_arguments
+
+    add_serve_arguments(p)
     p.set_defaults(handler=cmd_run)
 
 
@@ -55,4 +58,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     with Workspace(settings) as ws:
         run_pipeline(ws, dataset)
         print(format_counts(dataset, dataset_counts(ws.collection(dataset))))
+        if not args.no_serve:
+            from service.api.commands import serve
+
+            serve(settings, ws, host=args.host, port=args.port, args=args)  # the same workspace: one process
     return 0
