@@ -102,10 +102,14 @@ class TfidfSVM:
         return self
 
     def predict_proba(self, texts, vectors) -> np.ndarray:
-        features, calibrated = self.model_.steps[0][1], self.model_.steps[-1][1]
+        from scipy import sparse
+
+        union, calibrated = self.model_.steps[0][1], self.model_.steps[-1][1]
         if getattr(self, "compiled_", None) is None:
             self.compiled_ = CompiledSigmoidSVM(calibrated)
-        proba = self.compiled_.predict_proba(features.transform(list(texts)))
+        # What FeatureUnion.transform computes, without its joblib dispatch (about a millisecond per call).
+        features = sparse.hstack([vectorizer.transform(list(texts)) for _, vectorizer in union.transformer_list])
+        proba = self.compiled_.predict_proba(features.tocsr())
         return _full_columns(proba, calibrated.classes_, self.n_labels_)
 
     def __getstate__(self) -> dict[str, Any]:

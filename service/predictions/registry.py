@@ -72,6 +72,11 @@ class ModelVersion:
     def __repr__(self) -> str:
         return f"ModelVersion({self.dataset!r}, {self.version!r}, {self.params.get('model')!r})"
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the classifier is in memory (the first use reads and checks the artifact)."""
+        return self._model is not None
+
     def model(self) -> Classifier:
         """The classifier, loaded once; refuses an artifact whose hash is not the one recorded at training."""
         with self._lock:
@@ -126,6 +131,9 @@ class ModelRegistry:
     def __init__(self, models_dir: Path):
         self.root = Path(models_dir)
         self._cache: dict[tuple[str, str], ModelVersion] = {}
+        # Per-request lookups (which versions exist, which is production) cost a stat, not a read.
+        self._listing: dict[str, tuple[int, list[int]]] = {}
+        self._production: dict[str, tuple[int, str]] = {}
         self._guard = threading.Lock()
 
     def _dir(self, dataset: str) -> Path:
@@ -151,10 +159,18 @@ class ModelRegistry:
 
     def _numbers(self, dataset: str) -> list[int]:
         folder = self._dir(dataset)
-        if not folder.exists():
+        try:
+            stamp = folder.stat().st_mtime_ns
+        except FileNotFoundError:
             return []
+        # The folder's mtime changes when a version is renamed into it: list it again only then.
+        cached = self._listing.get(dataset)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         found = [_version_number(p.name) for p in folder.iterdir() if (p / META).exists()]
-        return sorted(n for n in found if n is not None)
+        numbers = sorted(n for n in found if n is not None)
+        self._listing[dataset] = (stamp, numbers)
+        return numbers
 
     def _load(self, dataset: str, version: str) -> ModelVersion:
         key = (dataset, version)
@@ -182,9 +198,18 @@ class ModelRegistry:
         """The promoted version's name, or None."""
         marker = self._dir(dataset) / PRODUCTION
         try:
-            return json.loads(marker.read_text())["version"]
+            stamp = marker.stat().st_mtime_ns
         except FileNotFoundError:
             return None
+        cached = self._production.get(dataset)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        try:
+            version = json.loads(marker.read_text())["version"]
+        except FileNotFoundError:
+            return None
+        self._production[dataset] = (stamp, version)
+        return version
 
     def default_version(self, dataset: str) -> str | None:
         """What a request without a version gets: production, else the latest."""

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from service.errors import (
@@ -69,6 +70,13 @@ class Predictor:
     def version(self, project: str, version: str | None) -> ModelVersion:
         return self.registry.get(project, version or None)
 
+    async def aproba(self, chosen: ModelVersion, texts: list[str]) -> np.ndarray:
+        """`proba` from the event loop: inline for a loaded text-only model (about a millisecond, less than a
+        thread hand-off costs), in the thread pool when it must embed or load (tens of ms to seconds)."""
+        if chosen.loaded and not chosen.needs_vectors:
+            return self.proba(chosen, texts)
+        return await run_in_threadpool(self.proba, chosen, texts)
+
     def proba(self, chosen: ModelVersion, texts: list[str]) -> np.ndarray:
         vectors = None
         if chosen.needs_vectors:
@@ -94,7 +102,7 @@ def create_model_app(registry: ModelRegistry, embedder, api_key: str | None = No
     async def _error(request: Request, exc: DataDebuggerError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
 
-    def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
+    async def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
         if api_key is None:
             return
         if x_api_key is None or not hmac.compare_digest(x_api_key.encode(), api_key.encode()):
@@ -109,12 +117,12 @@ def create_model_app(registry: ModelRegistry, embedder, api_key: str | None = No
 
     @routes.post("/projects/{project}/predict", operation_id="project_predict",
               response_model=list[ProjectPrediction], responses=ERRORS)
-    def project_predict(project: str, body: ProjectPredictRequest, response: Response,
+    async def project_predict(project: str, body: ProjectPredictRequest, response: Response,
                         version: VersionQuery = None) -> list[dict[str, Any]]:
         """Humanloop contract: for each of up to 20 texts, the n best labels and the distribution's entropy."""
         chosen = predictor.version(project, body.version or version)
         texts = [item.text for item in body.data]
-        proba = predictor.proba(chosen, texts)
+        proba = await predictor.aproba(chosen, texts)
         labels = chosen.labels
         k = min(body.n_best, len(labels))
         order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
@@ -128,23 +136,23 @@ def create_model_app(registry: ModelRegistry, embedder, api_key: str | None = No
         ]
 
     @routes.post("/predict", operation_id="predict", response_model=PredictResponse, responses=ERRORS)
-    def predict(body: PredictRequest, response: Response, version: VersionQuery = None,
+    async def predict(body: PredictRequest, response: Response, version: VersionQuery = None,
                 project: ProjectQuery = None) -> dict[str, Any]:
         """One text in, its top label and probability out."""
         chosen = predictor.version(body.project or project or default_project, body.version or version)
-        proba = predictor.proba(chosen, [body.text])[0]
+        proba = (await predictor.aproba(chosen, [body.text]))[0]
         best = int(proba.argmax())
         response.headers[VERSION_HEADER] = chosen.version
         return {"id": body.id, "label": chosen.labels[best], "probability": float(proba[best]),
                 "model_version": chosen.version}
 
     @routes.get("/intent", operation_id="intent", response_model=IntentResponse, responses=ERRORS)
-    def intent(query: Annotated[str, Query(min_length=1, max_length=10_000, pattern=r"\S")], response: Response,
+    async def intent(query: Annotated[str, Query(min_length=1, max_length=10_000, pattern=r"\S")], response: Response,
                version: VersionQuery = None,
                project: ProjectQuery = None) -> dict[str, Any]:
         """The intent of one query string."""
         chosen = predictor.version(project or default_project, version)
-        proba = predictor.proba(chosen, [query])[0]
+        proba = (await predictor.aproba(chosen, [query]))[0]
         best = int(proba.argmax())
         response.headers[VERSION_HEADER] = chosen.version
         return {"intent": chosen.labels[best], "probability": float(proba[best]), "model_version": chosen.version}
