@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +42,13 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _stamp(path: Path) -> tuple:
+    """What changes when a version is added or promoted: mtime, inode (promotion replaces the file) and link
+    count; plus a one-second tick, because two changes within one timestamp tick would look like none."""
+    st = path.stat()
+    return st.st_mtime_ns, st.st_ino, st.st_nlink, int(time.monotonic())
 
 
 def _version_number(version: str) -> int | None:
@@ -132,8 +140,8 @@ class ModelRegistry:
         self.root = Path(models_dir)
         self._cache: dict[tuple[str, str], ModelVersion] = {}
         # Per-request lookups (which versions exist, which is production) cost a stat, not a read.
-        self._listing: dict[str, tuple[int, list[int]]] = {}
-        self._production: dict[str, tuple[int, str]] = {}
+        self._listing: dict[str, tuple[tuple, list[int]]] = {}
+        self._production: dict[str, tuple[tuple, str]] = {}
         self._guard = threading.Lock()
 
     def _dir(self, dataset: str) -> Path:
@@ -160,10 +168,9 @@ class ModelRegistry:
     def _numbers(self, dataset: str) -> list[int]:
         folder = self._dir(dataset)
         try:
-            stamp = folder.stat().st_mtime_ns
+            stamp = _stamp(folder)
         except FileNotFoundError:
             return []
-        # The folder's mtime changes when a version is renamed into it: list it again only then.
         cached = self._listing.get(dataset)
         if cached is not None and cached[0] == stamp:
             return cached[1]
@@ -198,7 +205,7 @@ class ModelRegistry:
         """The promoted version's name, or None."""
         marker = self._dir(dataset) / PRODUCTION
         try:
-            stamp = marker.stat().st_mtime_ns
+            stamp = _stamp(marker)
         except FileNotFoundError:
             return None
         cached = self._production.get(dataset)

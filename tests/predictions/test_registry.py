@@ -21,8 +21,11 @@ def test_versions_default_and_promotion(registry):
     registry.promote(DATASET, "v1")
     assert registry.production(DATASET) == "v1"
     assert registry.get(DATASET).version == "v1"
-    # A fresh registry (another process) sees the same production marker.
-    assert ModelRegistry(registry.root).get(DATASET).version == "v1"
+    # Another registry (another process) sees the same marker, and this one sees that one's promotion.
+    other = ModelRegistry(registry.root)
+    assert other.get(DATASET).version == "v1"
+    other.promote(DATASET, "v2")
+    assert registry.get(DATASET).version == "v2"
 
 
 def test_unknown_names_are_not_found(registry):
@@ -63,6 +66,8 @@ def test_concurrent_creates_get_distinct_numbers(registry):
     meta = {"labels": ["a", "b"], "params": model.params(), "metrics": {}, "embedding_model": "fake-4",
             "needs_vectors": True, "data_hash": "0" * 64, "sizes": {}}
     made: list[str] = []
+    watcher = ModelRegistry(registry.root)  # another process's view, read before the versions exist
+    assert watcher.versions("other") == []
 
     def create():
         made.append(registry.create("other", model, meta, list(range(20)), np.full((20, 2), 0.5)).version)
@@ -74,6 +79,7 @@ def test_concurrent_creates_get_distinct_numbers(registry):
         t.join()
     assert sorted(made) == ["v1", "v2", "v3", "v4"]
     assert [v.version for v in registry.versions("other")] == ["v1", "v2", "v3", "v4"]
+    assert [v.version for v in watcher.versions("other")] == ["v1", "v2", "v3", "v4"]
     assert "other" in registry.datasets() and DATASET in registry.datasets()
     # Nothing half-written is left behind.
     assert not [p for p in (registry.root / "other").iterdir() if p.name.startswith(".tmp")]
