@@ -1,0 +1,163 @@
+"""The dashboard's assembly: one state and one page per browser session, served by a Panel server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import panel as pn
+
+from dashboard.cache import MapCache
+from dashboard.client import ApiClient
+from dashboard.keyboard import KeyboardShortcuts
+from dashboard.state import DashboardState
+from dashboard.views.clusters import ClustersView
+from dashboard.views.common import esc
+from dashboard.views.map import MapView
+from dashboard.views.models import ModelsView
+from dashboard.views.queue import QueueView
+from dashboard.views.review import ReviewView
+from dashboard.views.search import SearchView
+from service.errors import DataDebuggerError
+
+log = logging.getLogger(__name__)
+
+TABS = ("Point", "Selection", "Clusters", "Review", "Labelling queue", "Models", "Search")
+# The initial document of a 100k-point map is tens of MB; Bokeh's default websocket limit is 20 MB.
+WEBSOCKET_MAX_BYTES = 512 * 1024 * 1024
+
+
+class Dashboard:
+    """The page of one session: the state, the views, and the layout that puts them together."""
+
+    def __init__(self, client: ApiClient, dataset: str | None = None, defer_rest: bool = False,
+                 cache: MapCache | None = None):
+        self.state = DashboardState(client, defer_rest=defer_rest, cache=cache)
+        s = self.state
+        self.map = MapView(s.map, defer_texts=defer_rest)
+        self.clusters = ClustersView(s.clusters)
+        # dynamic: a tab's plots are built when it is first shown, so the first page carries the map only.
+        self.tabs = pn.Tabs(dynamic=True, sizing_mode="stretch_both", css_classes=["dd-tabs"])
+        self.review = ReviewView(s.review, active=lambda: self.tabs.active == TABS.index("Review"))
+        self.queue = QueueView(s.queue)
+        self.models = ModelsView(s.models)
+        self.search = SearchView(s.search, on_pick=s.map.focus_on)
+        self.shortcuts = KeyboardShortcuts(on_key=self.review.on_key, width=0, height=0, margin=0)
+        self.dataset = pn.widgets.Select(name="Dataset", options=[], sizing_mode="stretch_width")
+        self.message = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["dd-message"])
+        self.tabs.extend([
+            (TABS[0], self.map.point_panel()), (TABS[1], self.map.selection_panel()), (TABS[2], self.clusters),
+            (TABS[3], self.review), (TABS[4], self.queue), (TABS[5], self.models), (TABS[6], self.search),
+        ])
+        self._wire()
+        start = time.perf_counter()
+        s.start(dataset)
+        log.info("dashboard session ready in %.2f s (%d points)", time.perf_counter() - start, s.map.size)
+
+    def _wire(self) -> None:
+        s = self.state
+        self.dataset.param.watch(lambda e: setattr(s, "dataset", e.new) if e.new else None, "value")
+        s.param.watch(self._on_datasets, "dataset")
+        s.param.watch(lambda e: setattr(self.message, "object", self._message(e.new)), "message")
+        s.map.param.watch(lambda e: setattr(self.message, "object", self._message(e.new)), "message")
+        # A click on the map or on a search hit shows the point; a confusion cell shows the selection.
+        s.map.param.watch(lambda e: self._show("Point") if e.new else None, "focus_key")
+        s.models.param.watch(lambda e: self._show("Selection") if e.new else None, "cell")
+        self.tabs.param.watch(lambda e: setattr(s.review, "follow", e.new == TABS.index("Review")), "active")
+
+    def load_rest(self) -> None:
+        """Once the page shows the map: hover texts, then clusters, review, models."""
+        if self.state.map.frame is None:  # the map did not load; its message says why
+            return
+        start = time.perf_counter()
+        self.map.send_texts()
+        self.state.load_rest()
+        log.info("dashboard views loaded in %.2f s", time.perf_counter() - start)
+
+    def _on_datasets(self, _event: Any = None) -> None:
+        self.dataset.options = list(self.state.param.dataset.objects)
+        if self.dataset.value != self.state.dataset:
+            self.dataset.value = self.state.dataset
+
+    @staticmethod
+    def _message(text: str) -> str:
+        return f"<div style='color:#b00020;font-size:13px'>{esc(text)}</div>" if text else ""
+
+    def _show(self, tab: str) -> None:
+        # Review drives the focus itself; jumping away from it on every item would lose the place.
+        if self.tabs.active != TABS.index("Review"):
+            self.tabs.active = TABS.index(tab)
+
+    def page(self) -> pn.template.BaseTemplate:
+        self._on_datasets()
+        sidebar = [self.dataset, self.search.box_row(), self.map.controls(), self.shortcuts]
+        main = pn.Row(
+            pn.Column(self.message, self.map.plot(), sizing_mode="stretch_both", min_width=480),
+            pn.Column(self.tabs, width=640, sizing_mode="stretch_height"),
+            sizing_mode="stretch_both",
+        )
+        return pn.template.FastListTemplate(
+            title="Data Debugger", sidebar=sidebar, main=[main], sidebar_width=300, main_layout=None,
+            header_background="#1f3a5f", accent_base_color="#1f3a5f", theme_toggle=False,
+        )
+
+
+def build_page(api_url: str, dataset: str | None = None, token: str | None = None,
+               cache: MapCache | None = None) -> pn.template.BaseTemplate:
+    """A fresh page (and state, and API client) for one browser session."""
+    pn.extension("tabulator", notifications=False)
+    dashboard = Dashboard(ApiClient(api_url, token=token), dataset=dataset, defer_rest=True, cache=cache)
+    pn.state.onload(dashboard.load_rest)
+    pn.state.on_session_destroyed(lambda _ctx: dashboard.state.client.close())
+    return dashboard.page()
+
+
+@dataclass
+class DashboardServer:
+    """A running dashboard: its URL, and stop() for threaded servers."""
+
+    url: str
+    server: Any
+
+    def stop(self) -> None:
+        stop = getattr(self.server, "stop", None)
+        if stop is not None:
+            stop()
+
+
+def preload(cache: MapCache, api_url: str, dataset: str | None = None, token: str | None = None) -> None:
+    """Fetch the map of `dataset` (default: the first dataset) into the cache, so the first visitor waits less."""
+    client = ApiClient(api_url, token=token)
+    try:
+        names = [d["name"] for d in client.datasets()]
+        if names:
+            cache.frame(client, dataset if dataset in names else names[0])
+    except DataDebuggerError as exc:
+        log.warning("could not preload the map: %s", exc)
+    finally:
+        client.close()
+
+
+def serve_dashboard(api_url: str, port: int, host: str = "127.0.0.1", dataset: str | None = None,
+                    token: str | None = None, threaded: bool = True, show: bool = False,
+                    warm: bool = True) -> DashboardServer:
+    """Serve the dashboard against the API at `api_url` on http://host:port/ (in a thread by default).
+
+    warm: fetch the first dataset's map in the background now, so the first page does not wait for it.
+    """
+    cache = MapCache()
+    if warm:
+        threading.Thread(target=preload, args=(cache, api_url, dataset, token), daemon=True,
+                         name="dashboard-preload").start()
+    origins = sorted({f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"})
+    server = pn.serve(
+        {"/": lambda: build_page(api_url, dataset=dataset, token=token, cache=cache)}, port=port, address=host,
+        websocket_origin=origins, show=show, threaded=threaded, start=True, title="Data Debugger",
+        verbose=False, websocket_max_message_size=WEBSOCKET_MAX_BYTES,
+    )
+    url = f"http://{host}:{port}/"
+    log.info("dashboard on %s (API %s)", url, api_url)
+    return DashboardServer(url=url, server=server)

@@ -1,0 +1,149 @@
+"""A small synchronous HTTP client of the service API: the dashboard's only way to the data."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+from service.errors import Conflict, DataDebuggerError, InvalidInput, NotFound, TooLarge, Unavailable
+
+log = logging.getLogger(__name__)
+
+# The API answers with the project's exception tree mapped to status codes; map them back so the
+# dashboard's states handle "not analysed yet" (404) and "changed meanwhile" (409) as the core does.
+_BY_STATUS: dict[int, type[DataDebuggerError]] = {
+    400: InvalidInput, 404: NotFound, 409: Conflict, 413: TooLarge, 422: InvalidInput, 503: Unavailable,
+}
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        detail = body.get("detail", body.get("message", body))
+        if isinstance(detail, list):  # FastAPI's validation errors: name each field
+            return "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail)
+        return str(detail)
+    return str(body)
+
+
+class ApiClient:
+    """The routes of `service.api` the dashboard uses; one instance per dashboard session."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 60.0,
+                 transport: httpx.BaseTransport | None = None):
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
+
+    # -- plumbing ------------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if "params" in kwargs:  # drop unset filters so the API sees only what the user chose
+            kwargs["params"] = {k: v for k, v in kwargs["params"].items() if v not in (None, "", [])}
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"cannot reach the Data Debugger API at {self.base_url}: {exc}. "
+                              "Is `data-debugger serve` running?") from exc
+        if response.status_code >= 400:
+            error = _BY_STATUS.get(response.status_code, DataDebuggerError)
+            raise error(f"{method} {path} answered {response.status_code}: {_detail(response)}")
+        return response
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET a JSON document."""
+        return self._request("GET", path, params=params).json()
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """POST a JSON body, return the JSON answer."""
+        return self._request("POST", path, json=body or {}).json()
+
+    def get_list(self, path: str, limit: int | None = None, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a paginated list route (following next_cursor), up to `limit` items."""
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = self.get(path, cursor=cursor, **params)
+            if isinstance(page, list):  # a route that answers a bare list
+                return page[:limit] if limit else page
+            items.extend(page.get("data", []))
+            cursor = page.get("next_cursor")
+            if not cursor or (limit and len(items) >= limit):
+                return items[:limit] if limit else items
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- datasets and the map ------------------------------------------------------------------------
+
+    def datasets(self) -> list[dict[str, Any]]:
+        return self.get_list("/api/datasets")
+
+    def dataset(self, dataset: str) -> dict[str, Any]:
+        return self.get(f"/api/datasets/{dataset}")
+
+    def map(self, dataset: str) -> dict[str, list[Any]]:
+        """Columnar arrays of every point: ids, x, y, text, label, prediction, confidence, ..."""
+        return self.get(f"/api/datasets/{dataset}/map")
+
+    def points(self, dataset: str, limit: int = 100, **filters: Any) -> list[dict[str, Any]]:
+        return self.get_list(f"/api/datasets/{dataset}/points", limit=limit, **filters)
+
+    def point(self, dataset: str, point_id: Any) -> dict[str, Any]:
+        """A point's payload and its nearest neighbours."""
+        return self.get(f"/api/datasets/{dataset}/points/{point_id}")
+
+    def search(self, dataset: str, text: str | None = None, point_id: Any = None, k: int = 10,
+               **filters: Any) -> list[dict[str, Any]]:
+        body = {"text": text, "id": point_id, "k": k, **{k_: v for k_, v in filters.items() if v}}
+        answer = self.post(f"/api/datasets/{dataset}/search", body)
+        return answer.get("data", []) if isinstance(answer, dict) else answer
+
+    # -- analyses ------------------------------------------------------------------------------------
+
+    def issues(self, dataset: str, limit: int = 500) -> list[dict[str, Any]]:
+        return self.get_list(f"/api/datasets/{dataset}/issues", limit=limit)
+
+    def suggestions(self, dataset: str, limit: int = 500) -> list[dict[str, Any]]:
+        return self.get_list(f"/api/datasets/{dataset}/suggestions", limit=limit)
+
+    def clusters(self, dataset: str) -> list[dict[str, Any]]:
+        return self.get_list(f"/api/datasets/{dataset}/clusters")
+
+    def cluster(self, dataset: str, cluster: int) -> dict[str, Any]:
+        return self.get(f"/api/datasets/{dataset}/clusters/{cluster}")
+
+    def classes(self, dataset: str, split: str | None = None, model_version: str | None = None) -> dict[str, Any]:
+        return self.get(f"/api/datasets/{dataset}/classes", split=split, model_version=model_version)
+
+    def models(self) -> list[dict[str, Any]]:
+        answer = self.get("/models")
+        return answer.get("data", answer.get("models", [])) if isinstance(answer, dict) else answer
+
+    def queue(self, dataset: str, strategy: str, limit: int, fmt: str | None = None) -> Any:
+        """The labelling queue: a list of rows, or with `fmt` the download's bytes."""
+        response = self._request("GET", f"/api/datasets/{dataset}/queue",
+                                 params={"strategy": strategy, "limit": limit, "format": fmt})
+        if fmt:
+            return response.content
+        answer = response.json()
+        return answer.get("data", []) if isinstance(answer, dict) else answer
+
+    # -- review --------------------------------------------------------------------------------------
+
+    def label(self, dataset: str, point_id: Any, action: str, label: str | None = None, reason: str = "",
+              user: str = "dashboard", revision: int | None = None) -> dict[str, Any]:
+        """Relabel/accept/mark a point through the audited API; answers the updated point."""
+        body = {"action": action, "label": label, "reason": reason, "user": user, "revision": revision}
+        return self.post(f"/api/datasets/{dataset}/points/{point_id}/label", body)
+
+    def changes(self, dataset: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self.get_list(f"/api/datasets/{dataset}/changes", limit=limit)
+
+    def undo(self, dataset: str, change_id: Any) -> dict[str, Any]:
+        return self.post(f"/api/datasets/{dataset}/changes/{change_id}/undo")

@@ -1,0 +1,79 @@
+"""The dashboard's state: param stores per view, driven by the API client, testable without a browser."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import param
+
+from dashboard.client import ApiClient
+from dashboard.state.clusters import ClustersState
+from dashboard.state.map import MapState
+from dashboard.state.models import ModelsState
+from dashboard.state.queue import QueueState
+from dashboard.state.review import ReviewState
+from dashboard.state.search import SearchState
+from service.errors import DataDebuggerError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ClustersState", "DashboardState", "MapState", "ModelsState", "QueueState", "ReviewState",
+           "SearchState"]
+
+
+class DashboardState(param.Parameterized):
+    """One per browser session: the dataset shown and every view's store."""
+
+    dataset = param.Selector(objects=[], doc="the dataset shown")
+    message = param.String(default="")
+
+    def __init__(self, client: ApiClient, defer_rest: bool = False, cache: Any = None, **params: Any):
+        super().__init__(**params)
+        self.client = client
+        # In a served page the map is sent first and the other views load once the page shows it.
+        self.defer_rest = defer_rest
+        self.map = MapState(client, cache=cache)
+        self.clusters = ClustersState(client, self.map)
+        self.review = ReviewState(client, self.map)
+        self.queue = QueueState(client, self.map)
+        self.models = ModelsState(client, self.map)
+        self.search = SearchState(client, self.map)
+        self.param.watch(lambda e: self.open(e.new), "dataset")
+
+    def start(self, dataset: str | None = None) -> DashboardState:
+        """List the datasets and open `dataset` (default: the first)."""
+        try:
+            names = [d["name"] for d in self.client.datasets()]
+        except DataDebuggerError as exc:
+            self.message = str(exc)
+            return self
+        if not names:
+            self.message = "no datasets yet: ingest one with `data-debugger ingest` or `data-debugger run`"
+            return self
+        self.param.dataset.objects = names
+        chosen = dataset if dataset in names else names[0]
+        if self.dataset == chosen:
+            self.open(chosen)
+        else:
+            self.dataset = chosen  # the watcher opens it
+        return self
+
+    def open(self, dataset: str) -> None:
+        """Load the map first (what the user sees first), then the other views' data."""
+        try:
+            self.map.load(dataset)
+        except DataDebuggerError as exc:
+            self.message = f"cannot load {dataset!r}: {exc}"
+            return
+        if self.defer_rest:
+            self.defer_rest = False  # only the first page load waits; a dataset switch loads everything
+        else:
+            self.load_rest()
+
+    def load_rest(self) -> None:
+        """The views after the map: each one's failure is its own message, not the page's."""
+        self.clusters.load()
+        self.review.load()
+        self.models.load()
+        self.message = ""

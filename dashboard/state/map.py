@@ -1,0 +1,228 @@
+"""The map's state: every point as a frame, the filters, colour-by, selection, focus and highlights."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import param
+
+from dashboard.client import ApiClient
+from dashboard.colours import COLOUR_FIELDS, NONE, ColourSpec, colour_spec
+from service.errors import DataDebuggerError
+
+log = logging.getLogger(__name__)
+
+# Filters shared by the map and every table, in the order the sidebar shows them.
+FILTER_FIELDS = ("split", "label", "prediction", "cluster", "triage")
+TEXT_CHARS = 160  # hover text is cut: 100k full texts would triple what the browser receives
+KEYWORD_COLUMNS = ("label", "prediction", "split", "triage")
+NUMERIC_COLUMNS = ("confidence", "mislabel_score", "entropy")
+
+
+def key(point_id: Any) -> str:
+    """Ids come back from JSON as ints or strings; compare them as strings everywhere."""
+    return str(point_id)
+
+
+def _status(correct: Any, label: str, prediction: str) -> str:
+    if label == NONE:
+        return "unlabelled"
+    if correct is None or (isinstance(correct, float) and np.isnan(correct)) or prediction == NONE:
+        return NONE
+    if isinstance(correct, str):
+        return correct if correct in ("correct", "incorrect", "unlabelled") else NONE
+    return "correct" if bool(correct) else "incorrect"
+
+
+def map_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
+    """The /map answer as a frame with display-ready columns (strings for factors, NaN for missing numbers)."""
+    if "ids" not in columns:
+        raise DataDebuggerError("the /map answer has no 'ids' array; is the API the same version as the dashboard?")
+    n = len(columns["ids"])
+    for name, values in columns.items():
+        if isinstance(values, list) and len(values) != n:
+            raise DataDebuggerError(f"the /map answer's {name!r} has {len(values)} values for {n} ids")
+
+    def col(name: str, default: Any = None) -> list[Any]:
+        values = columns.get(name)
+        return values if values is not None else [default] * n
+
+    frame = pd.DataFrame({"id": col("ids")})
+    frame["key"] = [key(i) for i in frame["id"]]
+    for name in ("x", "y", *NUMERIC_COLUMNS):
+        frame[name] = pd.to_numeric(pd.Series(col(name), dtype=object), errors="coerce").astype(float)
+    frame["text"] = [(t or "")[:TEXT_CHARS] for t in col("text", "")]
+    for name in KEYWORD_COLUMNS:
+        frame[name] = [NONE if v is None else str(v) for v in col(name)]
+    frame["cluster"] = [NONE if v is None else str(v) for v in col("cluster")]
+    frame["labelled"] = frame["label"] != NONE
+    frame["correct"] = [_status(c, lab, pred) for c, lab, pred in zip(col("correct"), frame["label"],
+                                                                    frame["prediction"], strict=True)]
+    frame["has_xy"] = np.isfinite(frame["x"]) & np.isfinite(frame["y"])
+    return frame
+
+
+class MapState(param.Parameterized):
+    """Loaded once per dataset; views watch its parameters and never call the API for the map themselves."""
+
+    dataset = param.String(default="")
+    colour_by = param.Selector(objects=list(COLOUR_FIELDS), default="label")
+    split = param.List(default=[], item_type=str)
+    label = param.List(default=[], item_type=str)
+    prediction = param.List(default=[], item_type=str)
+    cluster = param.List(default=[], item_type=str)
+    triage = param.List(default=[], item_type=str)
+    show_cluster_names = param.Boolean(default=True)
+
+    frame = param.DataFrame(default=None, allow_None=True, doc="every point, see map_frame")
+    labels_version = param.Integer(default=0, doc="bumped when labels change in place")
+    selected = param.List(default=[], doc="keys of the box/lasso selection")
+    focus_key = param.String(default=None, allow_None=True, doc="the clicked point")
+    focus = param.Dict(default=None, allow_None=True, doc="the clicked point's payload and neighbours")
+    highlighted = param.List(default=[], doc="keys highlighted by a cluster, a search or a confusion cell")
+    highlight_reason = param.String(default="")
+    message = param.String(default="")
+    load_seconds = param.Number(default=0.0)
+
+    def __init__(self, client: ApiClient, cache: Any = None, **params: Any):
+        super().__init__(**params)
+        self.client = client
+        self.cache = cache  # a dashboard.cache.MapCache shared by the server's sessions, or None
+        self._rows: dict[str, int] = {}
+        self._cluster_names: dict[str, str] = {}
+
+    # -- loading -------------------------------------------------------------------------------------
+
+    def load(self, dataset: str | None = None) -> MapState:
+        """Fetch the map of `dataset` (or the current one) and reset selection, focus and highlights."""
+        import time
+
+        start = time.perf_counter()
+        dataset = dataset or self.dataset
+        frame = self.cache.frame(self.client, dataset) if self.cache else map_frame(self.client.map(dataset))
+        self._rows = dict(zip(frame["key"].tolist(), range(len(frame)), strict=True))
+        self.param.update(dataset=dataset, frame=frame, selected=[], focus_key=None, focus=None,
+                          highlighted=[], highlight_reason="", message="",
+                          load_seconds=time.perf_counter() - start)
+        log.info("map of %s: %d points in %.2f s", dataset, len(frame), self.load_seconds)
+        return self
+
+    def set_cluster_names(self, names: dict[str, str]) -> None:
+        self._cluster_names = dict(names)
+        self.param.trigger("frame")
+
+    @property
+    def cluster_names(self) -> dict[str, str]:
+        return self._cluster_names
+
+    # -- derived -------------------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return 0 if self.frame is None else len(self.frame)
+
+    def row(self, point_key: Any) -> int | None:
+        return self._rows.get(key(point_key))
+
+    def options(self, name: str) -> list[str]:
+        """The values a filter can take, from the data."""
+        if self.frame is None:
+            return []
+        return sorted(self.frame[name].unique().tolist(),
+                      key=lambda v: (v == NONE, int(v) if name == "cluster" and v.lstrip("-").isdigit() else 0, v))
+
+    def filters(self) -> dict[str, list[str]]:
+        return {name: list(getattr(self, name)) for name in FILTER_FIELDS if getattr(self, name)}
+
+    def mask(self) -> np.ndarray:
+        """Which points pass the filters (and have map coordinates)."""
+        if self.frame is None:
+            return np.zeros(0, dtype=bool)
+        keep = self.frame["has_xy"].to_numpy().copy()
+        for name, values in self.filters().items():
+            keep &= self.frame[name].isin(values).to_numpy()
+        return keep
+
+    def visible(self) -> pd.DataFrame:
+        """The points that pass the filters."""
+        return self.frame[self.mask()] if self.frame is not None else pd.DataFrame()
+
+    def passes(self, point_key: Any) -> bool:
+        """Whether one point passes the filters (tables use it to follow the map)."""
+        row = self.row(point_key)
+        if row is None or self.frame is None:
+            return False
+        return all(self.frame.at[row, name] in values for name, values in self.filters().items())
+
+    def spec(self) -> ColourSpec:
+        return colour_spec(self.frame, self.colour_by)
+
+    def counts(self) -> dict[str, int]:
+        """How many visible points take each value of the colour-by field (for the legend)."""
+        if self.frame is None or COLOUR_FIELDS[self.colour_by][0] != "categorical":
+            return {}
+        return self.visible()[self.colour_by].value_counts().to_dict()
+
+    def rows_of(self, keys: list[str]) -> pd.DataFrame:
+        rows = [r for r in (self.row(k) for k in keys) if r is not None]
+        return self.frame.iloc[rows] if self.frame is not None else pd.DataFrame()
+
+    # -- interactions --------------------------------------------------------------------------------
+
+    def clear_filters(self) -> None:
+        self.param.update(**{name: [] for name in FILTER_FIELDS})
+
+    def select_rows(self, rows: list[int]) -> None:
+        """A box/lasso selection, as frame row positions (what Bokeh reports)."""
+        if self.frame is None:
+            return
+        keys = self.frame["key"].to_numpy()
+        self.selected = [keys[r] for r in rows if 0 <= r < len(keys)]
+
+    def select(self, keys: list[Any]) -> None:
+        self.selected = [key(k) for k in keys if self.row(k) is not None]
+
+    def focus_on(self, point_key: Any) -> None:
+        """Click on a point: fetch its payload and neighbours through the API."""
+        if point_key is None:
+            self.param.update(focus_key=None, focus=None)
+            return
+        row = self.row(point_key)
+        if row is None:
+            self.message = f"point {point_key} is not on the map"
+            return
+        try:
+            detail = self.client.point(self.dataset, self.frame.at[row, "id"])
+        except DataDebuggerError as exc:
+            self.message = str(exc)
+            return
+        self.param.update(focus_key=key(point_key), focus=detail, message="")
+
+    def highlight(self, keys: list[Any], reason: str = "") -> None:
+        """Ring these points on the map (cluster members, search hits, a confusion cell)."""
+        self.param.update(highlighted=[key(k) for k in keys if self.row(k) is not None], highlight_reason=reason)
+
+    def clear_highlight(self) -> None:
+        self.param.update(highlighted=[], highlight_reason="")
+
+    def apply_point(self, point: dict[str, Any]) -> None:
+        """A relabel came back from the API: update that point's row so the map and tables follow."""
+        payload = point.get("payload", point)
+        point_key = key(point.get("id", payload.get("id", payload.get("record_id"))))
+        row = self.row(point_key)
+        if row is None or self.frame is None:
+            return
+        label = payload.get("label")
+        label = NONE if label is None else str(label)
+        self.frame.at[row, "label"] = label
+        self.frame.at[row, "labelled"] = label != NONE
+        self.frame.at[row, "correct"] = _status(
+            None if self.frame.at[row, "prediction"] == NONE else self.frame.at[row, "prediction"] == label,
+            label, self.frame.at[row, "prediction"],
+        )
+        if self.focus_key == point_key:
+            self.focus_on(point_key)
+        self.labels_version += 1

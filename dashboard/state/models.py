@@ -1,0 +1,145 @@
+"""Model views: versions, per-class F1, confusion matrix, reliability, curves, and two versions compared."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+import param
+
+from dashboard.client import ApiClient
+from dashboard.state.map import MapState
+from service.errors import DataDebuggerError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("validation", "testing", "training", "oof")
+
+
+def per_class_table(metrics_a: dict[str, Any], metrics_b: dict[str, Any] | None = None) -> pd.DataFrame:
+    """One row per class: precision, recall, F1, support of version A, and F1 of B with the change."""
+    rows = []
+    per_a = metrics_a.get("per_class") or {}
+    per_b = (metrics_b or {}).get("per_class") or {}
+    for label, m in per_a.items():
+        row = {"label": label, "precision": m.get("precision"), "recall": m.get("recall"), "f1": m.get("f1"),
+               "support": m.get("support")}
+        if metrics_b is not None:
+            row["f1_b"] = (per_b.get(label) or {}).get("f1")
+            row["f1_change"] = None if row["f1_b"] is None or row["f1"] is None else row["f1_b"] - row["f1"]
+        rows.append(row)
+    columns = ["label", "precision", "recall", "f1", "support"] + (["f1_b", "f1_change"] if metrics_b else [])
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values("f1", na_position="last").reset_index(drop=True)
+
+
+def curves_of(version: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """The plottable curves of a version: name -> {x: [...], series: [...], ...} of equal-length lists."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for name, curve in (version.get("curves") or {}).items():
+        if not isinstance(curve, dict) or name.startswith("reliability"):
+            continue
+        lists = {k: v for k, v in curve.items() if isinstance(v, list) and v and
+                 all(isinstance(x, int | float) for x in v)}
+        x_name = next((k for k in ("train_sizes", "iteration", "epoch", "x") if k in lists), None)
+        if x_name is None:
+            continue
+        n = len(lists[x_name])
+        out[name] = {"x_name": x_name, **{k: v for k, v in lists.items() if len(v) == n}}  # type: ignore[dict-item]
+    return out
+
+
+class ModelsState(param.Parameterized):
+    """Version A (and optionally B) of the dataset's model, on one split."""
+
+    versions = param.List(default=[], doc="version names, newest last")
+    version_a = param.String(default=None, allow_None=True)
+    version_b = param.String(default=None, allow_None=True, doc="None: no comparison")
+    split = param.Selector(objects=list(SPLITS), default="validation")
+    metrics_a = param.Dict(default=None, allow_None=True, doc="version A's metrics on the split")
+    metrics_b = param.Dict(default=None, allow_None=True)
+    per_class = param.DataFrame(default=None, allow_None=True)
+    cell = param.Tuple(default=None, allow_None=True, length=2, doc="(true label, predicted label) clicked")
+    message = param.String(default="")
+
+    def __init__(self, client: ApiClient, map_state: MapState, **params: Any):
+        super().__init__(**params)
+        self.client = client
+        self.map = map_state
+        self._records: dict[str, dict[str, Any]] = {}
+        self.param.watch(lambda *_: self._refresh(), ["version_a", "version_b", "split"])
+
+    def load(self) -> ModelsState:
+        """The dataset's versions from GET /models; version A = production (or latest), B = the one before."""
+        try:
+            records = [m for m in self.client.models() if m.get("dataset", self.map.dataset) == self.map.dataset]
+        except DataDebuggerError as exc:
+            self.param.update(versions=[], message=f"no model versions: {exc}")
+            return self
+        records.sort(key=lambda m: int(str(m.get("version", "v0"))[1:] or 0))
+        self._records = {str(m["version"]): m for m in records}
+        names = list(self._records)
+        production = next((m["version"] for m in records if m.get("production")), names[-1] if names else None)
+        older = [n for n in names if n != production]
+        with param.parameterized.batch_call_watchers(self):
+            self.versions = names
+            self.version_a = production
+            self.version_b = older[-1] if older else None
+        self._refresh()
+        return self
+
+    def record(self, version: str | None) -> dict[str, Any]:
+        return self._records.get(version or "", {})
+
+    def _split_metrics(self, version: str | None) -> dict[str, Any] | None:
+        if not version:
+            return None
+        metrics = (self.record(version).get("metrics") or {}).get(self.split)
+        if isinstance(metrics, dict) and metrics.get("per_class"):
+            return metrics
+        # Versions listed without full metrics: ask the dataset's per-class route instead.
+        try:
+            answer = self.client.classes(self.map.dataset, split=self.split, model_version=version)
+        except DataDebuggerError as exc:
+            self.message = f"{version} on {self.split}: {exc}"
+            return None
+        answer = answer.get(self.split, answer) if isinstance(answer, dict) else {}
+        return answer or None
+
+    def _refresh(self) -> None:
+        a, b = self._split_metrics(self.version_a), self._split_metrics(self.version_b)
+        table = per_class_table(a, b) if a else None
+        self.param.update(metrics_a=a, metrics_b=b, per_class=table, cell=None)
+
+    def confusion(self) -> tuple[list[str], list[list[int]]]:
+        """Version A's confusion matrix on the split: labels and rows (true) x columns (predicted)."""
+        confusion = (self.metrics_a or {}).get("confusion") or {}
+        return list(confusion.get("labels", [])), [list(r) for r in confusion.get("matrix", [])]
+
+    def reliability(self, version: str | None = None) -> list[dict[str, float]]:
+        """Bins of (confidence, accuracy, count) of a version on the split."""
+        metrics = self.metrics_a if version in (None, self.version_a) else self.metrics_b
+        bins = (metrics or {}).get("reliability")
+        if bins is None:
+            bins = (self.record(version or self.version_a).get("curves") or {}).get(f"reliability_{self.split}")
+        return list(bins or [])
+
+    def curves(self, version: str | None = None) -> dict[str, dict[str, list[float]]]:
+        return curves_of(self.record(version or self.version_a))
+
+    def select_cell(self, true_label: str, predicted: str) -> list[str]:
+        """Click on a confusion cell: those points (of this split, by the map's predictions) on the map."""
+        frame = self.map.frame
+        if frame is None:
+            return []
+        split = self.split if self.split != "oof" else None
+        hit = (frame["label"] == true_label) & (frame["prediction"] == predicted)
+        if split:
+            hit &= frame["split"] == split
+        keys = list(frame.loc[hit, "key"])
+        self.cell = (true_label, predicted)
+        self.map.select(keys)
+        self.map.highlight(keys, f"{len(keys)} {split or 'labelled'} points labelled {true_label}, "
+                                 f"predicted {predicted}")
+        return keys

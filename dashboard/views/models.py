@@ -1,0 +1,87 @@
+"""The model views: two versions side by side on a split; a confusion cell shows its points on the map."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from dashboard.state.models import SPLITS, ModelsState
+from dashboard.views.common import esc, fmt
+from dashboard.views.model_plots import confusion_heatmap, curve_plot, f1_bars, reliability_diagram
+
+HEADLINE = ("accuracy", "macro_f1", "ece", "log_loss", "n")
+
+
+class ModelsView(Viewer):
+    """Version A / B pickers, the headline figures, F1 bars, confusion, reliability and training curves."""
+
+    state = param.ClassSelector(class_=ModelsState)
+
+    def __init__(self, state: ModelsState, **params: Any):
+        super().__init__(state=state, **params)
+        self.version_a = pn.widgets.Select(name="Version A", options=[], width=140)
+        self.version_b = pn.widgets.Select(name="Compare with B", options=[], width=140)
+        self.split = pn.widgets.Select.from_param(state.param.split, name="Split", options=list(SPLITS), width=140)
+        self.headline = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.message = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.plots = pn.Column(sizing_mode="stretch_width")
+        self.version_a.param.watch(lambda e: setattr(state, "version_a", e.new), "value")
+        self.version_b.param.watch(lambda e: setattr(state, "version_b", e.new or None), "value")
+        state.param.watch(lambda *_: self._on_versions(), "versions")
+        state.param.watch(lambda *_: self._redraw(), ["metrics_a", "metrics_b", "per_class"])
+        state.param.watch(lambda e: setattr(self.message, "object", esc(e.new)), "message")
+        self._on_versions()
+        self._redraw()
+
+    def _on_versions(self) -> None:
+        s = self.state
+        self.version_a.options = list(s.versions)
+        self.version_a.value = s.version_a
+        self.version_b.options = {"(none)": "", **{v: v for v in s.versions}}
+        self.version_b.value = s.version_b or ""
+
+    def _headline(self) -> str:
+        s = self.state
+        rows = []
+        for name, metrics in ((s.version_a, s.metrics_a), (s.version_b, s.metrics_b)):
+            if name and metrics:
+                cells = "".join(f"<td style='padding:2px 10px'>{fmt(metrics.get(k), 3)}</td>" for k in HEADLINE)
+                rows.append(f"<tr><td style='padding:2px 10px'><b>{esc(name)}</b></td>{cells}</tr>")
+        if not rows:
+            return ""
+        head = "".join(f"<th style='padding:2px 10px;text-align:left'>{k.replace('_', ' ')}</th>" for k in HEADLINE)
+        return (f"<table style='font-size:13px;border-collapse:collapse'><tr><th></th>{head}</tr>"
+                f"{''.join(rows)}</table>")
+
+    def _redraw(self) -> None:
+        s = self.state
+        self.headline.object = self._headline()
+        if not s.metrics_a:
+            self.plots.objects = [pn.pane.HTML("<div style='color:#777'>No metrics for this version and split."
+                                               "</div>")]
+            return
+        labels, matrix = s.confusion()
+        reliability = {s.version_a: s.reliability(s.version_a)}
+        if s.version_b:
+            reliability[s.version_b] = s.reliability(s.version_b)
+        curves = [pn.pane.Bokeh(curve_plot(f"{s.version_a}: {name.replace('_', ' ')}", curve),
+                                sizing_mode="stretch_width") for name, curve in s.curves(s.version_a).items()]
+        if s.version_b:
+            curves += [pn.pane.Bokeh(curve_plot(f"{s.version_b}: {name.replace('_', ' ')}", curve),
+                                     sizing_mode="stretch_width") for name, curve in s.curves(s.version_b).items()]
+        self.plots.objects = [
+            pn.pane.Bokeh(f1_bars(s.per_class, s.version_a, s.version_b if s.metrics_b else None),
+                          sizing_mode="stretch_width"),
+            pn.pane.HTML("<div style='font-size:12px;color:#555'>Click a cell to ring those points on the map and "
+                         "list them in the selection.</div>"),
+            pn.pane.Bokeh(confusion_heatmap(labels, matrix, on_cell=s.select_cell), sizing_mode="stretch_width"),
+            pn.pane.Bokeh(reliability_diagram(reliability), sizing_mode="stretch_width"),
+            *curves,
+        ]
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(pn.Row(self.version_a, self.version_b, self.split), self.headline, self.message,
+                         self.plots, sizing_mode="stretch_width")

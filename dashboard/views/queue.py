@@ -1,0 +1,63 @@
+"""The labelling-queue view: strategy and budget, a preview, and downloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from dashboard.state.queue import FORMATS, STRATEGIES, QueueState
+from dashboard.views.common import esc
+
+PREVIEW_COLUMNS = ["id", "text", "label", "prediction", "confidence", "entropy", "cluster", "reason", "score"]
+
+
+class QueueView(Viewer):
+    """Preview rows as the API ranks them; each format downloads straight from the API."""
+
+    state = param.ClassSelector(class_=QueueState)
+
+    def __init__(self, state: QueueState, **params: Any):
+        super().__init__(state=state, **params)
+        self.strategy = pn.widgets.Select.from_param(state.param.strategy, name="Strategy", options=list(STRATEGIES),
+                                                     width=200)
+        self.budget = pn.widgets.IntInput.from_param(state.param.budget, name="Budget", width=120)
+        self.preview = pn.widgets.Button(name="Preview", button_type="primary", align="end")
+        self.downloads = [
+            pn.widgets.FileDownload(callback=lambda f=fmt: state.download(f), filename=state.filename(fmt),
+                                    label=f"Download {fmt}", button_type="light", align="end")
+            for fmt in FORMATS
+        ]
+        self.table = pn.widgets.Tabulator(pd.DataFrame(columns=PREVIEW_COLUMNS), disabled=True, show_index=False,
+                                          layout="fit_data_table", sizing_mode="stretch_width", height=380,
+                                          pagination="local", page_size=12, widths={"text": 300})
+        self.message = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.preview.on_click(lambda _: state.preview())
+        state.param.watch(lambda *_: self._on_rows(), "rows")
+        state.param.watch(lambda e: setattr(self.message, "object", esc(e.new)), "message")
+        state.param.watch(lambda *_: self._on_names(), ["strategy", "budget"])
+
+    def _on_names(self) -> None:
+        for fmt, widget in zip(FORMATS, self.downloads, strict=True):
+            widget.filename = self.state.filename(fmt)
+
+    def _on_rows(self) -> None:
+        rows = self.state.rows
+        if rows is None or rows.empty:
+            self.table.value = pd.DataFrame(columns=PREVIEW_COLUMNS)
+            return
+        columns = [c for c in PREVIEW_COLUMNS if c in rows] + [c for c in rows if c not in PREVIEW_COLUMNS
+                                                               and not isinstance(rows[c].iloc[0], dict | list)]
+        self.table.value = rows[columns].reset_index(drop=True)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            pn.pane.HTML("<div style='font-size:12px;color:#555'>What to label next: pick a strategy and a budget, "
+                         "preview (the points are ringed on the map), then download for your annotation tool."
+                         "</div>"),
+            pn.Row(self.strategy, self.budget, self.preview),
+            pn.Row(*self.downloads), self.message, self.table, sizing_mode="stretch_width",
+        )
