@@ -102,19 +102,60 @@ class TfidfSVM:
         return self
 
     def predict_proba(self, texts, vectors) -> np.ndarray:
-        from scipy import sparse
-
         union, calibrated = self.model_.steps[0][1], self.model_.steps[-1][1]
         if getattr(self, "compiled_", None) is None:
-            self.compiled_ = CompiledSigmoidSVM(calibrated)
-        # What FeatureUnion.transform computes, without its joblib dispatch (about a millisecond per call).
-        features = sparse.hstack([vectorizer.transform(list(texts)) for _, vectorizer in union.transformer_list])
-        proba = self.compiled_.predict_proba(features.tocsr())
+            self.compiled_ = (CompiledTfidf(union), CompiledSigmoidSVM(calibrated))
+        features, svm = self.compiled_
+        proba = svm.predict_proba(features.transform(list(texts)))
         return _full_columns(proba, calibrated.classes_, self.n_labels_)
 
     def __getstate__(self) -> dict[str, Any]:
         # The compiled form is derived; it is rebuilt on first use rather than stored twice.
         return {k: v for k, v in self.__dict__.items() if k != "compiled_"}
+
+
+class CompiledTfidf:
+    """A fitted FeatureUnion of TfidfVectorizers, as their analyzers, vocabularies and idf weights.
+
+    Same features as `union.transform`; scikit-learn's per-call input validation costs about 0.4 ms per
+    vectorizer, ten times the tokenising itself, which matters when a request holds one short text.
+    """
+
+    def __init__(self, union):
+        if union.transformer_weights:
+            raise ValueError("weighted feature unions are not supported")
+        self.parts = []
+        offset = 0
+        for _, v in union.transformer_list:
+            if v.norm != "l2" or not v.use_idf or v.binary:
+                raise ValueError(f"unsupported TfidfVectorizer settings: {v.get_params()}")
+            self.parts.append((v.build_analyzer(), v.vocabulary_, v.idf_, v.sublinear_tf, offset))
+            offset += len(v.vocabulary_)
+        self.n_features = offset
+
+    def transform(self, texts: list[str]):
+        from collections import Counter
+
+        from scipy import sparse
+
+        indptr, indices, values = [0], [], []
+        nnz = 0
+        for text in texts:
+            for analyze, vocabulary, idf, sublinear, offset in self.parts:
+                counts = Counter(j for j in map(vocabulary.get, analyze(text)) if j is not None)
+                if not counts:
+                    continue
+                idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+                tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+                weights = (np.log(tf) + 1.0 if sublinear else tf) * idf[idx]
+                weights /= np.sqrt(np.dot(weights, weights))
+                indices.append(idx + offset)
+                values.append(weights)
+                nnz += len(idx)
+            indptr.append(nnz)
+        data = np.concatenate(values) if values else np.zeros(0)
+        cols = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
+        return sparse.csr_matrix((data, cols, np.asarray(indptr)), shape=(len(texts), self.n_features))
 
 
 class CompiledSigmoidSVM:

@@ -34,6 +34,19 @@ def test_compiled_svm_matches_scikit_learn(labels):
     np.testing.assert_allclose(ours.sum(axis=1), 1.0)
 
 
+def test_compiled_tfidf_matches_scikit_learn():
+    from service.predictions.models import CompiledTfidf
+
+    labels = [0, 1, 2, 3] * 10
+    model = TfidfSVM().fit(_texts(labels), None, np.array(labels), n_labels=4)
+    union = model.model_.steps[0][1]
+    queries = _texts([0, 1, 2, 3] * 3, seed=3) + ["", "zzz qqq", "Card CARD card!! lost-lost", "é card ünïcode"]
+    ours = CompiledTfidf(union).transform(queries)
+    reference = union.transform(queries)
+    assert ours.shape == reference.shape
+    np.testing.assert_allclose(ours.toarray(), reference.toarray(), rtol=0, atol=1e-12)
+
+
 def test_pickling_drops_the_compiled_form_and_rebuilds_it():
     import pickle
 
