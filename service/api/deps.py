@@ -31,7 +31,7 @@ def get_workspace(state: StateDep) -> Workspace:
 
 
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
-DatasetName = Annotated[str, Path(description="Dataset name", min_length=1, max_length=64)]
+DatasetName = Annotated[str, Path(description="Dataset name", min_length=1, max_length=64, examples=["humanloop"])]
 
 
 def require_writer(

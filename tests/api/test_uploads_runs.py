@@ -129,6 +129,20 @@ async def test_upload_without_waiting_returns_the_run_to_poll(service):
     assert run["progress"]["done"] == N_POINTS and run["params"]["original_name"] == HUMANLOOP_SMALL.name
 
 
+async def test_upload_waiting_too_long_answers_202(service, monkeypatch):
+    from service.api.routers import datasets
+
+    monkeypatch.setattr(datasets, "UPLOAD_WAIT_SECONDS", 0.0)
+    response = await client_post_upload(service, "slow")
+    assert response.status_code == 202 and response.json()["dataset"] is None
+    run = await wait_for(service[1], response.json()["run"]["id"])
+    assert run["status"] == "succeeded"  # the ingest went on: only the wait gave up
+
+
+async def client_post_upload(service, name: str):
+    return await service[1].post("/api/datasets", **multipart(HUMANLOOP_SMALL, name=name))
+
+
 async def test_train_predict_analyze_runs_feed_the_views(service):
     _, client = service
     await client.post("/api/datasets", **multipart(HUMANLOOP_SMALL, name="steps"))

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api", tags=["datasets"], responses=READ_ERRORS)
 
+# How long an upload with wait=true waits for its ingest before answering 202 with the run to poll.
+UPLOAD_WAIT_SECONDS = 50.0
 UPLOAD_FIELDS = ("name", "format", "text_column", "label_column", "split_column", "id_column", "split",
                  "skip_invalid", "wait")
 _COLUMN = {"type": "string", "minLength": 1, "maxLength": 200}
@@ -43,7 +45,8 @@ UPLOAD_SCHEMA = {
         "skip_invalid": {"type": "boolean", "default": False,
                          "description": "Ingest the good records and keep the rejects (else a bad record is a 422)"},
         "wait": {"type": "boolean", "default": True,
-                 "description": "Answer when ingested (201/200); false answers 202 with the run to poll"},
+                 "description": "Answer when ingested (201/200); false, or an ingest not done within "
+                 f"{UPLOAD_WAIT_SECONDS:.0f} s, answers 202 with the run to poll"},
     },
 }
 
@@ -147,10 +150,15 @@ async def create_dataset(request: Request, response: Response, state: StateDep) 
     except BaseException:
         shutil.rmtree(path.parent, ignore_errors=True)
         raise
+    if wait:
+        try:
+            # Shielded: a client that gives up does not cancel the ingest, only its wait.
+            done = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), UPLOAD_WAIT_SECONDS)
+        except TimeoutError:
+            wait = False  # queued behind other runs, or a big file: answer with the run to poll
     if not wait:
         response.status_code = 202
         return {"dataset": None, "run": run.to_dict()}
-    done = await asyncio.wrap_future(future)
     if done.status != "succeeded":
         raise getattr(done, "_exception", None) or Conflict(done.error["message"] if done.error else "ingest failed")
     response.status_code = 200 if existed else 201

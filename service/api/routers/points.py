@@ -14,7 +14,7 @@ from service.errors import NotFound
 
 router = APIRouter(prefix="/api/datasets/{dataset}", tags=["points"], responses=READ_ERRORS)
 
-PointRef = Annotated[str, Path(min_length=1, max_length=200, description="Point id or record id")]
+PointRef = Annotated[str, Path(min_length=1, max_length=200, description="Point id or record id", examples=["601188"])]
 
 
 @router.get("/points", operation_id="list_points", response_model=Page[PointOut])

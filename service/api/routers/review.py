@@ -27,7 +27,8 @@ class ReviewedPoint(PointOut):
              dependencies=[Writer], responses=WRITE_ERRORS)
 def label_point(
     dataset: DatasetName, state: StateDep, body: LabelIn,
-    point_id: Annotated[str, Path(min_length=1, max_length=200, description="Point id or record id")],
+    point_id: Annotated[str, Path(min_length=1, max_length=200, description="Point id or record id",
+                                  examples=["601188"])],
 ) -> dict[str, Any]:
     """Relabel, accept the suggestion, or mark reviewed/ambiguous, with a reason; the change is appended to
     the audit log. Send the `revision` you saw: a stale one answers 409 and changes nothing."""
