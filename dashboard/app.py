@@ -109,6 +109,9 @@ def build_page(api_url: str, dataset: str | None = None, token: str | None = Non
                cache: MapCache | None = None) -> pn.template.BaseTemplate:
     """A fresh page (and state, and API client) for one browser session."""
     pn.extension("tabulator", notifications=False)
+    asked = (pn.state.session_args or {}).get("dataset")  # /?dataset=NAME opens that dataset
+    if asked:
+        dataset = asked[0].decode() if isinstance(asked[0], bytes) else str(asked[0])
     dashboard = Dashboard(ApiClient(api_url, token=token), dataset=dataset, defer_rest=True, cache=cache)
     pn.state.onload(dashboard.load_rest)
     pn.state.on_session_destroyed(lambda _ctx: dashboard.state.client.close())

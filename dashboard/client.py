@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -87,9 +88,22 @@ class ApiClient:
     def dataset(self, dataset: str) -> dict[str, Any]:
         return self.get(f"/api/datasets/{dataset}")
 
-    def map(self, dataset: str) -> dict[str, list[Any]]:
-        """Columnar arrays of every point: ids, x, y, text, label, prediction, confidence, ..."""
-        return self.get(f"/api/datasets/{dataset}/map")
+    def map(self, dataset: str, etag: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
+        """Columnar arrays of every point (ids, x, y, text, label, ...) and the answer's ETag.
+
+        With the ETag of a copy the caller holds, an unchanged map answers (None, etag) without a body.
+        """
+        headers = {"If-None-Match": etag} if etag else {}
+        try:
+            response = self._http.get(f"/api/datasets/{dataset}/map", headers=headers)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"cannot reach the Data Debugger API at {self.base_url}: {exc}") from exc
+        if response.status_code == 304:
+            return None, etag
+        if response.status_code >= 400:
+            error = _BY_STATUS.get(response.status_code, DataDebuggerError)
+            raise error(f"GET /api/datasets/{dataset}/map answered {response.status_code}: {_detail(response)}")
+        return response.json(), response.headers.get("ETag")
 
     def points(self, dataset: str, limit: int = 100, **filters: Any) -> list[dict[str, Any]]:
         return self.get_list(f"/api/datasets/{dataset}/points", limit=limit, **filters)
@@ -121,18 +135,22 @@ class ApiClient:
     def classes(self, dataset: str, split: str | None = None, model_version: str | None = None) -> dict[str, Any]:
         return self.get(f"/api/datasets/{dataset}/classes", split=split, model_version=model_version)
 
-    def models(self) -> list[dict[str, Any]]:
-        answer = self.get("/models")
-        return answer.get("data", answer.get("models", [])) if isinstance(answer, dict) else answer
+    def models(self, dataset: str | None = None) -> list[dict[str, Any]]:
+        """Model versions with headline metrics (every dataset's, or one's)."""
+        answer = self.get("/models", dataset=dataset)
+        return answer.get("data", []) if isinstance(answer, dict) else answer
+
+    def model(self, dataset: str, version: str) -> dict[str, Any]:
+        """One version in full: metrics per split (per-class, confusion, reliability) and curves."""
+        return self.get(f"/models/{dataset}/{version}")
 
     def queue(self, dataset: str, strategy: str, limit: int, fmt: str | None = None) -> Any:
-        """The labelling queue: a list of rows, or with `fmt` the download's bytes."""
+        """The labelling queue: a list of rows (read from the JSONL download), or with `fmt` the file's bytes."""
         response = self._request("GET", f"/api/datasets/{dataset}/queue",
-                                 params={"strategy": strategy, "limit": limit, "format": fmt})
+                                 params={"strategy": strategy, "limit": limit, "format": fmt or "jsonl"})
         if fmt:
             return response.content
-        answer = response.json()
-        return answer.get("data", []) if isinstance(answer, dict) else answer
+        return [json.loads(line) for line in response.text.splitlines() if line.strip()]
 
     # -- review --------------------------------------------------------------------------------------
 

@@ -102,7 +102,7 @@ class MapState(param.Parameterized):
 
         start = time.perf_counter()
         dataset = dataset or self.dataset
-        frame = self.cache.frame(self.client, dataset) if self.cache else map_frame(self.client.map(dataset))
+        frame = self.cache.frame(self.client, dataset) if self.cache else map_frame(self.client.map(dataset)[0] or {})
         self._rows = dict(zip(frame["key"].tolist(), range(len(frame)), strict=True))
         self.param.update(dataset=dataset, frame=frame, selected=[], focus_key=None, focus=None,
                           highlighted=[], highlight_reason="", message="",

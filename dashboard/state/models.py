@@ -14,7 +14,9 @@ from service.errors import DataDebuggerError
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("validation", "testing", "training", "oof")
+SPLITS = ("validation", "test", "testing", "training")
+# Model metrics name the test split "test"; points carry "testing".
+POINT_SPLIT = {"test": "testing"}
 
 
 def per_class_table(metrics_a: dict[str, Any], metrics_b: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -56,7 +58,7 @@ class ModelsState(param.Parameterized):
     versions = param.List(default=[], doc="version names, newest last")
     version_a = param.String(default=None, allow_None=True)
     version_b = param.String(default=None, allow_None=True, doc="None: no comparison")
-    split = param.Selector(objects=list(SPLITS), default="validation")
+    split = param.Selector(objects=list(SPLITS), default="validation", doc="a split the versions have metrics on")
     metrics_a = param.Dict(default=None, allow_None=True, doc="version A's metrics on the split")
     metrics_b = param.Dict(default=None, allow_None=True)
     per_class = param.DataFrame(default=None, allow_None=True)
@@ -68,17 +70,20 @@ class ModelsState(param.Parameterized):
         self.client = client
         self.map = map_state
         self._records: dict[str, dict[str, Any]] = {}
+        self._full: dict[str, dict[str, Any]] = {}
         self.param.watch(lambda *_: self._refresh(), ["version_a", "version_b", "split"])
 
     def load(self) -> ModelsState:
-        """The dataset's versions from GET /models; version A = production (or latest), B = the one before."""
+        """The dataset's versions; version A = production (or latest), B = the one before it."""
         try:
-            records = [m for m in self.client.models() if m.get("dataset", self.map.dataset) == self.map.dataset]
+            records = self.client.models(self.map.dataset)
         except DataDebuggerError as exc:
             self.param.update(versions=[], message=f"no model versions: {exc}")
             return self
+        records = [m for m in records if m.get("dataset", self.map.dataset) == self.map.dataset]
         records.sort(key=lambda m: int(str(m.get("version", "v0"))[1:] or 0))
         self._records = {str(m["version"]): m for m in records}
+        self._full = {}
         names = list(self._records)
         production = next((m["version"] for m in records if m.get("production")), names[-1] if names else None)
         older = [n for n in names if n != production]
@@ -86,11 +91,26 @@ class ModelsState(param.Parameterized):
             self.versions = names
             self.version_a = production
             self.version_b = older[-1] if older else None
+            self.message = "" if names else "no model versions yet: run `data-debugger train`"
         self._refresh()
         return self
 
     def record(self, version: str | None) -> dict[str, Any]:
-        return self._records.get(version or "", {})
+        """A version in full (metrics per split, curves), fetched once."""
+        if not version:
+            return {}
+        if version not in self._full:
+            try:
+                self._full[version] = self.client.model(self.map.dataset, version)
+            except DataDebuggerError as exc:
+                self.message = f"{version}: {exc}"
+                return self._records.get(version, {})
+        return self._full[version]
+
+    def splits(self, version: str | None = None) -> list[str]:
+        """Splits with per-class metrics in a version's record."""
+        metrics = self.record(version or self.version_a).get("metrics") or {}
+        return [k for k in SPLITS if isinstance(metrics.get(k), dict) and metrics[k].get("per_class")]
 
     def _split_metrics(self, version: str | None) -> dict[str, Any] | None:
         if not version:
@@ -98,16 +118,23 @@ class ModelsState(param.Parameterized):
         metrics = (self.record(version).get("metrics") or {}).get(self.split)
         if isinstance(metrics, dict) and metrics.get("per_class"):
             return metrics
-        # Versions listed without full metrics: ask the dataset's per-class route instead.
+        # A version without that split in its record: the analysis' per-class view, when it has one.
         try:
             answer = self.client.classes(self.map.dataset, split=self.split, model_version=version)
-        except DataDebuggerError as exc:
-            self.message = f"{version} on {self.split}: {exc}"
+        except DataDebuggerError:
             return None
-        answer = answer.get(self.split, answer) if isinstance(answer, dict) else {}
-        return answer or None
+        metrics = dict(((answer or {}).get("splits") or {}).get(self.split) or {})
+        per_class = metrics.get("per_class") or {}
+        if isinstance(per_class, dict) and isinstance(per_class.get("labels"), dict):
+            metrics = {**per_class, **metrics, "per_class": per_class["labels"]}
+        return metrics if metrics.get("per_class") else None
 
     def _refresh(self) -> None:
+        available = self.splits() or list(SPLITS)
+        self.param.split.objects = available
+        if self.split not in available:
+            self.split = available[0]  # its watcher refreshes
+            return
         a, b = self._split_metrics(self.version_a), self._split_metrics(self.version_b)
         table = per_class_table(a, b) if a else None
         self.param.update(metrics_a=a, metrics_b=b, per_class=table, cell=None)
@@ -133,13 +160,10 @@ class ModelsState(param.Parameterized):
         frame = self.map.frame
         if frame is None:
             return []
-        split = self.split if self.split != "oof" else None
-        hit = (frame["label"] == true_label) & (frame["prediction"] == predicted)
-        if split:
-            hit &= frame["split"] == split
+        split = POINT_SPLIT.get(self.split, self.split)
+        hit = (frame["label"] == true_label) & (frame["prediction"] == predicted) & (frame["split"] == split)
         keys = list(frame.loc[hit, "key"])
         self.cell = (true_label, predicted)
         self.map.select(keys)
-        self.map.highlight(keys, f"{len(keys)} {split or 'labelled'} points labelled {true_label}, "
-                                 f"predicted {predicted}")
+        self.map.highlight(keys, f"{len(keys)} {split} points labelled {true_label}, predicted {predicted}")
         return keys

@@ -9,6 +9,7 @@ import pandas as pd
 import param
 
 from dashboard.client import ApiClient
+from dashboard.colours import NONE
 from dashboard.state.map import MapState
 from dashboard.state.review import flatten
 from service.errors import DataDebuggerError
@@ -40,12 +41,12 @@ class SearchState(param.Parameterized):
             self.param.update(hits=None, message="type something to search for")
             self.map.clear_highlight()
             return self
-        # One value per filter is what the API's search takes; more values are applied here instead.
-        single: dict[str, Any] = {n: v[0] for n, v in self.map.filters().items() if len(v) == 1}
-        if "cluster" in single and single["cluster"].lstrip("-").isdigit():
-            single["cluster"] = int(single["cluster"])
+        # The map's filters go to the API, so the k hits are the k nearest among the points shown.
+        filters: dict[str, Any] = {n: [v for v in values if v != NONE] for n, values in self.map.filters().items()}
+        if "cluster" in filters:
+            filters["cluster"] = [int(v) for v in filters["cluster"] if v.lstrip("-").isdigit()]
         try:
-            hits = [flatten(h) for h in self.client.search(self.map.dataset, text=text, k=self.k, **single)]
+            hits = [flatten(h) for h in self.client.search(self.map.dataset, text=text, k=self.k, **filters)]
         except DataDebuggerError as exc:
             self.param.update(hits=None, message=str(exc))
             return self

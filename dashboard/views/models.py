@@ -8,7 +8,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from dashboard.state.models import SPLITS, ModelsState
+from dashboard.state.models import ModelsState
 from dashboard.views.common import esc, fmt
 from dashboard.views.model_plots import confusion_heatmap, curve_plot, f1_bars, reliability_diagram
 
@@ -24,12 +24,14 @@ class ModelsView(Viewer):
         super().__init__(state=state, **params)
         self.version_a = pn.widgets.Select(name="Version A", options=[], width=140)
         self.version_b = pn.widgets.Select(name="Compare with B", options=[], width=140)
-        self.split = pn.widgets.Select.from_param(state.param.split, name="Split", options=list(SPLITS), width=140)
+        self.split = pn.widgets.Select(name="Split", options=list(state.param.split.objects), value=state.split,
+                                       width=140)
         self.headline = pn.pane.HTML("", sizing_mode="stretch_width")
         self.message = pn.pane.HTML("", sizing_mode="stretch_width")
         self.plots = pn.Column(sizing_mode="stretch_width")
         self.version_a.param.watch(lambda e: setattr(state, "version_a", e.new), "value")
         self.version_b.param.watch(lambda e: setattr(state, "version_b", e.new or None), "value")
+        self.split.param.watch(lambda e: setattr(state, "split", e.new) if e.new else None, "value")
         state.param.watch(lambda *_: self._on_versions(), "versions")
         state.param.watch(lambda *_: self._redraw(), ["metrics_a", "metrics_b", "per_class"])
         state.param.watch(lambda e: setattr(self.message, "object", esc(e.new)), "message")
@@ -58,6 +60,8 @@ class ModelsView(Viewer):
 
     def _redraw(self) -> None:
         s = self.state
+        self.split.options = list(s.param.split.objects)
+        self.split.value = s.split
         self.headline.object = self._headline()
         if not s.metrics_a:
             self.plots.objects = [pn.pane.HTML("<div style='color:#777'>No metrics for this version and split."

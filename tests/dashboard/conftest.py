@@ -1,0 +1,145 @@
+"""Dashboard fixtures: the REAL service (create_app on embedded Qdrant in a temp dir) with the Humanloop data
+ingested with the fake embedder, two trained model versions, predictions and a real analysis, served by
+uvicorn on 127.0.0.1 in a thread. Built once per session: training and UMAP are the slow part."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from embeddings.embedder import FakeEmbedder
+from service.settings import Settings
+from tests.conftest import HUMANLOOP
+
+log = logging.getLogger(__name__)
+
+DATASET = "humanloop"
+N_POINTS = 2327  # the Humanloop export: 1708/213/213 labelled + 193 unlabelled
+BIG = "synthetic100k"
+BIG_POINTS = 100_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """The running service: its URL, the app (for its workspace) and a plain HTTP client of it."""
+
+    url: str
+    app: Any
+    http: httpx.Client
+    settings: Settings
+
+
+def prepare(settings: Settings) -> None:
+    """Ingest, train v1 and v2 (logistic regression, one C each, to keep it quick), predict with v2, analyse."""
+    from service.analyses.runner import analyze
+    from service.datasets.ingest import ingest, make_sources
+    from service.predictions.client import enrich
+    from service.predictions.registry import ModelRegistry
+    from service.predictions.training import train_version
+    from service.workspace import Workspace
+
+    with Workspace(settings, embedder=FakeEmbedder()) as ws:
+        ingest(ws.catalog, ws.embedder, DATASET, make_sources([HUMANLOOP], "humanloop"))
+        registry = ModelRegistry(settings.models_dir)
+        # Two versions that differ (strong vs weak regularisation), so the side-by-side view has a change to show.
+        for c in (0.3, 10.0):
+            train_version(ws, DATASET, model="logreg", learning_repeats=1, folds=3, registry=registry,
+                          grids={"logreg": [{"C": c}]})
+        enrich(ws, DATASET)
+        analyze(ws, DATASET)
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The analysed Humanloop data behind the real API on a real uvicorn server."""
+    if not HUMANLOOP.exists():
+        pytest.fail(f"{HUMANLOOP} is missing: the dashboard tests need ../shared/data beside the repository")
+    import uvicorn
+
+    from service.api.app import create_app
+
+    settings = Settings(home=tmp_path_factory.mktemp("dashboard") / "home", fake_embeddings=True,
+                        store_backend="edge")
+    started = time.perf_counter()
+    prepare(settings)
+    log.info("dashboard fixture: data prepared in %.1f s", time.perf_counter() - started)
+    app = create_app(settings, embedder=FakeEmbedder())
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="dd-test-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=url, timeout=60) as http:
+        yield Service(url, app, http, settings)
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def big_dataset(service: Service) -> str:
+    """100k synthetic points with map fields, written straight to the service's own store (same process)."""
+    ws = service.app.state.api.workspace
+    if ws.catalog.exists(BIG):
+        return BIG
+    rng = np.random.default_rng(0)
+    labels = [f"intent_{i:02d}" for i in range(40)]
+    centres = rng.normal(0, 8, (len(labels), 2))
+    collection = ws.catalog.create(BIG, 4, "synthetic", "synthetic")
+    for start in range(0, BIG_POINTS, 10_000):
+        ids = list(range(start, min(BIG_POINTS, start + 10_000)))
+        which = rng.integers(0, len(labels), len(ids))
+        xy = centres[which] + rng.normal(0, 1.2, (len(ids), 2))
+        wrong = rng.random(len(ids)) < 0.1
+        predicted = np.where(wrong, rng.integers(0, len(labels), len(ids)), which)
+        payloads = []
+        for j, pid in enumerate(ids):
+            label, prediction = labels[which[j]], labels[predicted[j]]
+            payloads.append({
+                "record_id": pid, "text": f"synthetic request {pid} about {label}", "split": "training",
+                "label": None if pid % 13 == 0 else label, "prediction": prediction,
+                "confidence": float(rng.uniform(0.3, 1.0)), "entropy": float(rng.uniform(0, 2)),
+                "prediction_status": "unlabelled" if pid % 13 == 0 else
+                ("correct" if prediction == label else "incorrect"),
+                "cluster": int(which[j]), "triage": "agree", "mislabel_score": float(rng.random()),
+                "x": float(xy[j, 0]), "y": float(xy[j, 1]),
+            })
+        collection.upsert(ids, rng.standard_normal((len(ids), 4)).astype(np.float32), payloads)
+    collection.flush()
+    return BIG
+
+
+@pytest.fixture
+def client(service: Service):
+    from dashboard.client import ApiClient
+
+    c = ApiClient(service.url)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def screenshots_dir() -> Path:
+    path = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
