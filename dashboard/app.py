@@ -46,7 +46,7 @@ class Dashboard:
         self.models = ModelsView(s.models)
         self.search = SearchView(s.search, on_pick=s.map.focus_on)
         self.shortcuts = KeyboardShortcuts(on_key=self.review.on_key, width=0, height=0, margin=0)
-        self.dataset = pn.widgets.Select(name="Dataset", options=[], sizing_mode="stretch_width")
+        self.dataset = pn.widgets.Select(label="Dataset", options=[], sizing_mode="stretch_width")
         self.message = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["dd-message"])
         self.tabs.extend([
             (TABS[0], self.map.point_panel()), (TABS[1], self.map.selection_panel()), (TABS[2], self.clusters),

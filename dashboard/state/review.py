@@ -59,6 +59,7 @@ class ReviewState(param.Parameterized):
         self.limit = limit
         self._all: dict[str, list[dict[str, Any]]] = {}
         self.param.watch(lambda *_: self.load(), "mode")
+        self.param.watch(lambda e: self.go(self.position) if e.new else None, "follow")
         self.map.param.watch(lambda *_: self._apply_filters(), list(FILTER_FIELDS))
 
     # -- loading -------------------------------------------------------------------------------------

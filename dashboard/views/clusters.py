@@ -21,13 +21,13 @@ class ClustersView(Viewer):
     def __init__(self, state: ClustersState, **params: Any):
         super().__init__(state=state, **params)
         self.table = pn.widgets.Tabulator(
-            pd.DataFrame(columns=COLUMNS), name="Clusters", disabled=True, show_index=False, selectable=1,
+            pd.DataFrame(columns=COLUMNS), disabled=True, show_index=False, selectable=1,
             layout="fit_data_table", sizing_mode="stretch_width", height=300, pagination="local", page_size=8,
             formatters={c: {"type": "money", "precision": 2} for c in ("purity", "error_rate", "unlabelled_share")},
             css_classes=["dd-clusters"],
         )
         self.about = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.members = points_table("Members", height=260)
+        self.members = points_table(height=260)
         self.note = pn.pane.HTML("", sizing_mode="stretch_width")
         self.table.param.watch(self._on_pick, "selection")
         state.param.watch(lambda *_: self._on_table(), "table")

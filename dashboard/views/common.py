@@ -27,10 +27,10 @@ def fmt(value: Any, digits: int = 2) -> str:
     return esc(value)
 
 
-def points_table(name: str, height: int = 320, **kwargs: Any) -> pn.widgets.Tabulator:
+def points_table(height: int = 320, **kwargs: Any) -> pn.widgets.Tabulator:
     """A read-only, paginated table of points."""
     return pn.widgets.Tabulator(
-        pd.DataFrame(columns=POINT_COLUMNS), name=name, disabled=True, show_index=False, pagination="local",
+        pd.DataFrame(columns=POINT_COLUMNS), disabled=True, show_index=False, pagination="local",
         page_size=10, layout="fit_data_table", sizing_mode="stretch_width", height=height,
         formatters={"confidence": {"type": "money", "precision": 2},
                     "mislabel_score": {"type": "money", "precision": 2}},

@@ -37,24 +37,24 @@ class MapView(Viewer):
             value=state.colour_by, sizing_mode="stretch_width", css_classes=["dd-colour-by"],
         )
         self.filters = {
-            name: pn.widgets.MultiChoice(name=name.capitalize(), options=[], value=[], sizing_mode="stretch_width",
+            name: pn.widgets.MultiChoice(label=name.capitalize(), options=[], value=[], sizing_mode="stretch_width",
                                          placeholder="all", css_classes=[f"dd-filter-{name}"])
             for name in FILTER_FIELDS
         }
-        self.clear = pn.widgets.Button(name="Clear filters", button_type="light", sizing_mode="stretch_width")
-        self.names = pn.widgets.Checkbox(name="Show cluster names", value=state.show_cluster_names)
+        self.clear = pn.widgets.Button(label="Clear filters", color="light", sizing_mode="stretch_width")
+        self.names = pn.widgets.Checkbox(label="Show cluster names", value=state.show_cluster_names)
         self.legend = pn.pane.HTML("", sizing_mode="stretch_width", max_height=420,
                                    styles={"overflow-y": "auto"})
         self.summary = pn.pane.HTML("", css_classes=["dd-map-summary"], sizing_mode="stretch_width")
         self.highlight_note = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.clear_highlight = pn.widgets.Button(name="Clear highlight", button_type="light", visible=False)
-        self.selection = points_table("Selection")
+        self.clear_highlight = pn.widgets.Button(label="Clear highlight", color="light", visible=False)
+        self.selection = points_table()
         self.selection_note = pn.pane.HTML("", sizing_mode="stretch_width")
         self.point = pn.pane.HTML(evidence_html(None), sizing_mode="stretch_width", css_classes=["dd-point"])
         self.neighbours = pn.widgets.Tabulator(
             neighbours_frame(None), disabled=True, show_index=False, layout="fit_data_table",
             sizing_mode="stretch_width", height=260, formatters={"similarity": {"type": "money", "precision": 3}},
-            widths={"text": 320}, name="Neighbours",
+            widths={"text": 320},
         )
         self._wire()
         if state.frame is not None:

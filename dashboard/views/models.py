@@ -22,9 +22,9 @@ class ModelsView(Viewer):
 
     def __init__(self, state: ModelsState, **params: Any):
         super().__init__(state=state, **params)
-        self.version_a = pn.widgets.Select(name="Version A", options=[], width=140)
-        self.version_b = pn.widgets.Select(name="Compare with B", options=[], width=140)
-        self.split = pn.widgets.Select(name="Split", options=list(state.param.split.objects), value=state.split,
+        self.version_a = pn.widgets.Select(label="Version A", options=[], width=140)
+        self.version_b = pn.widgets.Select(label="Compare with B", options=[], width=140)
+        self.split = pn.widgets.Select(label="Split", options=list(state.param.split.objects), value=state.split,
                                        width=140)
         self.headline = pn.pane.HTML("", sizing_mode="stretch_width")
         self.message = pn.pane.HTML("", sizing_mode="stretch_width")

@@ -22,13 +22,13 @@ class QueueView(Viewer):
 
     def __init__(self, state: QueueState, **params: Any):
         super().__init__(state=state, **params)
-        self.strategy = pn.widgets.Select.from_param(state.param.strategy, name="Strategy", options=list(STRATEGIES),
+        self.strategy = pn.widgets.Select.from_param(state.param.strategy, label="Strategy", options=list(STRATEGIES),
                                                      width=200)
-        self.budget = pn.widgets.IntInput.from_param(state.param.budget, name="Budget", width=120)
-        self.preview = pn.widgets.Button(name="Preview", button_type="primary", align="end")
+        self.budget = pn.widgets.IntInput.from_param(state.param.budget, label="Budget", width=120)
+        self.preview = pn.widgets.Button(label="Preview", color="primary", align="end")
         self.downloads = [
             pn.widgets.FileDownload(callback=lambda f=fmt: state.download(f), filename=state.filename(fmt),
-                                    label=f"Download {fmt}", button_type="light", align="end")
+                                    label=f"Download {fmt}", color="light", align="end")
             for fmt in FORMATS
         ]
         self.table = pn.widgets.Tabulator(pd.DataFrame(columns=PREVIEW_COLUMNS), disabled=True, show_index=False,

@@ -37,7 +37,7 @@ class ReviewView(Viewer):
         super().__init__(state=state, **params)
         self._active = active or (lambda: True)
         self.mode = pn.widgets.RadioButtonGroup(options={"Label issues": "issues", "Suggestions": "suggestions"},
-                                                value=state.mode, button_type="primary", button_style="outline")
+                                                value=state.mode, color="primary", variant="outline")
         self.progress = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["dd-review-progress"])
         self.evidence = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["dd-review-item"],
                                      styles={"border": "1px solid #ddd", "border-radius": "6px", "padding": "8px"})
@@ -47,17 +47,17 @@ class ReviewView(Viewer):
             widths={"text": 300},
         )
         self.buttons = {
-            "accept": pn.widgets.Button(name="Accept suggestion (a)", button_type="success",
+            "accept": pn.widgets.Button(label="Accept suggestion (a)", color="success",
                                         css_classes=["dd-accept"]),
-            "keep": pn.widgets.Button(name="Keep label (k)", button_type="primary", button_style="outline"),
-            "ambiguous": pn.widgets.Button(name="Ambiguous (m)", button_type="warning", button_style="outline"),
-            "skip": pn.widgets.Button(name="Skip (s)", button_type="light"),
-            "back": pn.widgets.Button(name="Back (←)", button_type="light"),
-            "undo": pn.widgets.Button(name="Undo (u)", button_type="danger", button_style="outline",
+            "keep": pn.widgets.Button(label="Keep label (k)", color="primary", variant="outline"),
+            "ambiguous": pn.widgets.Button(label="Ambiguous (m)", color="warning", variant="outline"),
+            "skip": pn.widgets.Button(label="Skip (s)", color="light"),
+            "back": pn.widgets.Button(label="Back (←)", color="light"),
+            "undo": pn.widgets.Button(label="Undo (u)", color="danger", variant="outline",
                                       css_classes=["dd-undo"]),
         }
-        self.choice = pn.widgets.Select(name="Choose label", options=list(state.labels), width=220)
-        self.relabel = pn.widgets.Button(name="Relabel (l)", button_type="primary", align="end")
+        self.choice = pn.widgets.Select(label="Choose label", options=list(state.labels), width=220)
+        self.relabel = pn.widgets.Button(label="Relabel (l)", color="primary", align="end")
         self.message = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["dd-review-message"])
         self.items = pn.widgets.Tabulator(
             pd.DataFrame(columns=ITEM_COLUMNS), disabled=True, show_index=False, layout="fit_data_table",
@@ -124,7 +124,7 @@ class ReviewView(Viewer):
         self.evidence.object = evidence_html(s.current) if s.current else ""
         self.neighbours.value = neighbours_frame(s.current)
         suggested = (s.current or {}).get("suggested_label")
-        self.buttons["accept"].name = f"Accept “{suggested}” (a)" if suggested else "Accept suggestion (a)"
+        self.buttons["accept"].label = f"Accept “{suggested}” (a)" if suggested else "Accept suggestion (a)"
         self.buttons["accept"].disabled = not suggested
 
     def __panel__(self) -> pn.viewable.Viewable:

@@ -20,10 +20,10 @@ class SearchView(Viewer):
 
     def __init__(self, state: SearchState, on_pick: Any = None, **params: Any):
         super().__init__(state=state, **params)
-        self.box = pn.widgets.TextInput(name="Search", placeholder="e.g. cancel my order", sizing_mode="stretch_width",
+        self.box = pn.widgets.TextInput(label="Search", placeholder="e.g. cancel my order", sizing_mode="stretch_width",
                                         css_classes=["dd-search"])
-        self.k = pn.widgets.IntInput.from_param(state.param.k, name="k", width=80)
-        self.go = pn.widgets.Button(name="Search", button_type="primary", align="end")
+        self.k = pn.widgets.IntInput.from_param(state.param.k, label="k", width=80)
+        self.go = pn.widgets.Button(label="Search", color="primary", align="end")
         self.message = pn.pane.HTML("", sizing_mode="stretch_width")
         self.hits = pn.widgets.Tabulator(pd.DataFrame(columns=COLUMNS), disabled=True, show_index=False,
                                          layout="fit_data_table", sizing_mode="stretch_width", height=300,

@@ -1,0 +1,123 @@
+"""Views without a browser: what each view puts into its Bokeh models and widgets when the state changes."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+
+from dashboard.app import Dashboard, serve_dashboard
+from dashboard.client import ApiClient
+from dashboard.keyboard import KeyboardShortcuts
+from dashboard.views.model_plots import confusion_heatmap
+from tests.dashboard.conftest import DATASET, N_POINTS, free_port
+
+
+@pytest.fixture
+def dashboard(client: ApiClient) -> Dashboard:
+    return Dashboard(client, dataset=DATASET)
+
+
+def test_map_sends_binary_columns_and_recolours_by_mapper(dashboard: Dashboard):
+    figure, state = dashboard.map.figure, dashboard.state.map
+    data = figure.source.data
+    assert len(data["x"]) == N_POINTS and data["x"].dtype == np.float32
+    assert data["label"].dtype == np.int16  # factor codes, not strings
+    decoded = np.array(figure.specs["label"].factors)[data["label"]]
+    assert list(decoded) == list(state.frame["label"])
+    assert list(data["unlabelled"]) == list((~state.frame["labelled"]).astype(int))
+    state.colour_by = "prediction"
+    fill = figure.points.glyph.fill_color
+    assert fill.field == "prediction"
+    assert list(fill.transform.palette) == figure.specs["prediction"].colours
+    assert "Prediction" in dashboard.map.legend.object
+    state.colour_by = "entropy"
+    assert figure.points.glyph.fill_color.transform.high == pytest.approx(state.frame["entropy"].max(), rel=1e-6)
+
+
+def test_texts_are_sent_after_the_first_render(client: ApiClient):
+    deferred = Dashboard(client, dataset=DATASET, defer_rest=True)
+    assert "text" not in deferred.map.figure.source.data
+    # The other views wait for the page to show the map.
+    assert not deferred.state.clusters.details and not deferred.state.review.items
+    deferred.load_rest()
+    assert list(deferred.map.figure.source.data["text"][:3]) == list(deferred.state.map.frame["text"][:3])
+    assert deferred.state.clusters.details and deferred.state.review.items and deferred.state.models.versions
+
+
+def test_filters_selection_and_click(dashboard: Dashboard):
+    view, state, figure = dashboard.map, dashboard.state.map, dashboard.map.figure
+    view.filters["split"].value = ["validation"]
+    assert state.split == ["validation"]
+    assert figure.filter.booleans.sum() == state.mask().sum() == 213
+    assert "213 shown" in view.summary.object
+    figure._selected("indices", [], [3, 4, 5])  # what Bokeh calls on a box selection
+    assert len(view.selection.value) == sum(state.mask()[[3, 4, 5]])
+    figure._selected("indices", [], [7])  # a tap
+    assert state.focus_key == state.frame.at[7, "key"]
+    assert len(view.neighbours.value) == 10
+    assert len(figure.neighbour_source.data["x1"]) == 10
+    assert figure.focus_source.data["x"] == [pytest.approx(state.frame.at[7, "x"])]
+
+
+def test_cluster_pick_rings_members(dashboard: Dashboard):
+    clusters = dashboard.clusters
+    clusters.table.selection = [0]
+    chosen = dashboard.state.clusters.selected_cluster
+    members = dashboard.state.clusters.members
+    assert chosen == clusters.table.value.iloc[0]["cluster"]
+    assert len(dashboard.map.figure.highlight_source.data["x"]) == len(members)
+    assert "Highlighted" in dashboard.map.highlight_note.object
+    names = dashboard.map.figure.names_source.data["name"]
+    assert len(names) and all(names)
+
+
+def test_review_keys_act_only_on_the_review_tab(dashboard: Dashboard, service):
+    review, state = dashboard.review, dashboard.state.review
+    item = state.current
+    dashboard.tabs.active = 0
+    review.on_key("k")
+    assert not state.history  # not on the review tab: ignored
+    dashboard.tabs.active = 3
+    assert state.follow and dashboard.state.map.focus_key == str(item["id"])
+    n_best = item["n_best"]
+    review.on_key("2")  # relabel as the model's second guess
+    assert service.http.get(f"/api/datasets/{DATASET}/points/{item['id']}").json()["label"] == n_best[1]["label"]
+    review.on_key("u")
+    assert service.http.get(f"/api/datasets/{DATASET}/points/{item['id']}").json()["label"] == item["label"]
+    assert "undid" in review.message.object
+
+
+def test_keyboard_component_forwards_keys():
+    pressed = []
+    shortcuts = KeyboardShortcuts(on_key=pressed.append)
+    shortcuts._handle_msg({"key": "a"})
+    shortcuts._handle_msg({})
+    assert pressed == ["a"] and shortcuts.last_key == ""
+
+
+def test_confusion_tap_calls_back_with_the_cell():
+    cells = []
+    fig = confusion_heatmap(["a", "b"], [[3, 1], [0, 2]], on_cell=lambda t, p: cells.append((t, p)))
+    source = fig.renderers[0].data_source
+    source.selected.indices = [1]  # row-major: true a, predicted b
+    assert cells == [("a", "b")]
+    assert list(source.data["count"]) == [3, 1, 0, 2]
+
+
+def test_models_view_draws_both_versions(dashboard: Dashboard):
+    dashboard.models._redraw()
+    headline = dashboard.models.headline.object
+    assert "v1" in headline and "v2" in headline
+    names = [getattr(getattr(p, "object", None), "name", None) for p in dashboard.models.plots.objects]
+    assert {"f1-bars", "confusion", "reliability"} <= set(names)
+
+
+def test_served_page_answers(service):
+    port = free_port()
+    running = serve_dashboard(service.url, port, warm=False)
+    try:
+        page = httpx.get(running.url, timeout=60)
+        assert page.status_code == 200 and "Data Debugger" in page.text
+    finally:
+        running.stop()
