@@ -146,13 +146,17 @@ def build_queue(source, dataset: str | None = None, strategy: str = "hybrid", li
         # Ties (equal scores) keep id order, so a queue is reproducible.
         scored.sort(key=lambda i: -scores[i])
         return [_row(r + 1, ids[i], payloads[i], scores[i], strategy) for r, i in enumerate(scored[:limit])]
-    return _hybrid(collection, ids, payloads, scores, scored, limit, report, dedupe_threshold)
+    if (report or {}).get("clusters"):
+        weights = cluster_weights([], report)
+    else:  # no report: judge clusters by all their points, labelled ones included
+        _, labelled, _ = load_all(collection, PointFilter(empty={"label": False}), with_vectors=False)
+        weights = cluster_weights(payloads + labelled, None)
+    return _hybrid(collection, ids, payloads, scores, scored, limit, weights, dedupe_threshold)
 
 
-def _hybrid(collection, ids, payloads, scores, scored, limit, report, dedupe_threshold) -> list[dict[str, Any]]:
+def _hybrid(collection, ids, payloads, scores, scored, limit, weights, dedupe_threshold) -> list[dict[str, Any]]:
     n_labels = max((len(p.get("n_best") or []) for p in payloads), default=2)
     scale = math.log(max(2, n_labels))
-    weights = cluster_weights(payloads, report)
     by_cluster: dict[int, list[tuple[float, int]]] = {}
     for i in scored:
         c = payloads[i].get("cluster")

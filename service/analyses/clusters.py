@@ -17,6 +17,16 @@ from service.analyses.projection import HdbscanClusterer, PcaProjector, UmapProj
 log = logging.getLogger(__name__)
 
 NOISE = -1
+# scikit-learn's English stop words, less the content words intents are made of ("bill", "call", ...).
+_KEEP = {"bill", "call", "fire", "find", "system", "amount", "interest", "computer", "move", "show", "name",
+         "back", "give", "take", "keep", "put", "found", "full", "empty", "detail", "describe", "top", "bottom",
+         "front", "side", "cry", "mill", "thick", "thin", "sincere", "con", "part", "fill", "get", "go", "see"}
+
+
+def _stop_words() -> list[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return sorted(ENGLISH_STOP_WORDS - _KEEP)
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:
@@ -44,7 +54,7 @@ def ctfidf_keywords(texts: list[str], clusters: np.ndarray, top: int = 5, max_pe
         if len(members) > max_per_cluster:
             members = rng.choice(members, size=max_per_cluster, replace=False)
         rows.extend(members.tolist())
-    vectorizer = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
+    vectorizer = CountVectorizer(stop_words=_stop_words(), token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
     try:
         counts = vectorizer.fit_transform([texts[i] for i in rows])
     except ValueError:  # nothing but stop words

@@ -4,7 +4,8 @@ The combined posterior treats the kNN vote as a second classifier whose vote is 
 belief where neighbours are few or far: q = (votes + beta * p) / (weight + beta), r = w * p + (1 - w) * q.
 mislabel_score = 1 - r[label]; suggested_label = the best other label under r when the point is suspect or r
 prefers another label, else the label itself. Flagged: as many points as cleanlab estimates are mislabelled,
-taken most suspect first by mislabel_score (so the flag inherits cleanlab's count and our ranking).
+taken most suspect first by mislabel_score (so the flag inherits cleanlab's count and our ranking), and
+any point whose model and neighbours both name the same other label.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class LabelIssues(Analysis):
     flag_by: Literal["estimate", "threshold"] = Field(
         "estimate", description="estimate: flag as many points as cleanlab estimates are mislabelled, the most "
         "suspect by the combined score; threshold: flag points whose score reaches flag_threshold")
+    combined_count: bool = Field(True, description="flag_by=estimate: count issues also on the combined posterior")
     flag_threshold: float = Field(0.5, ge=0.0, le=1.0, description="mislabel score that flags (flag_by=threshold)")
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
@@ -88,6 +90,8 @@ class LabelIssues(Analysis):
         if self.flag_by == "estimate":
             # cleanlab's count of issues is a good estimate of how many there are; our ranking picks which.
             budget = int(cleanlab_issue.sum())
+            # cleanlab's count on the combined posterior: the neighbours' evidence also informs how many.
+            budget = max(budget, int(cleanlab_scores(y, r)[1].sum())) if self.combined_count else budget
             suspect = np.zeros(len(rows), bool)
             suspect[np.argsort(own, kind="stable")[:budget]] = True
         else:

@@ -40,8 +40,9 @@ def make_analysis(name: str, params: Mapping[str, Any] | None = None) -> Analysi
     try:
         return REGISTRY[name](**dict(params or {}))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise InvalidInput(f"parameters of analysis {name!r}: {problems}") from None
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))!r}: {e['msg']}" for e in exc.errors())
+        known = ", ".join(REGISTRY[name].model_fields) or "none"
+        raise InvalidInput(f"parameters of analysis {name!r}: {problems} (its parameters: {known})") from None
 
 
 def run_analyses(
