@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from service.api.deps import Writer
-from service.api.errors import install_error_handlers
+from service.api.errors import READ_ERRORS, WRITE_ERRORS, install_error_handlers
 from service.api.limits import BodyLimit
 from service.api.query_embedder import QueryEmbedder
 from service.api.routers import datasets, health, points, queue, review, runs, search, views
@@ -27,7 +27,8 @@ from service.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (health.router, datasets.router, points.router, search.router, views.router, queue.router,
+# Search first: routes are matched in order, and it is the hot path.
+ROUTERS = (search.router, health.router, datasets.router, points.router, views.router, queue.router,
            review.router, runs.router)
 # Prediction routes that write (the registry's production marker) take the service's bearer token too.
 PREDICTION_WRITES = {"promote_model"}
@@ -88,7 +89,8 @@ def _include_prediction_routes(app: FastAPI, model_app: FastAPI) -> None:
         app.router.add_api_route(
             route.path, route.endpoint, methods=sorted(route.methods or ()), response_model=route.response_model,
             status_code=route.status_code, tags=["predictions"], dependencies=[*route.dependencies, *extra],
-            summary=route.summary, description=route.description, responses=route.responses,
+            summary=route.summary, description=route.description,
+            responses={**(WRITE_ERRORS if extra else READ_ERRORS), **route.responses},
             operation_id=route.operation_id, name=route.name, response_class=route.response_class,
         )
 
@@ -120,6 +122,8 @@ def create_app(
             log.warning("store not available at start-up: %s", exc)
         assert state.runs is not None
         state.runs.start()
+        if state.query_embedder is not None and state.workspace_open:
+            state.query_embedder.warm_up()  # the model loads on its worker thread while we serve
         try:
             yield
         finally:

@@ -19,14 +19,18 @@ from service.workspace import Workspace
 _bearer = HTTPBearer(auto_error=False, description="Required for writes when DATA_DEBUGGER_TOKEN is set")
 
 
-def get_state(request: Request) -> ApiState:
+# The dependencies are `async def` although they do not await: FastAPI runs a plain `def` dependency in
+# its thread pool, and three thread hops per request cost more than the work they do.
+
+
+async def get_state(request: Request) -> ApiState:
     return request.app.state.api
 
 
 StateDep = Annotated[ApiState, Depends(get_state)]
 
 
-def get_workspace(state: StateDep) -> Workspace:
+async def get_workspace(state: StateDep) -> Workspace:
     return state.workspace
 
 
@@ -34,7 +38,7 @@ WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
 DatasetName = Annotated[str, Path(description="Dataset name", min_length=1, max_length=64, examples=["humanloop"])]
 
 
-def require_writer(
+async def require_writer(
     state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     """When a token is configured, a write must carry `Authorization: Bearer <token>`."""
@@ -52,7 +56,7 @@ def require_writer(
 Writer = Depends(require_writer)
 
 
-def dataset_collection(dataset: DatasetName, ws: WorkspaceDep) -> Collection:
+async def dataset_collection(dataset: DatasetName, ws: WorkspaceDep) -> Collection:
     """The dataset's collection (404 naming the dataset when it does not exist)."""
     return ws.collection(dataset)
 
@@ -72,9 +76,3 @@ def snapshot_of(state: ApiState, dataset: str) -> Snapshot:
     assert state.snapshots is not None
     return state.snapshots.get(dataset, key, ws.collection(dataset), lambda: len(get_audit(state, dataset)))
 
-
-def get_snapshot(dataset: DatasetName, state: StateDep) -> Snapshot:
-    return snapshot_of(state, dataset)
-
-
-SnapshotDep = Annotated[Snapshot, Depends(get_snapshot)]

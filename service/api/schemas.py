@@ -41,6 +41,7 @@ class HealthOut(BaseModel):
     store: str
     datasets: int | None = None
     runs_pending: int = 0
+    embedder_ready: bool = Field(False, description="The query embedding model is loaded (text search is warm)")
     version: str
 
 

@@ -29,5 +29,7 @@ def health(state: StateDep) -> JSONResponse:
         log.warning("health: store unavailable: %s", exc)
         body = HealthOut(status="unavailable", store=backend, runs_pending=pending, version=VERSION)
         return JSONResponse(body.model_dump(), status_code=503)
-    body = HealthOut(status="ok", store=backend, datasets=datasets, runs_pending=pending, version=VERSION)
+    ready = state.query_embedder is not None and state.query_embedder.ready
+    body = HealthOut(status="ok", store=backend, datasets=datasets, runs_pending=pending, embedder_ready=ready,
+                     version=VERSION)
     return JSONResponse(body.model_dump())
