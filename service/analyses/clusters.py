@@ -156,6 +156,7 @@ class Clusters(Analysis):
 
     projection: Literal["umap", "pca"] = Field("umap", description="pca: fast and rough, for quick looks")
     n_neighbors: int = Field(15, ge=2, le=100, description="UMAP neighbours (taken from the shared kNN graph)")
+    n_epochs: int = Field(200, ge=10, le=2000, description="UMAP optimisation epochs")
     cluster_dims: int = Field(5, ge=2, le=50, description="dimensions HDBSCAN clusters in")
     min_cluster_size: int | None = Field(None, ge=2, description="HDBSCAN's; default grows with the data")
     min_samples: int | None = Field(None, ge=1)
@@ -169,18 +170,19 @@ class Clusters(Analysis):
         return self.min_cluster_size or int(max(8, min(200, round(np.sqrt(n) / 3))))
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
-        projector = (UmapProjector(self.n_neighbors, ctx.seed) if self.projection == "umap"
+        projector = (UmapProjector(self.n_neighbors, ctx.seed, self.n_epochs) if self.projection == "umap"
                      else PcaProjector(ctx.seed))
-        clusterer = HdbscanClusterer(self.min_size(ctx.n), self.min_samples, self.selection)
+        # HDBSCAN sees the fitted sample, so its minimum cluster size follows the sample's size.
+        min_size = self.min_size(min(ctx.n, self.sample_size))
+        clusterer = HdbscanClusterer(min_size, self.min_samples, self.selection)
         result = layout(ctx.vectors, ctx.knn, projector, clusterer, self.cluster_dims, self.sample_size, ctx.seed)
         issue = ctx.results["label_issues"].flags["label_issue"] if "label_issues" in ctx.results else None
-        table, noise = cluster_table(ctx, result.clusters, issue, self.new_intent_share, self.min_size(ctx.n),
-                                     self.keywords)
+        table, noise = cluster_table(ctx, result.clusters, issue, self.new_intent_share, min_size, self.keywords)
         report = {
             "clusters": table,
             "noise": noise,
             "projection": {"method": self.projection, "cluster_dims": self.cluster_dims,
-                           "fitted_on": result.fitted_on, "min_cluster_size": self.min_size(ctx.n),
+                           "fitted_on": result.fitted_on, "min_cluster_size": min_size,
                            "seconds": {k: round(v, 3) for k, v in result.seconds.items()}},
         }
         return AnalysisResult(
