@@ -90,6 +90,19 @@ async def test_upload_bad_fields(service, kwargs, field_or_text):
     assert field_or_text in response.json()["message"]
 
 
+async def test_upload_of_unknown_format_names_the_format_field(service, tmp_path):
+    _, client = service
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"\x89PNG")
+    response = await client.post("/api/datasets", **multipart(path, name="png"))
+    assert response.status_code == 422 and response.json()["field"] == "format"
+    assert not list((client_home(service) / "uploads").iterdir())  # the upload was removed
+
+
+def client_home(service):
+    return service[0].state.api.settings.home
+
+
 async def test_upload_without_file_or_multipart(service):
     _, client = service
     response = await client.post("/api/datasets", data={"name": "nofile"}, files={"x": ("a.txt", b"a")})

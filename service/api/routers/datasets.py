@@ -14,12 +14,12 @@ from fastapi.responses import StreamingResponse
 from embeddings.store import check_name
 from service.api import reports
 from service.api.deps import DatasetName, StateDep, WorkspaceDep, Writer, get_audit
-from service.api.errors import READ_ERRORS, WRITE_ERRORS
+from service.api.errors import READ_ERRORS, WRITE_ERRORS, invalid
 from service.api.exporting import EXPORT_FORMATS, MEDIA, SUFFIX, export_format, export_stream
 from service.api.schemas import DatasetDetail, DatasetSummary, Page, UploadOut
 from service.api.state import ApiState
 from service.api.uploads import receive_upload
-from service.datasets.readers import FORMATS
+from service.datasets.readers import FORMATS, detect_format
 from service.errors import Conflict, InvalidInput, NotFound
 from service.workspace import dataset_counts
 
@@ -142,6 +142,12 @@ async def create_dataset(request: Request, response: Response, state: StateDep) 
     path, original, fields = await receive_upload(request, state.settings.max_upload_bytes, folder)
     try:
         name, options, wait = _upload_options(fields, original)
+        if options["format"] is None:
+            try:
+                detect_format(path)
+            except InvalidInput as exc:
+                raise invalid("format", f"cannot tell the format of {original!r} from its name; send the form "
+                              f"field `format` ({', '.join(FORMATS)})") from exc
         options.update(path=str(path), upload=True)
         ws = await run_in_threadpool(lambda: state.workspace)
         existed = await run_in_threadpool(ws.catalog.exists, name)
