@@ -219,6 +219,7 @@ def check(kind: str, fmt: str) -> None:
 def stream_export(kind: str, ws, dataset: str, fmt: str = "csv", **options: Any) -> Iterator[str]:
     """The export as text chunks. Checks run (and errors raise) before the first chunk is asked for."""
     check(kind, fmt)
+    ws.collection(dataset)  # an unknown dataset raises NotFound now, not inside the first chunk
     columns, rows_of = ROWS[kind]
     rows = rows_of(ws, dataset, **options)
     if kind == "clusters":

@@ -122,7 +122,9 @@ def build_queue(source, dataset: str | None = None, strategy: str = "hybrid", li
     else:
         collection = source
     ids, payloads, _ = load_all(collection, PointFilter(empty={"label": True}), with_vectors=False)
-    keep = [i for i, p in enumerate(payloads) if "reviewed" not in (p.get("flags") or [])]
+    # Points a reviewer already handled (any review action) are not queued again.
+    keep = [i for i, p in enumerate(payloads)
+            if "reviewed" not in (p.get("flags") or []) and not p.get("review_status")]
     ids, payloads = [ids[i] for i in keep], [payloads[i] for i in keep]
     if not ids:
         return []

@@ -19,6 +19,8 @@ from embeddings.neighbors import KnnGraph, build_knn_graph, query_knn
 
 log = logging.getLogger(__name__)
 
+MIN_UMAP_POINTS = 30
+
 
 class Projector(Protocol):
     """Vectors -> low-dimensional coordinates."""
@@ -66,8 +68,9 @@ class PcaProjector:
     def fit_transform(self, vectors, knn, dims, min_dist):
         from sklearn.decomposition import PCA
 
-        dims = min(dims, vectors.shape[1], len(vectors))
-        return PCA(n_components=dims, random_state=self.seed).fit_transform(vectors).astype(np.float32)
+        fitted = min(dims, vectors.shape[1], len(vectors))
+        coords = PCA(n_components=fitted, random_state=self.seed).fit_transform(vectors).astype(np.float32)
+        return np.pad(coords, ((0, 0), (0, dims - fitted)))  # tiny inputs: zero columns keep the shape
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,10 @@ def layout(vectors: np.ndarray, knn: KnnGraph, projector: Projector, clusterer: 
     else:
         sample, sample_knn = np.arange(n), knn
     fit_vectors = vectors[sample]
+    if len(fit_vectors) < MIN_UMAP_POINTS:
+        # UMAP's spectral start needs more points than dimensions; a handful of points needs no manifold.
+        log.info("%d points: projecting with PCA instead of UMAP", len(fit_vectors))
+        projector = PcaProjector(seed)
     started = time.perf_counter()
     low = projector.fit_transform(fit_vectors, sample_knn, cluster_dims, 0.0)
     seconds["project_cluster_dims"] = time.perf_counter() - started

@@ -115,6 +115,8 @@ def payload_updates(ctx: AnalysisContext, results: Mapping[str, AnalysisResult],
     for i, pid in enumerate(ctx.ids):
         fields = {name: col[i] for name, col in columns.items() if col[i] is not None}
         kept = [f for f in (old[i].get("flags") or []) if f in KEPT_FLAGS]
+        if old[i].get("review_status") == "ambiguous":  # a reviewer's verdict outlives the triage's
+            kept.append("ambiguous")
         fields["flags"] = sorted({flag for flag, mask in flag_masks if mask[i]} | set(kept))
         fields["analysis_run"] = run_id
         updates[pid] = fields

@@ -311,3 +311,19 @@ def test_result_contract_is_checked():
         AnalysisResult(flags={"spooky": np.zeros(3, bool)}).check("x", 3)
     with pytest.raises(InvalidInput, match="2 values for 3"):
         AnalysisResult(fields={"cluster": np.zeros(2)}).check("x", 3)
+
+
+@pytest.mark.parametrize("n", [2, 5, 12])
+def test_every_analysis_copes_with_a_tiny_dataset(n):
+    from embeddings.embedder import FakeEmbedder
+
+    texts = ["card lost", "bill due", "card stolen", "pay bill", "lost my card", "bill amount", "hello there",
+             "card blocked", "bill paid", "what now", "card pin", "bill late"][:n]
+    labels = [("card" if "card" in t else "bill") if i % 4 != 3 else None for i, t in enumerate(texts)]
+    probs = np.array([[0.2, 0.8] if "card" in t else [0.7, 0.3] for t in texts])
+    ctx = build_context(list(range(n)), texts, FakeEmbedder(64).embed(texts), labels, ["training"] * n,
+                        probs=probs, model_labels=["bill", "card"], oof=probs)
+    results, _, skipped = run_analyses(ctx)
+    assert not skipped
+    assert results["clusters"].fields["x"].shape == (n,)
+    assert len(results["triage"].fields["triage"]) == n

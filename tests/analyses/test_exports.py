@@ -134,7 +134,7 @@ def test_bad_export_requests(analysed_master, settings):
 
     with Workspace(settings, embedder=FakeEmbedder()) as ws:
         with pytest.raises(NotFound):
-            stream_export("clusters", ws, "nothing", "csv")
+            stream_export("issues", ws, "nothing", "csv")
 
 
 def test_export_cli(analysed, monkeypatch, tmp_path, capsys):
@@ -154,3 +154,8 @@ def test_export_cli(analysed, monkeypatch, tmp_path, capsys):
     assert main(["export", "clusters", "--dataset", DATASET]) == 0
     assert capsys.readouterr().out.startswith(",".join(CLUSTER_COLUMNS))
     assert main(["export", "points", "--dataset", DATASET, "--format", "label-studio", "-o", str(tasks)]) == 2
+    from service.analyses.report import report_path
+
+    report_path(analysed.settings, DATASET).unlink()
+    assert main(["export", "clusters", "--dataset", DATASET]) == 2
+    assert "has not been analysed yet" in capsys.readouterr().err

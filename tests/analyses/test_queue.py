@@ -107,13 +107,14 @@ def test_hybrid_is_diverse_weighted_and_free_of_near_duplicates():
             rid += 1
     points.append(point(rid, 1, 0.9, rng.standard_normal(4), label="a"))  # labelled: never queued
     points.append(point(rid + 1, 1, 0.9, rng.standard_normal(4), flags=["reviewed"]))  # reviewed: never
+    points.append({**point(rid + 2, 1, 0.9, rng.standard_normal(4)), "review_status": "ambiguous"})  # nor this
     collection = make_collection(points)
     report = {"clusters": [{"id": 0, "error_rate": 0.0, "unlabelled_share": 0.2},
                            {"id": 1, "error_rate": 0.0, "unlabelled_share": 0.2},
                            {"id": 2, "error_rate": 0.8, "unlabelled_share": 0.2}]}
     rows = build_queue(collection, strategy="hybrid", limit=6, report=report)
     ids = [r["id"] for r in rows]
-    assert rid not in ids and rid + 1 not in ids
+    assert not {rid, rid + 1, rid + 2} & set(ids)
     clusters = [r["cluster"] for r in rows]
     assert clusters.count(0) == 1  # one representative of the duplicates, not six
     assert clusters[0] in (0, 2)

@@ -123,12 +123,15 @@ def test_rerun_removes_what_no_longer_holds_and_keeps_review_flags(analysed):
         old = collection.retrieve([point_id(reviewed)])[0].payload
         collection.set_payloads({point_id(reviewed): {"flags": [*old["flags"], "reviewed"]}})
         collection.set_payloads({point_id(planted.outlier): {"duplicate_group": 999}})
+        ambiguous = planted.unlabelled[0]
+        collection.set_payloads({point_id(ambiguous): {"review_status": "ambiguous", "flags": ["ambiguous"]}})
         report = analyze(ws, DATASET)
         points = payloads_by_record(ws)
     assert report["run_id"] != analysed.report["run_id"]
     assert "label_issue" not in points[fixed]["flags"] and points[fixed]["triage"] == "agree"
     assert "reviewed" in points[reviewed]["flags"] and "label_issue" in points[reviewed]["flags"]
     assert "duplicate_group" not in points[planted.outlier]
+    assert "ambiguous" in points[ambiguous]["flags"]
     assert load_report(analysed.settings, DATASET)["run_id"] == report["run_id"]
 
 
