@@ -66,6 +66,7 @@ class Dashboard:
         # A click on the map or on a search hit shows the point; a confusion cell shows the selection.
         s.map.param.watch(lambda e: self._show("Point") if e.new else None, "focus_key")
         s.models.param.watch(lambda e: self._show("Selection") if e.new else None, "cell")
+        s.search.param.watch(lambda e: self._show("Search") if e.new is not None else None, "hits")
         self.tabs.param.watch(lambda e: setattr(s.review, "follow", e.new == TABS.index("Review")), "active")
 
     def load_rest(self) -> None:
@@ -99,16 +100,32 @@ class Dashboard:
             pn.Column(self.tabs, width=640, sizing_mode="stretch_height"),
             sizing_mode="stretch_both",
         )
-        return pn.template.FastListTemplate(
-            title="Data Debugger", sidebar=sidebar, main=[main], sidebar_width=300, main_layout=None,
-            header_background="#1f3a5f", accent_base_color="#1f3a5f", theme_toggle=False,
+        # Bootstrap, not Fast: the Fast design pulls a web font from the internet on every page load.
+        return pn.template.BootstrapTemplate(
+            title="Data Debugger", sidebar=sidebar, main=[main], sidebar_width=300,
+            header_background="#1f3a5f",
         )
+
+
+def _serve_styles_locally() -> None:
+    """Point the session's stylesheets at this server before the page is built.
+
+    Panel learns the local dist URL only when it renders the page, after the template's models exist;
+    models it re-sends later (the busy indicator, the template's actions) keep a CDN URL, which fails
+    offline. Setting the document's `dist_url` first, as Panel's page rendering does, avoids that.
+    """
+    from panel.io.resources import LOCAL_DIST
+
+    doc = pn.state.curdoc
+    if doc is not None:
+        doc._template_variables["dist_url"] = f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path else LOCAL_DIST
 
 
 def build_page(api_url: str, dataset: str | None = None, token: str | None = None,
                cache: MapCache | None = None) -> pn.template.BaseTemplate:
     """A fresh page (and state, and API client) for one browser session."""
     pn.extension("tabulator", notifications=False)
+    _serve_styles_locally()
     asked = (pn.state.session_args or {}).get("dataset")  # /?dataset=NAME opens that dataset
     if asked:
         dataset = asked[0].decode() if isinstance(asked[0], bytes) else str(asked[0])
@@ -124,6 +141,7 @@ class DashboardServer:
 
     url: str
     server: Any
+    cache: MapCache
 
     def stop(self) -> None:
         stop = getattr(self.server, "stop", None)
@@ -163,4 +181,4 @@ def serve_dashboard(api_url: str, port: int, host: str = "127.0.0.1", dataset: s
     )
     url = f"http://{host}:{port}/"
     log.info("dashboard on %s (API %s)", url, api_url)
-    return DashboardServer(url=url, server=server)
+    return DashboardServer(url=url, server=server, cache=cache)

@@ -37,6 +37,11 @@ class MapCache:
             log.info("map of %s fetched: %d points", dataset, len(frame))
             return frame.copy()
 
+    def holds(self, api_url: str, dataset: str) -> bool:
+        """Whether a frame of `dataset` is cached (a preload finished)."""
+        with self._lock:
+            return (api_url.rstrip("/"), dataset) in self._frames
+
     def clear(self) -> None:
         with self._lock:
             self._frames.clear()

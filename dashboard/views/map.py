@@ -84,9 +84,11 @@ class MapView(Viewer):
 
     def _on_select(self, rows: list[int]) -> None:
         """Bokeh reports a tap or a box/lasso selection as row positions."""
+        if len(rows) == 1:  # a click: show the point and its neighbours, starred on the map
+            self.state.focus_on(self.state.frame.at[rows[0], "key"])
+            self.figure.clear_selection()
+            return
         self.state.select_rows(rows)
-        if len(rows) == 1:  # a click: show the point and its neighbours
-            self.state.focus_on(self.state.selected[0])
 
     def _on_table_click(self, event: Any) -> None:
         self.state.focus_on(self.selection.value.iloc[event.row]["id"])
@@ -125,7 +127,9 @@ class MapView(Viewer):
         self.figure.update_colour(s)
         if self.colour.value != s.colour_by:
             self.colour.value = s.colour_by
-        self.legend.object = legend_html(s.spec().legend(s.counts()), COLOUR_FIELDS[s.colour_by][1])
+        self.legend.object = legend_html(s.spec().legend(s.counts()), COLOUR_FIELDS[s.colour_by][1]) + (
+            "<div style='font-size:12px;margin-top:6px'><span style='display:inline-block;width:10px;height:10px;"
+            "border-radius:6px;border:1.5px solid #222'></span> dark outline = unlabelled</div>")
         self._summarise()
 
     def _on_filters(self) -> None:

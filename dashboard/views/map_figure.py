@@ -123,6 +123,10 @@ class MapFigure:
         if self._on_select is not None:
             self._on_select(list(new))
 
+    def clear_selection(self) -> None:
+        """Drop Bokeh's selection (a click shows its point with a star, not by fading the rest)."""
+        self.source.selected.indices = []
+
     # -- updates -------------------------------------------------------------------------------------
 
     def _categorical(self, frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
@@ -174,7 +178,10 @@ class MapFigure:
 
     def update_colour(self, state: MapState) -> None:
         spec = self.specs.get(state.colour_by) if state.colour_by in CATEGORICAL else state.spec()
-        self.points.glyph.fill_color = fill_of(spec or state.spec())
+        fill = fill_of(spec or state.spec())
+        # Selected and faded points keep their colours (Bokeh's defaults would grey them out).
+        for glyph in (self.points.glyph, self.points.selection_glyph, self.points.nonselection_glyph):
+            glyph.fill_color = fill
 
     def update_filter(self, state: MapState) -> None:
         with validate(False):

@@ -40,8 +40,8 @@ class SearchView(Viewer):
         hits = self.state.hits
         self.hits.value = hits if hits is not None else pd.DataFrame(columns=COLUMNS)
 
-    def box_row(self) -> pn.Row:
-        return pn.Row(self.box, self.k, self.go, sizing_mode="stretch_width")
+    def box_row(self) -> pn.Column:
+        return pn.Column(self.box, pn.Row(self.k, self.go), sizing_mode="stretch_width")
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(self.box_row(), self.message, self.hits, sizing_mode="stretch_width")
+        return pn.Column(self.message, self.hits, sizing_mode="stretch_width")

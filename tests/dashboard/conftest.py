@@ -5,6 +5,7 @@ uvicorn on 127.0.0.1 in a thread. Built once per session: training and UMAP are 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -23,6 +24,9 @@ from tests.conftest import HUMANLOOP
 
 log = logging.getLogger(__name__)
 
+# The fake embedder keeps the suite fast; its map is a shapeless cloud. Set this to 1 to run the dashboard
+# tests on the real MiniLM model (slower), e.g. to refresh the README's screenshot of the map.
+REAL_MODEL = os.environ.get("DATA_DEBUGGER_DASHBOARD_REAL_MODEL") == "1"
 DATASET = "humanloop"
 N_POINTS = 2327  # the Humanloop export: 1708/213/213 labelled + 193 unlabelled
 BIG = "synthetic100k"
@@ -54,7 +58,7 @@ def prepare(settings: Settings) -> None:
     from service.predictions.training import train_version
     from service.workspace import Workspace
 
-    with Workspace(settings, embedder=FakeEmbedder()) as ws:
+    with Workspace(settings, embedder=None if REAL_MODEL else FakeEmbedder()) as ws:
         ingest(ws.catalog, ws.embedder, DATASET, make_sources([HUMANLOOP], "humanloop"))
         registry = ModelRegistry(settings.models_dir)
         # Two versions that differ (strong vs weak regularisation), so the side-by-side view has a change to show.
@@ -74,12 +78,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
     from service.api.app import create_app
 
-    settings = Settings(home=tmp_path_factory.mktemp("dashboard") / "home", fake_embeddings=True,
+    settings = Settings(home=tmp_path_factory.mktemp("dashboard") / "home", fake_embeddings=not REAL_MODEL,
                         store_backend="edge")
     started = time.perf_counter()
     prepare(settings)
     log.info("dashboard fixture: data prepared in %.1f s", time.perf_counter() - started)
-    app = create_app(settings, embedder=FakeEmbedder())
+    app = create_app(settings, embedder=None if REAL_MODEL else FakeEmbedder())
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="dd-test-api", daemon=True)

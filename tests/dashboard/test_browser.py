@@ -1,0 +1,239 @@
+"""The real dashboard in headless Chromium against the real service with the Humanloop data: the map's points,
+colour by prediction, a click on a point, accepting a suggestion with the keyboard; screenshots of the main
+views, and the time to first render of the map at 2.3k and 100k points (printed, not asserted)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dashboard.app import DashboardServer, serve_dashboard
+from tests.dashboard.conftest import BIG_POINTS, DATASET, N_POINTS, REAL_MODEL, Service, free_port
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1600,1000",
+                  "--disable-dev-shm-usage")
+
+# Searches through Panel's shadow roots: every element matching `selector` whose text contains `text`.
+FIND_ALL = """
+const [selector, text] = arguments;
+const out = [];
+const walk = (root) => {
+  for (const el of root.querySelectorAll('*')) {
+    if (el.matches(selector) && (!text || (el.textContent || '').includes(text))) out.push(el);
+    if (el.shadowRoot) walk(el.shadowRoot);
+  }
+};
+walk(document);
+return out;
+"""
+# The map as BokehJS holds it: points in the source, whether the plot has painted, the colour-by field.
+MAP_STATE = """
+const docs = (window.Bokeh && Bokeh.documents) || [];
+for (const doc of docs) {
+  const fig = doc.get_model_by_name('data-map');
+  if (!fig) continue;
+  const view = Bokeh.index.find_one(fig);
+  const source = doc.get_model_by_name('map-source');
+  const points = doc.get_model_by_name('map-points');
+  return {n: source.get_length(), painted: !!(view && view.has_finished()), t: performance.now(),
+          field: points.glyph.fill_color.field || null,
+          focus: doc.get_model_by_name('map-focus').get_length()};
+}
+return null;
+"""
+# Where a data point is on the page, from the plot's own scales.
+SCREEN_POSITION = """
+const [x, y] = arguments;
+const doc = Bokeh.documents[0];
+const view = Bokeh.index.find_one(doc.get_model_by_name('data-map'));
+const sx = view.frame.x_scale.compute(x), sy = view.frame.y_scale.compute(y);
+const rect = view.canvas_view.el.getBoundingClientRect();
+return [rect.left + sx, rect.top + sy];
+"""
+
+
+@pytest.fixture(scope="module")
+def chrome() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.fail("headless Chromium is needed: apt-get install -y chromium chromium-driver (.ci/run does)")
+    options = Options()
+    options.binary_location = binary
+    profile = tempfile.mkdtemp(prefix="dd-chromium-")
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(service=DriverService(driver), options=options)
+    browser.set_script_timeout(60)
+    yield browser
+    browser.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def dashboard(service: Service) -> Iterator[DashboardServer]:
+    running = serve_dashboard(service.url, free_port())
+    deadline = time.monotonic() + 120
+    while not running.cache.holds(service.url, DATASET):  # the server preloads the first dataset's map
+        assert time.monotonic() < deadline, "the dashboard did not preload the map"
+        time.sleep(0.1)
+    yield running
+    running.stop()
+
+
+def wait_for(predicate, timeout: float = 60, what: str = "the page") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def open_map(browser, url: str, points: int) -> float:
+    """Load the page; seconds from navigation to the map painted with all its points."""
+    browser.get("about:blank")
+    browser.get(url)
+    state = wait_for(lambda: (s := browser.execute_script(MAP_STATE)) and s["n"] == points and s["painted"] and s,
+                     timeout=120, what=f"the map with {points} points")
+    return state["t"] / 1000.0
+
+
+def find(browser, selector: str, text: str = "") -> list[Any]:
+    return browser.execute_script(FIND_ALL, selector, text)
+
+
+def click(browser, selector: str, text: str) -> None:
+    """Click the first element matching `selector` with `text`, once the page has it."""
+    wait_for(lambda: find(browser, selector, text), what=f"{selector} {text!r}")[0].click()
+
+
+def click_tab(browser, title: str) -> None:
+    tabs = wait_for(lambda: [t for t in find(browser, ".bk-tab", title) if t.text.strip() == title],
+                    what=f"the {title} tab")
+    tabs[0].click()
+
+
+def page_text(browser) -> str:
+    return browser.execute_script("""
+const parts = [];
+const walk = (root) => { for (const el of root.querySelectorAll('*')) {
+  if (el.shadowRoot) walk(el.shadowRoot);
+  if (!el.children.length && el.textContent) parts.push(el.textContent); } };
+walk(document); return parts.join(' ');""")
+
+
+def shot(browser, folder: Path, name: str) -> Path:
+    time.sleep(0.8)  # let the last patch paint
+    path = folder / f"{name}.png"
+    browser.save_screenshot(str(path))
+    return path
+
+
+def isolated_point(frame) -> int:
+    """The row of a point far from every other one, so a click on it hits it alone."""
+    xy = frame[["x", "y"]].to_numpy(float)
+    span = xy.max(axis=0) - xy.min(axis=0)
+    xy = (xy - xy.min(axis=0)) / np.where(span > 0, span, 1)
+    best, best_gap = 0, -1.0
+    for i in range(len(xy)):
+        d = np.sqrt(((xy - xy[i]) ** 2).sum(axis=1))
+        d[i] = np.inf
+        if d.min() > best_gap:
+            best, best_gap = i, float(d.min())
+    return best
+
+
+def test_dashboard_in_a_browser(chrome, dashboard: DashboardServer, service: Service, big_dataset: str,
+                                screenshots_dir: Path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    from dashboard.state.map import map_frame
+
+    timings: dict[str, float] = {}
+    timings["2.3k"] = open_map(chrome, dashboard.url, N_POINTS)
+    assert chrome.execute_script(MAP_STATE)["n"] == N_POINTS
+    assert f"{N_POINTS:,} points" in page_text(chrome)
+
+    # Colour by prediction through the sidebar's select, as a user would.
+    select = wait_for(lambda: [s for s in find(chrome, "select") if "Correct / incorrect" in s.text],
+                      what="the colour-by select")[0]
+    chrome.execute_script("const s = arguments[0];"
+                          "s.value = [...s.options].find(o => o.text === 'Prediction').value;"
+                          "s.dispatchEvent(new Event('change', {bubbles: true}));", select)
+    wait_for(lambda: chrome.execute_script(MAP_STATE)["field"] == "prediction", what="colour by prediction")
+    shot(chrome, screenshots_dir, "map")
+
+    # Click a point: the Point tab shows it with its neighbours, the map stars it.
+    frame = map_frame(service.http.get(f"/api/datasets/{DATASET}/map").json())
+    row = isolated_point(frame)
+    x, y = chrome.execute_script(SCREEN_POSITION, float(frame.at[row, "x"]), float(frame.at[row, "y"]))
+    actions = ActionBuilder(chrome)
+    actions.pointer_action.move_to_location(int(round(x)), int(round(y))).click()
+    actions.perform()
+    wait_for(lambda: chrome.execute_script(MAP_STATE)["focus"] == 1, what="the clicked point")
+    text = frame.at[row, "text"][:40]
+    wait_for(lambda: text in page_text(chrome), what="the clicked point's text")
+    assert "Nearest neighbours" in page_text(chrome)
+    shot(chrome, screenshots_dir, "point")
+
+    click_tab(chrome, "Clusters")
+    wait_for(lambda: "Worst error rate first" in page_text(chrome), what="the clusters table")
+    shot(chrome, screenshots_dir, "clusters")
+
+    # Review queue: suggestions, accept the first with the keyboard, see the label change through the API.
+    click_tab(chrome, "Review")
+    click(chrome, "button", "Suggestions")
+    first = service.http.get(f"/api/datasets/{DATASET}/suggestions", params={"limit": 1}).json()["data"][0]
+    wait_for(lambda: "Suggestion 1 of" in page_text(chrome), what="the suggestions queue")
+    wait_for(lambda: first["text"][:40] in page_text(chrome), what="the first suggestion")
+    shot(chrome, screenshots_dir, "review")
+    chrome.execute_script("document.activeElement && document.activeElement.blur()")
+    ActionChains(chrome).send_keys("a").perform()
+    point = wait_for(lambda: (p := service.http.get(f"/api/datasets/{DATASET}/points/{first['id']}").json())
+                     ["label"] is not None and p, what="the accepted label in the API")
+    assert point["label"] == first["suggested_label"]
+    assert point["review_status"] == "accepted"
+    wait_for(lambda: "accepted the suggestion" in page_text(chrome), what="the review message")
+
+    click_tab(chrome, "Labelling queue")
+    click(chrome, "button", "Preview")
+    wait_for(lambda: "points to label" in page_text(chrome), what="the queue preview")
+    shot(chrome, screenshots_dir, "labelling-queue")
+
+    click_tab(chrome, "Models")
+    wait_for(lambda: "macro f1" in page_text(chrome), what="the model views")
+    shot(chrome, screenshots_dir, "models")
+
+    # 100k points: the first visit fetches the map from the API (cold), the next one revalidates it (warm).
+    timings["100k cold"] = open_map(chrome, f"{dashboard.url}?dataset={big_dataset}", BIG_POINTS)
+    timings["100k warm"] = open_map(chrome, f"{dashboard.url}?dataset={big_dataset}", BIG_POINTS)
+    shot(chrome, screenshots_dir, "map-100k")
+
+    severe = [e["message"] for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
+    print(f"\nscreenshots in {screenshots_dir}")
+    if REAL_MODEL:  # the README shows a map worth looking at: the real model's, not the fake embedder's cloud
+        shutil.copyfile(screenshots_dir / "map.png", REPO / "dashboard" / "screenshots" / "map.png")
+        print(f"map screenshot copied to {REPO / 'dashboard' / 'screenshots' / 'map.png'}")
+    print("time to first render of the map (navigation -> painted), headless Chromium, software WebGL:")
+    for name, seconds in timings.items():
+        print(f"  {name:>10}: {seconds:.2f} s")
+    assert not severe, f"browser errors: {severe}"
