@@ -32,6 +32,15 @@ def export_format(entry: dict[str, Any], requested: str | None) -> str:
     return own if own in EXPORT_FORMATS else "jsonl"
 
 
+def source_of(payload: dict[str, Any]) -> dict[str, Any]:
+    """The record's own fields as ingested. A `source_json` string, where ingest keeps one, is preferred:
+    the store rounds payload floats in the last digit (qdrant-edge 0.9), a JSON string keeps them exact."""
+    raw = payload.get("source_json")
+    if isinstance(raw, str):
+        return json.loads(raw)
+    return dict(payload.get("source") or {})
+
+
 def _points(collection: Collection) -> Iterator[dict[str, Any]]:
     for page in iter_points(collection, batch=2000):
         for p in page:
@@ -40,7 +49,7 @@ def _points(collection: Collection) -> Iterator[dict[str, Any]]:
 
 def humanloop_record(payload: dict[str, Any]) -> dict[str, Any]:
     """One Humanloop export record: the source fields, with `data` rebuilt around the current label."""
-    source = dict(payload.get("source") or {})
+    source = source_of(payload)
     extra = source.pop("data_extra", None) or {}
     data = {"text": payload.get("text"), "intent": payload.get("label") or "", **extra}
     record = {k: source.pop(k) for k in HUMANLOOP_ORDER if k in source}
@@ -68,7 +77,7 @@ def tabular_record(payload: dict[str, Any], columns: dict[str, Any]) -> dict[str
                            columns.get("label") or "label": payload.get("label")}
     if not columns.get("fixed_split"):
         row[columns.get("split") or "split"] = payload.get("split")
-    for key, value in (payload.get("source") or {}).items():
+    for key, value in source_of(payload).items():
         row.setdefault(key, value)
     return row
 
