@@ -12,6 +12,7 @@ import panel as pn
 
 from dashboard.cache import MapCache
 from dashboard.client import ApiClient
+from dashboard.graphics import GraphicsProbe, backend_from_cookies
 from dashboard.keyboard import KeyboardShortcuts
 from dashboard.state import DashboardState
 from dashboard.views.clusters import ClustersView
@@ -34,10 +35,11 @@ class Dashboard:
     """The page of one session: the state, the views, and the layout that puts them together."""
 
     def __init__(self, client: ApiClient, dataset: str | None = None, defer_rest: bool = False,
-                 cache: MapCache | None = None):
+                 cache: MapCache | None = None, backend: str = "webgl"):
         self.state = DashboardState(client, defer_rest=defer_rest, cache=cache)
         s = self.state
-        self.map = MapView(s.map, defer_texts=defer_rest)
+        self.map = MapView(s.map, defer_texts=defer_rest, backend=backend)
+        self.probe = GraphicsProbe(width=0, height=0, margin=0)
         self.clusters = ClustersView(s.clusters)
         # dynamic: a tab's plots are built when it is first shown, so the first page carries the map only.
         self.tabs = pn.Tabs(dynamic=True, sizing_mode="stretch_both", css_classes=["dd-tabs"])
@@ -94,7 +96,7 @@ class Dashboard:
 
     def page(self) -> pn.template.BaseTemplate:
         self._on_datasets()
-        sidebar = [self.dataset, self.search.box_row(), self.map.controls(), self.shortcuts]
+        sidebar = [self.dataset, self.search.box_row(), self.map.controls(), self.shortcuts, self.probe]
         main = pn.Row(
             pn.Column(self.message, self.map.plot(), sizing_mode="stretch_both", min_width=480),
             pn.Column(self.tabs, width=640, sizing_mode="stretch_height"),
@@ -129,7 +131,8 @@ def build_page(api_url: str, dataset: str | None = None, token: str | None = Non
     asked = (pn.state.session_args or {}).get("dataset")  # /?dataset=NAME opens that dataset
     if asked:
         dataset = asked[0].decode() if isinstance(asked[0], bytes) else str(asked[0])
-    dashboard = Dashboard(ApiClient(api_url, token=token), dataset=dataset, defer_rest=True, cache=cache)
+    dashboard = Dashboard(ApiClient(api_url, token=token), dataset=dataset, defer_rest=True, cache=cache,
+                          backend=backend_from_cookies(pn.state.cookies))
     pn.state.onload(dashboard.load_rest)
     pn.state.on_session_destroyed(lambda _ctx: dashboard.state.client.close())
     return dashboard.page()

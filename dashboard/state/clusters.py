@@ -60,6 +60,7 @@ class ClustersState(param.Parameterized):
         super().__init__(**params)
         self.client = client
         self.map = map_state
+        self._loaded = False  # the table is built from load() on, not while the page's first render waits
         self.map.param.watch(self._refresh, ["frame", "labels_version", *FILTER_FIELDS])
 
     def load(self) -> ClustersState:
@@ -71,11 +72,14 @@ class ClustersState(param.Parameterized):
             self.message = f"cluster names unavailable: {exc}"
         details = {key(c.get("id", c.get("cluster"))): c for c in clusters}
         self.details = details
+        self._loaded = True
         self.map.set_cluster_names({k: str(c.get("name") or "") for k, c in details.items()})
         self._refresh()
         return self
 
     def _refresh(self, *_: Any) -> None:
+        if not self._loaded:
+            return
         self.table = cluster_table(self.map.visible(), self.map.cluster_names)
         if self.selected_cluster is not None:
             self._members()

@@ -28,10 +28,10 @@ class MapView(Viewer):
 
     state = param.ClassSelector(class_=MapState)
 
-    def __init__(self, state: MapState, defer_texts: bool = False, **params: Any):
+    def __init__(self, state: MapState, defer_texts: bool = False, backend: str = "webgl", **params: Any):
         super().__init__(state=state, **params)
         self.defer_texts = defer_texts  # served pages send hover texts after the first render
-        self.figure = MapFigure(on_select=self._on_select)
+        self.figure = MapFigure(on_select=self._on_select, backend=backend)
         self.colour = pn.widgets.Select(
             name="Colour by", options={label: name for name, (_, label) in COLOUR_FIELDS.items()},
             value=state.colour_by, sizing_mode="stretch_width", css_classes=["dd-colour-by"],

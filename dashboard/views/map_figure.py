@@ -69,7 +69,7 @@ def fill_of(spec: ColourSpec) -> Any:
 class MapFigure:
     """The figure, its sources and renderers; the view calls `update_*` when the state changes."""
 
-    def __init__(self, on_select: Callable[[list[int]], None] | None = None):
+    def __init__(self, on_select: Callable[[list[int]], None] | None = None, backend: str = "webgl"):
         self.source = ColumnDataSource(data=self._empty(), name="map-source")
         self.specs: dict[str, ColourSpec] = {}
         self.decoders = {name: CustomJSHover(args={"factors": []}, code=_DECODE) for name in CATEGORICAL}
@@ -80,7 +80,7 @@ class MapFigure:
                                                  name="map-neighbours")
         self.names_source = ColumnDataSource(data={"x": [], "y": [], "name": []}, name="map-cluster-names")
         fig = figure(
-            name="data-map", output_backend="webgl", tools="pan,wheel_zoom,box_select,lasso_select,tap,reset",
+            name="data-map", output_backend=backend, tools="pan,wheel_zoom,box_select,lasso_select,tap,reset",
             active_scroll="wheel_zoom", active_drag="box_select", toolbar_location="above",
             sizing_mode="stretch_both", min_height=420, x_range=Range1d(0, 1), y_range=Range1d(0, 1),
         )
