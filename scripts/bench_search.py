@@ -10,7 +10,11 @@ answer arrived (closed loop), for a fixed time. By-id queries pick random points
 texts (random 3-7 word mixes of the data's vocabulary), so every one is embedded by the model.
 
     .venv/bin/python scripts/bench_search.py [--seconds 30] [--clients 16] [--sizes 2327,100000]
-        [--client raw|httpx] [--home DIR]
+        [--client raw|httpx] [--home DIR] [--rate 100 ...]
+
+The closed loop measures saturation: with 16 requests always in flight, latency = 16 / throughput (Little's
+law). `--rate R` adds an open-loop run at R requests/s (Poisson arrivals, latency from the scheduled
+arrival), which shows the latency a client sees below saturation.
 
 `--client raw` (default) is a minimal asyncio HTTP/1.1 keep-alive client, so that on a 2-core machine
 the load generator takes as little CPU from the server as possible; `--client httpx` uses one
@@ -199,6 +203,52 @@ async def drive(port: int, dataset: str, kind: str, clients: int, seconds: float
             "mean_ms": 1000 * statistics.fmean(latencies) if n else None}
 
 
+async def drive_open(port: int, dataset: str, kind: str, clients: int, seconds: float, rate: float, make_body,
+                     client_cls, warmup: float = 2.0) -> dict:
+    """Open loop: requests arrive at `rate`/s (Poisson) whether or not earlier ones finished, over at most
+    `clients` connections; latency counts from the scheduled arrival, so queueing is not hidden."""
+    pool: asyncio.Queue = asyncio.Queue()
+    for _ in range(clients):
+        pool.put_nowait(client_cls(port))
+    rng = random.Random(0)
+    latencies: list[float] = []
+    errors = 0
+    begin = time.perf_counter()
+    measure_from, stop_at = begin + warmup, begin + warmup + seconds
+
+    async def one(scheduled: float, body: bytes) -> None:
+        nonlocal errors
+        client = await pool.get()
+        try:
+            status, _ = await client.post(f"/api/datasets/{dataset}/search", body)
+        finally:
+            pool.put_nowait(client)
+        if status != 200:
+            errors += 1
+        elif scheduled >= measure_from:
+            latencies.append(time.perf_counter() - scheduled)
+
+    tasks = []
+    at = begin
+    while True:
+        at += rng.expovariate(rate)
+        if at >= stop_at:
+            break
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(at, json.dumps(make_body(rng)).encode())))
+    await asyncio.gather(*tasks)
+    while not pool.empty():
+        await pool.get_nowait().close()
+    latencies.sort()
+    n = len(latencies)
+    return {"kind": kind, "mode": f"open {rate:g}/s", "requests": n, "errors": errors, "rps": n / seconds,
+            "p50_ms": 1000 * latencies[n // 2] if n else None,
+            "p99_ms": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else None,
+            "mean_ms": 1000 * statistics.fmean(latencies) if n else None}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30)
@@ -208,6 +258,8 @@ def main() -> int:
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
     parser.add_argument("--home", type=Path, help="reuse a data directory (default: a fresh temp dir)")
     parser.add_argument("--kinds", default="id,text")
+    parser.add_argument("--rate", type=float, action="append", default=[],
+                        help="also run open loop at this many requests/s (repeatable), e.g. --rate 100")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     home = args.home or Path(tempfile.mkdtemp(prefix="dd-bench-search-"))
@@ -232,12 +284,20 @@ def main() -> int:
 
             for kind in args.kinds.split(","):
                 make = by_id if kind == "id" else by_text
-                result = asyncio.run(drive(port, dataset, kind, args.clients, args.seconds, make, client_cls))
-                result["points"] = size
-                results.append(result)
-                print(f"{size:>7} points  by {kind:<4}  {result['rps']:7.0f} req/s  p50 {result['p50_ms']:6.1f} ms  "
-                      f"p99 {result['p99_ms']:6.1f} ms  ({result['requests']} requests, {result['errors']} errors)",
-                      flush=True)
+                modes: list[float | None] = [None, *args.rate]
+                for rate in modes:
+                    if rate is None:
+                        mode = "closed"
+                        job = drive(port, dataset, kind, args.clients, args.seconds, make, client_cls)
+                    else:
+                        mode = f"open {rate:g}/s"
+                        job = drive_open(port, dataset, kind, args.clients, args.seconds, rate, make, client_cls)
+                    result = asyncio.run(job)
+                    result.update(points=size, mode=mode)
+                    results.append(result)
+                    print(f"{size:>7} points  by {kind:<4}  {mode:<12} {result['rps']:7.0f} req/s  "
+                          f"p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:6.1f} ms  "
+                          f"({result['requests']} requests, {result['errors']} errors)", flush=True)
     finally:
         os.killpg(server.pid, signal.SIGINT)
         server.wait(30)

@@ -141,7 +141,13 @@ class SnapshotCache:
             snap = self._items.get(dataset)
             if snap is not None and snap.key == key:
                 return snap
-            snap = self._build(dataset, key, collection, label_revision())
+            for _ in range(3):
+                revision = label_revision()
+                snap = self._build(dataset, key, collection, revision)
+                # A review written while this one was being read was patched into the old snapshot, not
+                # this one: read again rather than serve a map without it.
+                if label_revision() == revision:
+                    break
             self._items[dataset] = snap
             return snap
 
