@@ -154,8 +154,8 @@ class MapFigure:
         xs, ys = data["x"], data["y"]
         finite = np.isfinite(xs) & np.isfinite(ys)
         if finite.any():
-            pad_x = float(xs[finite].max() - xs[finite].min()) * 0.03 or 1.0
-            pad_y = float(ys[finite].max() - ys[finite].min()) * 0.03 or 1.0
+            pad_x = float(xs[finite].max() - xs[finite].min()) * 0.08 or 1.0  # room for cluster names
+            pad_y = float(ys[finite].max() - ys[finite].min()) * 0.05 or 1.0
             self.figure.x_range.update(start=float(xs[finite].min() - pad_x), end=float(xs[finite].max() + pad_x))
             self.figure.y_range.update(start=float(ys[finite].min() - pad_y), end=float(ys[finite].max() + pad_y))
         self.update_filter(state)
