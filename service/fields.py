@@ -8,6 +8,7 @@ ingest (service.datasets.ingest.payload_of):
     label            str, or None for unlabelled
     split            "training" | "validation" | "testing" | None
     source           dict: the source's own fields (Humanloop: id, project_id, complete, usage, score)
+    source_json      the same fields as a JSON string, exact (the store may change a float's last digit)
     content_hash     sha256 of (text, label, split, source) as ingested; re-ingest skips equal hashes
     ingested_at      ISO time
 

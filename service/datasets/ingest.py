@@ -110,6 +110,9 @@ def payload_of(record: Record) -> dict:
         "label": record.label,
         "split": record.split,
         "source": record.source,
+        # The same fields as exact JSON: qdrant-edge 0.9 re-serialises payload floats with a different last
+        # digit now and then, and an export must give back exactly the values it was given.
+        "source_json": json.dumps(record.source, ensure_ascii=False),
         "content_hash": record.content_hash(),
         "ingested_at": now_iso(),
     }

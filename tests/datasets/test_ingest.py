@@ -38,6 +38,7 @@ def test_humanloop_format_fields_and_counts(workspace):
     assert point["text"] == "my card was stolen" and point["label"] == "card_issue"
     assert point["split"] == "training" and point["source"]["complete"] is True
     assert point["source"]["score"] == 0.0 and point["record_id"] == 700000 and point["ingested_at"]
+    assert json.loads(point["source_json"]) == point["source"]
     unlabelled = workspace.collection("ds").retrieve([700005])[0].payload
     assert unlabelled["label"] is None and unlabelled["split"] is None
 

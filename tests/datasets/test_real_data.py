@@ -38,3 +38,17 @@ def test_banking77_train_and_test_into_one_dataset(tmp_path):
         counts = dataset_counts(ws.collection("banking77"))
     assert counts["points"] == 13083 and counts["labels"] == 77
     assert counts["by_split"] == {"testing": 3080, "training": 10003}
+
+
+@requires_shared
+def test_real_export_source_fields_come_back_exactly(tmp_path):
+    import json
+
+    items = json.loads(HUMANLOOP.read_text())
+    settings = Settings(home=tmp_path / "home", store_backend="edge")
+    with Workspace(settings, embedder=FakeEmbedder()) as ws:
+        ingest(ws.catalog, ws.embedder, "hl", make_sources([HUMANLOOP]), batch_size=2000)
+        stored = {p.id: p.payload for p in ws.collection("hl").retrieve([item["id"] for item in items])}
+    for item in items:
+        source = json.loads(stored[item["id"]]["source_json"])
+        assert source == {k: v for k, v in item.items() if k != "data"}
