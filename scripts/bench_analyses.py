@@ -45,7 +45,7 @@ from embeddings.neighbors import build_knn_graph  # noqa: E402
 from service.analyses.context import build_context  # noqa: E402
 from service.analyses.projection import warm_up  # noqa: E402
 from service.analyses.registry import run_analyses  # noqa: E402
-from service.analyses.runner import payload_updates  # noqa: E402
+from service.analyses.runner import iter_payload_updates  # noqa: E402
 from service.datasets.readers import ColumnMap, read_records  # noqa: E402
 from service.datasets.records import validate  # noqa: E402
 from service.settings import Settings  # noqa: E402
@@ -158,7 +158,8 @@ def bench(n: int, base, texts, codes, names, args) -> dict:
     assert not skipped, skipped
     stages.update(seconds)
     t0 = time.perf_counter()
-    payload_updates(ctx, ctx.results, [{} for _ in range(n)], "bench")
+    for _ in iter_payload_updates(ctx, ctx.results, [{}] * n, "bench"):
+        pass
     stages["payload dicts"] = time.perf_counter() - t0
     out["ours_total_s"] = sum(stages.values())
     out["ours_peak_mb"] = peak_mb()

@@ -44,6 +44,7 @@ class AnalysisContext:
     model_version: str | None = None
     seed: int = 0
     results: dict[str, AnalysisResult] = field(default_factory=dict)
+    _honest: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -74,8 +75,10 @@ class AnalysisContext:
             return None
         if self.oof is None:
             return self.probs
-        has_oof = ~np.isnan(self.oof).any(axis=1)
-        return np.where(has_oof[:, None], self.oof, self.probs)
+        if self._honest is None:  # computed once: at a million points each copy is hundreds of MB
+            has_oof = ~np.isnan(self.oof).any(axis=1)
+            self._honest = np.where(has_oof[:, None], self.oof, self.probs)
+        return self._honest
 
     def result(self, name: str) -> AnalysisResult:
         """The result of an analysis that ran earlier in this run."""

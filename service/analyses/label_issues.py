@@ -81,17 +81,18 @@ class LabelIssues(Analysis):
         r = combined_posterior(p, knn["votes"][rows], knn["weight"][rows], self.model_weight,
                                self.prior_strength)
         own = r[np.arange(len(rows)), y]
-        others = r.copy()
-        others[np.arange(len(rows)), y] = -1.0
-        best_other = others.argmax(axis=1)
         best = r.argmax(axis=1)
+        # cleanlab's count of issues is a good estimate of how many there are; our ranking picks which. Its
+        # count on the combined posterior too: the neighbours' evidence also informs how many.
+        budget = int(cleanlab_issue.sum())
+        if self.flag_by == "estimate" and self.combined_count and len(rows):
+            budget = max(budget, int(cleanlab_scores(y, r)[1].sum()))
+        r[np.arange(len(rows)), y] = -1.0  # in place: r is not needed whole again, and it is large
+        best_other = r.argmax(axis=1)
+        del r
         score = np.full(n, np.nan)
         score[rows] = 1.0 - own
         if self.flag_by == "estimate":
-            # cleanlab's count of issues is a good estimate of how many there are; our ranking picks which.
-            budget = int(cleanlab_issue.sum())
-            # cleanlab's count on the combined posterior: the neighbours' evidence also informs how many.
-            budget = max(budget, int(cleanlab_scores(y, r)[1].sum())) if self.combined_count else budget
             suspect = np.zeros(len(rows), bool)
             suspect[np.argsort(own, kind="stable")[:budget]] = True
         else:
@@ -117,7 +118,7 @@ class LabelIssues(Analysis):
             fields={"label_quality": quality, "mislabel_score": score, "suggested_label": suggested,
                     "reasons": reasons},
             flags={"label_issue": flag},
-            arrays={"combined": (rows, r), "cleanlab_issue": cleanlab_issue},
+            arrays={"cleanlab_issue": cleanlab_issue},
             report=report,
             summary=1.0 - float(flag.sum()) / max(1, len(rows)),
         )

@@ -10,7 +10,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,42 +98,55 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def payload_updates(ctx: AnalysisContext, results: Mapping[str, AnalysisResult], old: Sequence[dict[str, Any]],
-                    run_id: str) -> tuple[dict[Any, dict[str, Any]], dict[tuple[str, ...], list[Any]]]:
-    """(point id -> fields to set, tuple of stale keys -> point ids to delete them from)."""
-    columns: dict[str, list[Any]] = {}
+def iter_payload_updates(ctx: AnalysisContext, results: Mapping[str, AnalysisResult],
+                         old: Sequence[dict[str, Any]], run_id: str, batch: int = 5_000
+                         ) -> Iterator[tuple[dict[Any, dict[str, Any]], dict[tuple[str, ...], list[Any]]]]:
+    """Per batch of points: (point id -> fields to set, tuple of stale keys -> point ids to delete them from).
+
+    Batches keep memory flat: a million points' payload dicts at once would cost gigabytes.
+    """
+    columns: dict[str, list[np.ndarray]] = {}
     for result in results.values():
         for name, values in result.fields.items():
-            listed = [_plain(v) for v in (values.tolist() if isinstance(values, np.ndarray) else values)]
-            if name in columns:  # two analyses share a field (suggested_label): the later one fills gaps
-                columns[name] = [b if b is not None else a for a, b in zip(columns[name], listed, strict=True)]
-            else:
-                columns[name] = listed
-    flag_masks = [(flag, mask) for result in results.values() for flag, mask in result.flags.items()]
-    updates: dict[Any, dict[str, Any]] = {}
-    stale: dict[tuple[str, ...], list[Any]] = {}
-    for i, pid in enumerate(ctx.ids):
-        fields = {name: col[i] for name, col in columns.items() if col[i] is not None}
-        kept = [f for f in (old[i].get("flags") or []) if f in KEPT_FLAGS]
-        if old[i].get("review_status") == "ambiguous":  # a reviewer's verdict outlives the triage's
-            kept.append("ambiguous")
-        fields["flags"] = sorted({flag for flag, mask in flag_masks if mask[i]} | set(kept))
-        fields["analysis_run"] = run_id
-        updates[pid] = fields
-        gone = tuple(sorted(k for k in ANALYSIS_FIELDS if k in old[i] and k not in fields))
-        if gone:
-            stale.setdefault(gone, []).append(pid)
-    return updates, stale
+            columns.setdefault(name, []).append(np.asarray(values))
+    flag_names = [flag for result in results.values() for flag in result.flags]
+    flag_matrix = np.stack([mask for result in results.values() for mask in result.flags.values()], axis=1) \
+        if flag_names else np.zeros((ctx.n, 0), bool)
+    for start in range(0, ctx.n, batch):
+        stop = min(start + batch, ctx.n)
+        merged: dict[str, list[Any]] = {}
+        for name, arrays in columns.items():
+            values = [_plain(v) for v in arrays[0][start:stop].tolist()]
+            for later in arrays[1:]:  # two analyses share a field (suggested_label): the later fills gaps
+                values = [b if b is not None else a
+                          for a, b in zip(values, (_plain(v) for v in later[start:stop].tolist()), strict=True)]
+            merged[name] = values
+        updates: dict[Any, dict[str, Any]] = {}
+        stale: dict[tuple[str, ...], list[Any]] = {}
+        for i in range(start, stop):
+            j = i - start
+            fields = {name: col[j] for name, col in merged.items() if col[j] is not None}
+            previous = old[i]
+            kept = {f for f in (previous.get("flags") or []) if f in KEPT_FLAGS}
+            if previous.get("review_status") == "ambiguous":  # a reviewer's verdict outlives the triage's
+                kept.add("ambiguous")
+            fields["flags"] = sorted({flag_names[f] for f in np.flatnonzero(flag_matrix[i])} | kept)
+            fields["analysis_run"] = run_id
+            pid = ctx.ids[i]
+            updates[pid] = fields
+            gone = tuple(sorted(k for k in ANALYSIS_FIELDS if k in previous and k not in fields))
+            if gone:
+                stale.setdefault(gone, []).append(pid)
+        yield updates, stale
 
 
-def write_payloads(collection: Collection, updates: dict[Any, dict[str, Any]],
-                   stale: dict[tuple[str, ...], list[Any]], batch: int = 5_000) -> None:
-    """Merge the new fields into the points and remove the stale ones."""
-    items = list(updates.items())
-    for start in range(0, len(items), batch):
-        collection.set_payloads(dict(items[start : start + batch]))
-    for keys, ids in stale.items():
-        collection.delete_payload_keys(ids, list(keys))
+def write_payloads(collection: Collection,
+                   batches: Iterable[tuple[dict[Any, dict[str, Any]], dict[tuple[str, ...], list[Any]]]]) -> None:
+    """Merge each batch's new fields into its points and remove the stale ones."""
+    for updates, stale in batches:
+        collection.set_payloads(updates)
+        for keys, ids in stale.items():
+            collection.delete_payload_keys(ids, list(keys))
     collection.flush()
 
 
@@ -170,8 +183,7 @@ def analyze(ws, dataset: str, *, analyses: list[str] | None = None,
     clock = time.perf_counter()
     run_id = new_run_id()
     if write:
-        updates, stale = payload_updates(ctx, results, payloads, run_id)
-        write_payloads(collection, updates, stale)
+        write_payloads(collection, iter_payload_updates(ctx, results, payloads, run_id))
         lap("write")
     report = assemble_report(ctx, results, skipped, run_id, dataset)
     stages["total"] = round(time.perf_counter() - began, 3)
