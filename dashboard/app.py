@@ -95,6 +95,7 @@ class Dashboard:
             self.tabs.active = TABS.index(tab)
 
     def page(self) -> pn.template.BaseTemplate:
+        """The page: sidebar (dataset, search, colour and filters), the map, and the tabs beside it."""
         self._on_datasets()
         sidebar = [self.dataset, self.search.box_row(), self.map.controls(), self.shortcuts, self.probe]
         main = pn.Row(
@@ -147,6 +148,7 @@ class DashboardServer:
     cache: MapCache
 
     def stop(self) -> None:
+        """Stop a threaded server."""
         stop = getattr(self.server, "stop", None)
         if stop is not None:
             stop()

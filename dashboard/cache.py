@@ -43,5 +43,6 @@ class MapCache:
             return (api_url.rstrip("/"), dataset) in self._frames
 
     def clear(self) -> None:
+        """Forget every cached frame."""
         with self._lock:
             self._frames.clear()

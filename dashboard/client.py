@@ -78,14 +78,17 @@ class ApiClient:
                 return items[:limit] if limit else items
 
     def close(self) -> None:
+        """Close the connection pool."""
         self._http.close()
 
     # -- datasets and the map ------------------------------------------------------------------------
 
     def datasets(self) -> list[dict[str, Any]]:
+        """Every dataset with its counts."""
         return self.get_list("/api/datasets")
 
     def dataset(self, dataset: str) -> dict[str, Any]:
+        """One dataset's detail: counts, last analysis, model versions."""
         return self.get(f"/api/datasets/{dataset}")
 
     def map(self, dataset: str, etag: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
@@ -106,6 +109,7 @@ class ApiClient:
         return response.json(), response.headers.get("ETag")
 
     def points(self, dataset: str, limit: int = 100, **filters: Any) -> list[dict[str, Any]]:
+        """Points matching the API's point filters, up to `limit`."""
         return self.get_list(f"/api/datasets/{dataset}/points", limit=limit, **filters)
 
     def point(self, dataset: str, point_id: Any) -> dict[str, Any]:
@@ -114,6 +118,7 @@ class ApiClient:
 
     def search(self, dataset: str, text: str | None = None, point_id: Any = None, k: int = 10,
                **filters: Any) -> list[dict[str, Any]]:
+        """The k nearest points to a text or a point, within the filters."""
         body = {"text": text, "id": point_id, "k": k, **{k_: v for k_, v in filters.items() if v}}
         answer = self.post(f"/api/datasets/{dataset}/search", body)
         return answer.get("data", []) if isinstance(answer, dict) else answer
@@ -121,18 +126,23 @@ class ApiClient:
     # -- analyses ------------------------------------------------------------------------------------
 
     def issues(self, dataset: str, limit: int = 500) -> list[dict[str, Any]]:
+        """Label issues, most suspicious first."""
         return self.get_list(f"/api/datasets/{dataset}/issues", limit=limit)
 
     def suggestions(self, dataset: str, limit: int = 500) -> list[dict[str, Any]]:
+        """Unlabelled points with a suggested label, most confident first."""
         return self.get_list(f"/api/datasets/{dataset}/suggestions", limit=limit)
 
     def clusters(self, dataset: str) -> list[dict[str, Any]]:
+        """The analysis' clusters with names, error rates and representatives."""
         return self.get_list(f"/api/datasets/{dataset}/clusters")
 
     def cluster(self, dataset: str, cluster: int) -> dict[str, Any]:
+        """One cluster and a page of its members."""
         return self.get(f"/api/datasets/{dataset}/clusters/{cluster}")
 
     def classes(self, dataset: str, split: str | None = None, model_version: str | None = None) -> dict[str, Any]:
+        """Per-class metrics and confusion per split, for a model version."""
         return self.get(f"/api/datasets/{dataset}/classes", split=split, model_version=model_version)
 
     def models(self, dataset: str | None = None) -> list[dict[str, Any]]:
@@ -161,7 +171,9 @@ class ApiClient:
         return self.post(f"/api/datasets/{dataset}/points/{point_id}/label", body)
 
     def changes(self, dataset: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The audit log, newest first."""
         return self.get_list(f"/api/datasets/{dataset}/changes", limit=limit)
 
     def undo(self, dataset: str, change_id: Any) -> dict[str, Any]:
+        """Revert a change (the API appends its inverse); answers the point after it."""
         return self.post(f"/api/datasets/{dataset}/changes/{change_id}/undo")

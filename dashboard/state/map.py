@@ -47,6 +47,7 @@ def map_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
             raise DataDebuggerError(f"the /map answer's {name!r} has {len(values)} values for {n} ids")
 
     def col(name: str, default: Any = None) -> list[Any]:
+        """A column of the answer, or Nones where the API left it out."""
         values = columns.get(name)
         return values if values is not None else [default] * n
 
@@ -111,20 +112,24 @@ class MapState(param.Parameterized):
         return self
 
     def set_cluster_names(self, names: dict[str, str]) -> None:
+        """Cluster id -> name, for the map's labels and the clusters table."""
         self._cluster_names = dict(names)
         self.param.trigger("frame")
 
     @property
     def cluster_names(self) -> dict[str, str]:
+        """Cluster id -> name (empty before the clusters load)."""
         return self._cluster_names
 
     # -- derived -------------------------------------------------------------------------------------
 
     @property
     def size(self) -> int:
+        """How many points the map holds."""
         return 0 if self.frame is None else len(self.frame)
 
     def row(self, point_key: Any) -> int | None:
+        """The frame row of a point id, or None."""
         return self._rows.get(key(point_key))
 
     def options(self, name: str) -> list[str]:
@@ -135,6 +140,7 @@ class MapState(param.Parameterized):
                       key=lambda v: (v == NONE, int(v) if name == "cluster" and v.lstrip("-").isdigit() else 0, v))
 
     def filters(self) -> dict[str, list[str]]:
+        """The filters in use: field -> accepted values."""
         return {name: list(getattr(self, name)) for name in FILTER_FIELDS if getattr(self, name)}
 
     def mask(self) -> np.ndarray:
@@ -158,6 +164,7 @@ class MapState(param.Parameterized):
         return all(self.frame.at[row, name] in values for name, values in self.filters().items())
 
     def spec(self) -> ColourSpec:
+        """The colour spec of the current colour-by field."""
         return colour_spec(self.frame, self.colour_by)
 
     def counts(self) -> dict[str, int]:
@@ -167,12 +174,14 @@ class MapState(param.Parameterized):
         return self.visible()[self.colour_by].value_counts().to_dict()
 
     def rows_of(self, keys: list[str]) -> pd.DataFrame:
+        """The frame rows of these point ids (unknown ids left out)."""
         rows = [r for r in (self.row(k) for k in keys) if r is not None]
         return self.frame.iloc[rows] if self.frame is not None else pd.DataFrame()
 
     # -- interactions --------------------------------------------------------------------------------
 
     def clear_filters(self) -> None:
+        """Show every point again."""
         self.param.update(**{name: [] for name in FILTER_FIELDS})
 
     def select_rows(self, rows: list[int]) -> None:
@@ -183,6 +192,7 @@ class MapState(param.Parameterized):
         self.selected = [keys[r] for r in rows if 0 <= r < len(keys)]
 
     def select(self, keys: list[Any]) -> None:
+        """Select these points (what a confusion cell or a table does)."""
         self.selected = [key(k) for k in keys if self.row(k) is not None]
 
     def focus_on(self, point_key: Any) -> None:
@@ -206,6 +216,7 @@ class MapState(param.Parameterized):
         self.param.update(highlighted=[key(k) for k in keys if self.row(k) is not None], highlight_reason=reason)
 
     def clear_highlight(self) -> None:
+        """Remove the rings from the map."""
         self.param.update(highlighted=[], highlight_reason="")
 
     def apply_point(self, point: dict[str, Any]) -> None:

@@ -153,6 +153,7 @@ class ModelsState(param.Parameterized):
         return list(bins or [])
 
     def curves(self, version: str | None = None) -> dict[str, dict[str, list[float]]]:
+        """The plottable curves of a version (default: A)."""
         return curves_of(self.record(version or self.version_a))
 
     def select_cell(self, true_label: str, predicted: str) -> list[str]:

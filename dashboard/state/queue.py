@@ -47,6 +47,7 @@ class QueueState(param.Parameterized):
         return self
 
     def filename(self, fmt: str) -> str:
+        """The download's file name for a format."""
         return f"{self.map.dataset}-queue-{self.strategy}-{self.budget}.{FORMATS[fmt]}"
 
     def download(self, fmt: str) -> io.BytesIO:

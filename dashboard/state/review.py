@@ -120,6 +120,7 @@ class ReviewState(param.Parameterized):
             self.go((self.position + 1) % len(self.items))
 
     def back(self) -> None:
+        """The previous item."""
         if self.items:
             self.go((self.position - 1) % len(self.items))
 
@@ -146,6 +147,7 @@ class ReviewState(param.Parameterized):
         self._act("reviewed", None, "kept the label")
 
     def ambiguous(self) -> None:
+        """Mark the item ambiguous: neither label fits."""
         self._act("ambiguous", None, "marked ambiguous")
 
     def _act(self, action: str, label: str | None, reason: str) -> None:
@@ -199,10 +201,10 @@ class ReviewState(param.Parameterized):
             self.go(positions[0])
 
     def _latest_change(self, point_id: Any) -> Any:
+        """The newest logged change of a point (when a relabel's answer did not carry its change id)."""
         try:
-            for change in self.client.changes(self.map.dataset, limit=50):
-                if key(change.get("point_id", change.get("id_of_point", change.get("record_id")))) == key(point_id):
-                    return change.get("id", change.get("change_id"))
+            changes = self.client.get_list(f"/api/datasets/{self.map.dataset}/changes", limit=1,
+                                           point=str(point_id))
         except DataDebuggerError:
             return None
-        return None
+        return changes[0].get("change_id") if changes else None

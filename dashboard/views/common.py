@@ -16,10 +16,12 @@ MAX_TABLE_ROWS = 2_000  # a lasso over 100k points must not ship 100k rows to th
 
 
 def esc(value: Any) -> str:
+    """HTML-escape a value (None as empty)."""
     return html.escape("" if value is None else str(value))
 
 
 def fmt(value: Any, digits: int = 2) -> str:
+    """A number for display, a dash for missing."""
     if value is None or (isinstance(value, float) and value != value):
         return "–"
     if isinstance(value, float):
@@ -101,6 +103,7 @@ def _bar(probability: Any, width: int = 160) -> int:
 
 
 def neighbours_frame(point: dict[str, Any] | None) -> pd.DataFrame:
+    """A point's neighbours as a table."""
     columns = ["id", "similarity", "text", "label", "prediction"]
     neighbours = (point or {}).get("neighbours") or []
     return pd.DataFrame([{c: n.get(c) for c in columns} for n in neighbours], columns=columns)

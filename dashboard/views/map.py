@@ -181,6 +181,7 @@ class MapView(Viewer):
                          sizing_mode="stretch_width")
 
     def plot(self) -> pn.Column:
+        """The map itself, with the highlight note above it."""
         return pn.Column(
             pn.Row(self.highlight_note, self.clear_highlight, sizing_mode="stretch_width"),
             pn.pane.Bokeh(self.figure.figure, sizing_mode="stretch_both", min_height=480),
@@ -188,9 +189,11 @@ class MapView(Viewer):
         )
 
     def selection_panel(self) -> pn.Column:
+        """The box/lasso selection as a table."""
         return pn.Column(self.selection_note, self.selection, sizing_mode="stretch_width")
 
     def point_panel(self) -> pn.Column:
+        """The clicked point's evidence and neighbours."""
         return pn.Column(self.point, pn.pane.HTML("<b>Nearest neighbours</b>"), self.neighbours,
                          sizing_mode="stretch_width")
 

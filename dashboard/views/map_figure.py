@@ -177,6 +177,7 @@ class MapFigure:
         self.update_colour(state)
 
     def update_colour(self, state: MapState) -> None:
+        """Colour by the state's field, selected and faded points alike."""
         spec = self.specs.get(state.colour_by) if state.colour_by in CATEGORICAL else state.spec()
         fill = fill_of(spec or state.spec())
         # Selected and faded points keep their colours (Bokeh's defaults would grey them out).
@@ -184,15 +185,18 @@ class MapFigure:
             glyph.fill_color = fill
 
     def update_filter(self, state: MapState) -> None:
+        """Show only the points that pass the filters."""
         with validate(False):
             self.filter.booleans = state.mask()
 
     def update_highlight(self, state: MapState) -> None:
+        """Ring the highlighted points."""
         rows = state.rows_of(state.highlighted)
         self.highlight_source.data = {"x": rows["x"].to_numpy() if len(rows) else [],
                                       "y": rows["y"].to_numpy() if len(rows) else []}
 
     def update_focus(self, state: MapState) -> None:
+        """Star the clicked point and draw lines to its neighbours."""
         row = state.row(state.focus_key) if state.focus_key else None
         if row is None:
             self.focus_source.data = {"x": [], "y": []}

@@ -65,6 +65,7 @@ def confusion_heatmap(labels: list[str], matrix: list[list[int]],
                                       ("row share", "@share{0.0%}")]))
     if on_cell is not None:
         def tapped(_attr: str, _old: list[int], new: list[int]) -> None:
+            """A tapped cell, as (true label, predicted label)."""
             if new:
                 on_cell(str(source.data["true"][new[0]]), str(source.data["pred"][new[0]]))
 

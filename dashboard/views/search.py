@@ -41,6 +41,7 @@ class SearchView(Viewer):
         self.hits.value = hits if hits is not None else pd.DataFrame(columns=COLUMNS)
 
     def box_row(self) -> pn.Column:
+        """The search box and its button, for the sidebar."""
         return pn.Column(self.box, pn.Row(self.k, self.go), sizing_mode="stretch_width")
 
     def __panel__(self) -> pn.viewable.Viewable:
