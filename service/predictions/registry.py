@@ -37,11 +37,8 @@ META, ARTIFACT, OOF, OOF_IDS, PRODUCTION = "meta.json", "model.joblib", "oof.npz
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _stamp(path: Path) -> tuple:
