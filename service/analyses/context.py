@@ -104,7 +104,8 @@ def widen(probs: np.ndarray, model_labels: Sequence[str], names: Sequence[str]) 
     missing = [label for label in model_labels if label not in index]
     if missing:
         raise InvalidInput(f"model labels {missing} are not among the dataset's label names")
-    out = np.zeros((probs.shape[0], len(names)), dtype=np.float64)
+    # float32: ample for probabilities, and half the memory of every copy the analyses make at scale.
+    out = np.zeros((probs.shape[0], len(names)), dtype=np.float32)
     out[:, [index[label] for label in model_labels]] = probs
     return out
 
