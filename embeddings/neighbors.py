@@ -35,10 +35,12 @@ class KnnGraph:
 
     @property
     def n(self) -> int:
+        """Number of points."""
         return int(self.indices.shape[0])
 
     @property
     def k(self) -> int:
+        """Neighbours per point."""
         return int(self.indices.shape[1])
 
     @property

@@ -54,6 +54,7 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 def peak_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -110,6 +111,7 @@ def synthesize(n: int, base: np.ndarray, texts: list[str], codes: np.ndarray, n_
 
 
 def centroid_probs(x: np.ndarray, base: np.ndarray, codes: np.ndarray, n_labels: int, temp: float = 20.0):
+    """Nearest-centroid probabilities: softmax of temp x cosine to the real intent centroids."""
     centroids = np.stack([base[codes == c].mean(axis=0) for c in range(n_labels)])
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
     out = np.empty((len(x), n_labels))
@@ -122,6 +124,7 @@ def centroid_probs(x: np.ndarray, base: np.ndarray, codes: np.ndarray, n_labels:
 
 
 def run_datalab(x: np.ndarray, y: np.ndarray, probs: np.ndarray, knn_graph=None) -> tuple[float, dict]:
+    """Seconds of Datalab.find_issues and its issue counts."""
     from cleanlab import Datalab
 
     started = time.perf_counter()
@@ -136,6 +139,7 @@ def run_datalab(x: np.ndarray, y: np.ndarray, probs: np.ndarray, knn_graph=None)
 
 
 def bench(n: int, base, texts, codes, names, args) -> dict:
+    """Time every stage of ours, then Datalab, on n synthetic points; print and return the figures."""
     out: dict = {"n": n, "stages": {}}
     stages = out["stages"]
     started = time.perf_counter()
@@ -208,6 +212,7 @@ def bench(n: int, base, texts, codes, names, args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, load the base embeddings, warm UMAP up, benchmark each size."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--home", type=Path, default=Path("/tmp/dd-bench-home"),
                         help="a DATA_DEBUGGER_HOME whose embedding cache holds (or receives) Banking77")

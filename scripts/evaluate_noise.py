@@ -47,6 +47,8 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 @dataclass
 class Data:
+    """One dataset as lists, with its embeddings once embedded."""
+
     name: str
     texts: list[str]
     labels: list[str | None]
@@ -56,6 +58,7 @@ class Data:
 
 
 def load_humanloop(path: Path) -> Data:
+    """The Humanloop export with its `score` field."""
     texts, labels, splits, score = [], [], [], []
     for raw in read_records(path, "humanloop"):
         record, _ = validate(raw)
@@ -70,6 +73,7 @@ def load_humanloop(path: Path) -> Data:
 
 
 def load_banking77(folder: Path) -> Data:
+    """Banking77 train (training) and test (testing)."""
     texts, labels, splits = [], [], []
     for name, split in (("train.csv", "training"), ("test.csv", "testing")):
         for raw in read_records(folder / name, "csv", ColumnMap(label="category", fixed_split=split)):
@@ -82,6 +86,7 @@ def load_banking77(folder: Path) -> Data:
 
 
 def embed(data: Data, home: Path) -> None:
+    """Fill data.vectors through the embedding cache of `home`."""
     settings = Settings(home=home)
     cache = EmbeddingCache(settings.cache_path)
     try:
@@ -145,6 +150,7 @@ def ranking_metrics(score: np.ndarray, flipped: np.ndarray) -> dict[str, float]:
 
 
 def flag_metrics(flag: np.ndarray, flipped: np.ndarray) -> dict[str, float]:
+    """Precision and recall of a flag against the flipped set."""
     tp = int((flag & flipped).sum())
     return {"precision": tp / max(1, int(flag.sum())), "recall": tp / max(1, int(flipped.sum())),
             "flagged": int(flag.sum())}
@@ -152,6 +158,7 @@ def flag_metrics(flag: np.ndarray, flipped: np.ndarray) -> dict[str, float]:
 
 def evaluate(data: Data, rate: float, mode: str, seed: int, c: float, k: int,
              params: dict | None = None) -> dict[str, dict[str, float]]:
+    """One noise injection: flip, out-of-fold probabilities, analyses, metrics of each ranking."""
     names = sorted({label for label in data.labels if label is not None})
     index = {name: i for i, name in enumerate(names)}
     y = np.array([index[label] if label is not None else -1 for label in data.labels])
@@ -183,10 +190,12 @@ def evaluate(data: Data, rate: float, mode: str, seed: int, c: float, k: int,
 
 
 def mean_of(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Metrics averaged over runs (seeds)."""
     return {key: {m: float(np.mean([r[key][m] for r in runs])) for m in runs[0][key]} for key in runs[0]}
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the evaluation grid and print the Markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--home", type=Path, default=Path("/tmp/dd-eval-home"),
                         help="a DATA_DEBUGGER_HOME whose embedding cache is used (and filled)")

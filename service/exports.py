@@ -140,6 +140,7 @@ def _cell(value: Any) -> Any:
 
 
 def csv_chunks(columns: list[str], rows: Iterable[dict[str, Any]], batch: int = 1000) -> Iterator[str]:
+    """CSV text in chunks of `batch` rows, header first."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -153,6 +154,7 @@ def csv_chunks(columns: list[str], rows: Iterable[dict[str, Any]], batch: int = 
 
 
 def jsonl_chunks(columns: list[str], rows: Iterable[dict[str, Any]], batch: int = 1000) -> Iterator[str]:
+    """JSON lines in chunks of `batch` rows."""
     lines: list[str] = []
     for row in rows:
         lines.append(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False))

@@ -56,6 +56,7 @@ class Analysis(BaseModel):
     description: ClassVar[str] = ""
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:  # pragma: no cover - abstract
+        """The analysis over one context: per-point fields, flags, arrays and its report part."""
         raise NotImplementedError
 
     def missing_inputs(self, ctx: AnalysisContext) -> list[str]:

@@ -170,6 +170,7 @@ class Clusters(Analysis):
         return self.min_cluster_size or int(max(8, min(200, round(np.sqrt(n) / 3))))
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
+        """Project, cluster, place the rest, describe every cluster."""
         projector = (UmapProjector(self.n_neighbors, ctx.seed, self.n_epochs) if self.projection == "umap"
                      else PcaProjector(ctx.seed))
         # HDBSCAN sees the fitted sample, so its minimum cluster size follows the sample's size.

@@ -35,6 +35,7 @@ def _params(values: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `analyze` and `export` sub-commands."""
     p = sub.add_parser("analyze", help="find label issues, clusters, duplicates, outliers; write them back")
     p.add_argument("--dataset", help="dataset name (default: settings.default_dataset)")
     p.add_argument("--only", nargs="+", metavar="ANALYSIS", help="run these analyses (and what they need)")
@@ -94,6 +95,7 @@ def format_summary(report: dict[str, Any], top: int = 10) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
+    """`analyze`: run the analyses and print a summary (or the report as JSON)."""
     from service.analyses.base import analysis_schemas
     from service.analyses.runner import analyze
 
@@ -118,6 +120,7 @@ def _format(args: argparse.Namespace) -> str:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    """`export`: write one kind of export to a file or stdout."""
     dataset = args.dataset or settings.default_dataset
     fmt = _format(args)
     options: dict[str, Any] = {"only_flagged": args.only_flagged, "seed": args.seed, "strategy": args.strategy}

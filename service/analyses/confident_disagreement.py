@@ -21,6 +21,7 @@ class ConfidentDisagreement(Analysis):
     examples: int = Field(20, ge=0, le=1000, description="examples listed in the report")
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
+        """Flag confident disagreements; list the most confident."""
         assert ctx.probs is not None
         prediction = ctx.probs.argmax(axis=1)
         confidence = ctx.probs.max(axis=1)

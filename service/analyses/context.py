@@ -48,10 +48,12 @@ class AnalysisContext:
 
     @property
     def n(self) -> int:
+        """Number of points."""
         return len(self.ids)
 
     @property
     def n_labels(self) -> int:
+        """Number of label columns."""
         return len(self.label_names)
 
     @property
@@ -61,9 +63,11 @@ class AnalysisContext:
 
     @property
     def has_model(self) -> bool:
+        """Whether model probabilities are known."""
         return self.probs is not None
 
     def split_mask(self, split: str) -> np.ndarray:
+        """Mask of the points of one split."""
         return self.splits == split
 
     def honest_probs(self) -> np.ndarray | None:

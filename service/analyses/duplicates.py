@@ -64,6 +64,7 @@ class Duplicates(Analysis):
     examples: int = Field(50, ge=0, le=10_000, description="groups and pairs listed in the report")
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
+        """Group duplicates, then judge each group's labels and splits."""
         group = duplicate_groups(ctx.texts, ctx.knn.indices, ctx.knn.similarities, self.threshold)
         n_groups = int(group.max()) + 1 if (group >= 0).any() else 0
         members = np.flatnonzero(group >= 0)

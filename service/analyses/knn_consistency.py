@@ -49,6 +49,7 @@ class KnnConsistency(Analysis):
     min_neighbours: int = Field(3, ge=1, description="labelled neighbours needed before a vote counts")
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
+        """Votes, agreement and majority per point; flag confident disagreements."""
         votes, weight, count = knn_vote(ctx, self.k)
         has_vote = (count >= 1) & (weight > 0)
         safe = np.where(has_vote, weight, 1.0)

@@ -66,6 +66,7 @@ class LabelIssues(Analysis):
     flag_threshold: float = Field(0.5, ge=0.0, le=1.0, description="mislabel score that flags (flag_by=threshold)")
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
+        """cleanlab's scores, the combined score, the flag, suggestions and reasons."""
         knn = ctx.result("knn_consistency").arrays
         honest = ctx.honest_probs()
         assert honest is not None  # guaranteed by needs=("model",)

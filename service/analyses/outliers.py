@@ -22,6 +22,7 @@ class Outliers(Analysis):
                                 description="never flag a point whose mean neighbour distance is below this")
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
+        """Score every point by its neighbours' distance; flag beyond the fence."""
         distances = ctx.knn.top(min(self.k, ctx.knn.k)).distances
         score = distances.mean(axis=1).astype(np.float64)
         q1, q3 = np.quantile(score, [0.25, 0.75])

@@ -45,6 +45,7 @@ class PerClass(Analysis):
     split_gap: float = Field(0.2, gt=0.0, le=1.0, description="error-rate gap between sub-clusters to split")
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
+        """Metrics per split, confusion, confused pairs and advice."""
         honest = ctx.honest_probs()
         assert honest is not None
         pred = honest.argmax(axis=1)

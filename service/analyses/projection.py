@@ -30,6 +30,8 @@ class Projector(Protocol):
 
 
 class Clusterer(Protocol):
+    """Low-dimensional coordinates -> cluster ids."""
+
     def fit_predict(self, coords: np.ndarray) -> np.ndarray:
         """A cluster id per row; -1 = noise."""
 
@@ -43,6 +45,7 @@ class UmapProjector:
     n_epochs: int | None = 200  # UMAP's default is 500 below 10k points: slower, and no better for clustering
 
     def fit_transform(self, vectors, knn, dims, min_dist):
+        """(n, dims) float32 coordinates."""
         import umap
 
         n_neighbors = min(self.n_neighbors, len(vectors) - 1)
@@ -66,6 +69,7 @@ class PcaProjector:
     seed: int = 0
 
     def fit_transform(self, vectors, knn, dims, min_dist):
+        """(n, dims) float32 coordinates."""
         from sklearn.decomposition import PCA
 
         fitted = min(dims, vectors.shape[1], len(vectors))
@@ -82,6 +86,7 @@ class HdbscanClusterer:
     selection: str = "eom"
 
     def fit_predict(self, coords):
+        """A cluster id per row; -1 = noise."""
         import hdbscan
 
         size = max(2, min(self.min_cluster_size, len(coords)))

@@ -38,6 +38,7 @@ PREDICT_BATCH = 50_000
 
 
 def new_run_id() -> str:
+    """A sortable, unique id for one analysis run."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 

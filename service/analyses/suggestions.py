@@ -26,6 +26,7 @@ class Suggestions(Analysis):
     prior_strength: float = Field(1.0, ge=0.0, description="pseudo-votes of the model added to the kNN vote")
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
+        """Suggestions and agreement for every unlabelled point."""
         knn = ctx.result("knn_consistency").arrays
         rows = np.flatnonzero(~ctx.labelled)
         n = ctx.n

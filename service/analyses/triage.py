@@ -28,6 +28,7 @@ class Triage(Analysis):
     majority: float = Field(0.5, gt=0.0, le=1.0, description="neighbour share that makes a verdict")
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
+        """A triage class per point."""
         knn = ctx.result("knn_consistency").arrays
         issue = ctx.result("label_issues").flags["label_issue"]
         outlier = ctx.result("outliers").flags["outlier"]
