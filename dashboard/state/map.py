@@ -80,6 +80,7 @@ class MapState(param.Parameterized):
 
     frame = param.DataFrame(default=None, allow_None=True, doc="every point, see map_frame")
     labels_version = param.Integer(default=0, doc="bumped when labels change in place")
+    names_version = param.Integer(default=0, doc="bumped when the cluster names arrive or change")
     selected = param.List(default=[], doc="keys of the box/lasso selection")
     focus_key = param.String(default=None, allow_None=True, doc="the clicked point")
     focus = param.Dict(default=None, allow_None=True, doc="the clicked point's payload and neighbours")
@@ -113,8 +114,9 @@ class MapState(param.Parameterized):
 
     def set_cluster_names(self, names: dict[str, str]) -> None:
         """Cluster id -> name, for the map's labels and the clusters table."""
+        # Its own signal, not a frame trigger: a frame change resends every point to the browser.
         self._cluster_names = dict(names)
-        self.param.trigger("frame")
+        self.names_version += 1
 
     @property
     def cluster_names(self) -> dict[str, str]:

@@ -77,7 +77,7 @@ class MapView(Viewer):
         s.param.watch(lambda *_: self._on_labels(), "labels_version")
         s.param.watch(lambda *_: self._on_colour(), "colour_by")
         s.param.watch(lambda *_: self._on_filters(), list(FILTER_FIELDS))
-        s.param.watch(lambda *_: self.figure.update_names(s), "show_cluster_names")
+        s.param.watch(lambda *_: self.figure.update_names(s), ["show_cluster_names", "names_version"])
         s.param.watch(lambda *_: self._on_selection(), "selected")
         s.param.watch(lambda *_: self._on_focus(), ["focus_key", "focus"])
         s.param.watch(lambda *_: self._on_highlight(), ["highlighted", "highlight_reason"])

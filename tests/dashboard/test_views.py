@@ -45,6 +45,18 @@ def test_texts_are_sent_after_the_first_render(client: ApiClient):
     assert deferred.state.clusters.details and deferred.state.review.items and deferred.state.models.versions
 
 
+def test_cluster_names_arrive_without_resending_the_points(client: ApiClient):
+    deferred = Dashboard(client, dataset=DATASET, defer_rest=True)
+    figure = deferred.map.figure
+    assert figure.names_source.data["name"] == []
+    sent = {}
+    figure.source.on_change("data", lambda attr, old, new: sent.setdefault("data", new))
+    deferred.state.clusters.load()
+    names = list(figure.names_source.data["name"])
+    assert names and set(names) <= set(deferred.state.map.cluster_names.values())
+    assert "data" not in sent  # the 2,327 points' columns were not sent again for the names
+
+
 def test_filters_selection_and_click(dashboard: Dashboard):
     view, state, figure = dashboard.map, dashboard.state.map, dashboard.map.figure
     view.filters["split"].value = ["validation"]
