@@ -145,6 +145,10 @@ class ApiClient:
         """Per-class metrics and confusion per split, for a model version."""
         return self.get(f"/api/datasets/{dataset}/classes", split=split, model_version=model_version)
 
+    def cluster_changes(self, dataset: str, a: str, b: str, limit: int = 50) -> dict[str, Any]:
+        """Each cluster's out-of-fold error rate under versions a and b, the largest change first."""
+        return self.get(f"/api/datasets/{dataset}/clusters/changes", a=a, b=b, limit=limit)
+
     def models(self, dataset: str | None = None) -> list[dict[str, Any]]:
         """Model versions with headline metrics (every dataset's, or one's)."""
         answer = self.get("/models", dataset=dataset)

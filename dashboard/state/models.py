@@ -9,7 +9,7 @@ import pandas as pd
 import param
 
 from dashboard.client import ApiClient
-from dashboard.state.map import MapState
+from dashboard.state.map import MapState, key
 from service.errors import DataDebuggerError
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,9 @@ class ModelsState(param.Parameterized):
     metrics_b = param.Dict(default=None, allow_None=True)
     per_class = param.DataFrame(default=None, allow_None=True)
     cell = param.Tuple(default=None, allow_None=True, length=2, doc="(true label, predicted label) clicked")
+    cluster_changes = param.DataFrame(default=None, allow_None=True,
+                                      doc="clusters by how much their error rate moved from B to A")
+    changes_note = param.String(default="", doc="why there is no cluster comparison, or its overall figures")
     message = param.String(default="")
 
     def __init__(self, client: ApiClient, map_state: MapState, **params: Any):
@@ -72,6 +75,7 @@ class ModelsState(param.Parameterized):
         self._records: dict[str, dict[str, Any]] = {}
         self._full: dict[str, dict[str, Any]] = {}
         self.param.watch(lambda *_: self._refresh(), ["version_a", "version_b", "split"])
+        self.param.watch(lambda *_: self._compare_clusters(), ["version_a", "version_b"])
 
     def load(self) -> ModelsState:
         """The dataset's versions; version A = production (or latest), B = the one before it."""
@@ -93,6 +97,7 @@ class ModelsState(param.Parameterized):
             self.version_b = older[-1] if older else None
             self.message = "" if names else "no model versions yet: run `data-debugger train`"
         self._refresh()
+        self._compare_clusters()
         return self
 
     def record(self, version: str | None) -> dict[str, Any]:
@@ -139,6 +144,36 @@ class ModelsState(param.Parameterized):
         table = per_class_table(a, b) if a else None
         self.param.update(metrics_a=a, metrics_b=b, per_class=table, cell=None)
 
+    def _compare_clusters(self) -> None:
+        """A vs B per cluster (out-of-fold error rates), from the API; empty without a B."""
+        a, b = self.version_a, self.version_b
+        if not a or not b or a == b:
+            self.param.update(cluster_changes=None, changes_note="")
+            return
+        try:
+            answer = self.client.cluster_changes(self.map.dataset, a, b)
+        except DataDebuggerError as exc:
+            self.param.update(cluster_changes=None, changes_note=f"no cluster comparison: {exc}")
+            return
+        columns = ["cluster", "name", "size", "error_rate_a", "error_rate_b", "change"]
+        table = pd.DataFrame(answer.get("clusters") or [], columns=columns)
+        table["cluster"] = [key(c) for c in table["cluster"]]
+        overall = (f"{answer.get('points', 0)} labelled points, out-of-fold error rate {a} "
+                   f"{_rate(answer.get('error_rate_a'))} vs {b} {_rate(answer.get('error_rate_b'))}")
+        self.param.update(cluster_changes=table, changes_note=overall)
+
+    def select_cluster_change(self, row: int) -> list[str]:
+        """Click on a row of the comparison: that cluster's points ringed on the map."""
+        table, frame = self.cluster_changes, self.map.frame
+        if table is None or frame is None or not 0 <= row < len(table):
+            return []
+        chosen = table.iloc[row]
+        keys = list(frame.loc[frame["cluster"] == chosen["cluster"], "key"])
+        name = chosen["name"] or f"cluster {chosen['cluster']}"
+        self.map.highlight(keys, f"{name}: error rate {self.version_a} {_rate(chosen['error_rate_a'])}, "
+                                 f"{self.version_b} {_rate(chosen['error_rate_b'])}")
+        return keys
+
     def confusion(self) -> tuple[list[str], list[list[int]]]:
         """Version A's confusion matrix on the split: labels and rows (true) x columns (predicted)."""
         confusion = (self.metrics_a or {}).get("confusion") or {}
@@ -168,3 +203,7 @@ class ModelsState(param.Parameterized):
         self.map.select(keys)
         self.map.highlight(keys, f"{len(keys)} {split} points labelled {true_label}, predicted {predicted}")
         return keys
+
+
+def _rate(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * float(value):.1f}%"

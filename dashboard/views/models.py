@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import panel as pn
 import param
 from panel.viewable import Viewer
@@ -13,6 +14,7 @@ from dashboard.views.common import esc, fmt
 from dashboard.views.model_plots import confusion_heatmap, curve_plot, f1_bars, reliability_diagram
 
 HEADLINE = ("accuracy", "macro_f1", "ece", "log_loss", "n")
+CHANGE_COLUMNS = ["cluster", "name", "size", "error_rate_a", "error_rate_b", "change"]
 
 
 class ModelsView(Viewer):
@@ -29,6 +31,15 @@ class ModelsView(Viewer):
         self.headline = pn.pane.HTML("", sizing_mode="stretch_width")
         self.message = pn.pane.HTML("", sizing_mode="stretch_width")
         self.plots = pn.Column(sizing_mode="stretch_width")
+        self.changes = pn.widgets.Tabulator(
+            pd.DataFrame(columns=CHANGE_COLUMNS), disabled=True, show_index=False, selectable=1,
+            layout="fit_data_table", sizing_mode="stretch_width", height=260, pagination="local", page_size=6,
+            formatters={c: {"type": "money", "precision": 3} for c in ("error_rate_a", "error_rate_b", "change")},
+            css_classes=["dd-cluster-changes"],
+        )
+        self.changes_note = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.changes.param.watch(lambda e: state.select_cluster_change(e.new[0]) if e.new else None, "selection")
+        state.param.watch(lambda *_: self._on_changes(), ["cluster_changes", "changes_note"])
         self.version_a.param.watch(lambda e: setattr(state, "version_a", e.new), "value")
         self.version_b.param.watch(lambda e: setattr(state, "version_b", e.new or None), "value")
         self.split.param.watch(lambda e: setattr(state, "split", e.new) if e.new else None, "value")
@@ -37,6 +48,18 @@ class ModelsView(Viewer):
         state.param.watch(lambda e: setattr(self.message, "object", esc(e.new)), "message")
         self._on_versions()
         self._redraw()
+        self._on_changes()
+
+    def _on_changes(self) -> None:
+        s = self.state
+        table = s.cluster_changes
+        self.changes.value = table if table is not None else pd.DataFrame(columns=CHANGE_COLUMNS)
+        self.changes.visible = table is not None
+        title = (f"<b>Clusters whose error rate changed most</b>, {esc(s.version_a or '')} vs "
+                 f"{esc(s.version_b or '')} (change = A - B; positive: A errs more). " if table is not None else "")
+        self.changes_note.object = (f"<div style='font-size:12px;color:#555'>{title}{esc(s.changes_note)}"
+                                    f"{' Select a row to ring the cluster on the map.' if table is not None else ''}"
+                                    "</div>") if (title or s.changes_note) else ""
 
     def _on_versions(self) -> None:
         s = self.state
@@ -88,4 +111,4 @@ class ModelsView(Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(pn.Row(self.version_a, self.version_b, self.split), self.headline, self.message,
-                         self.plots, sizing_mode="stretch_width")
+                         self.changes_note, self.changes, self.plots, sizing_mode="stretch_width")

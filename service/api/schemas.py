@@ -182,6 +182,28 @@ class ClusterDetail(Cluster):
     members: Page[PointOut]
 
 
+class ClusterChange(BaseModel):
+    """One cluster's out-of-fold error rate under versions A and B; change = A - B (positive: A errs more)."""
+
+    cluster: int
+    name: str
+    size: int = Field(description="labelled points of the cluster that both versions predicted")
+    error_rate_a: float
+    error_rate_b: float
+    change: float
+
+
+class ClusterChangesOut(BaseModel):
+    """Two versions compared cluster by cluster, the largest change first."""
+
+    a: str
+    b: str
+    points: int = Field(description="labelled points both versions predicted out of fold")
+    error_rate_a: float | None
+    error_rate_b: float | None
+    clusters: list[ClusterChange]
+
+
 Action = Literal["relabel", "accept", "reviewed", "ambiguous"]
 
 

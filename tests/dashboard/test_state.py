@@ -271,6 +271,23 @@ def test_models_compare_two_versions(state: DashboardState, service):
     assert models.metrics_a["n"] == 213
 
 
+def test_models_list_the_clusters_whose_error_rate_changed_most(state: DashboardState, service):
+    models = state.models
+    table = models.cluster_changes
+    answer = service.http.get(f"/api/datasets/{DATASET}/clusters/changes", params={"a": "v2", "b": "v1"}).json()
+    assert table is not None and len(table) == len(answer["clusters"]) > 0
+    assert list(table["change"].abs()) == sorted(table["change"].abs(), reverse=True)
+    assert table.iloc[0]["change"] == pytest.approx(answer["clusters"][0]["change"])
+    assert "v2" in models.changes_note and "v1" in models.changes_note
+    keys = models.select_cluster_change(0)
+    chosen = table.iloc[0]["cluster"]
+    frame = state.map.frame
+    assert keys and set(frame.loc[frame["key"].isin(keys), "cluster"]) == {chosen}
+    assert state.map.highlighted == keys and "error rate v2" in state.map.highlight_reason
+    models.version_b = None
+    assert models.cluster_changes is None
+
+
 def test_confusion_cell_selects_those_points(state: DashboardState):
     models = state.models
     frame = state.map.frame

@@ -123,6 +123,12 @@ def test_models_view_draws_both_versions(dashboard: Dashboard):
     assert "v1" in headline and "v2" in headline
     names = [getattr(getattr(p, "object", None), "name", None) for p in dashboard.models.plots.objects]
     assert {"f1-bars", "confusion", "reliability"} <= set(names)
+    changes = dashboard.models.changes
+    assert changes.visible and len(changes.value) == len(dashboard.state.models.cluster_changes)
+    assert "changed most" in dashboard.models.changes_note.object
+    changes.selection = [0]  # a row click rings that cluster on the map
+    assert dashboard.state.map.highlighted
+    assert len(dashboard.map.figure.highlight_source.data["x"]) == len(dashboard.state.map.highlighted)
 
 
 def test_served_page_answers(service):

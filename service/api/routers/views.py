@@ -14,7 +14,7 @@ from service.api import reports
 from service.api.deps import CollectionDep, DatasetName, StateDep, snapshot_of
 from service.api.errors import READ_ERRORS
 from service.api.queries import decode_cursor, decode_offset, encode_cursor, point_out
-from service.api.schemas import Cluster, ClusterDetail, Page, PointOut, Split, Triage
+from service.api.schemas import Cluster, ClusterChangesOut, ClusterDetail, Page, PointOut, Split, Triage
 from service.api.snapshots import Snapshot
 from service.api.state import ApiState
 from service.errors import Conflict, NotFound
@@ -146,6 +146,42 @@ def list_clusters(
     else:
         clusters.sort(key=lambda c: (-(c.get(sort) or 0), c.get("id", 0)))
     return {"data": clusters, "count": len(clusters), "next_cursor": None}
+
+
+Version = Annotated[str | None, Query(max_length=50, pattern=r"^v\d+$", description="a model version, e.g. v2")]
+
+
+# Declared before /clusters/{cluster_id}, which would otherwise take "changes" for a cluster id.
+@router.get("/clusters/changes", operation_id="compare_versions_by_cluster", response_model=ClusterChangesOut)
+def cluster_changes(
+    dataset: DatasetName, state: StateDep, a: Version = None, b: Version = None,
+    min_size: Annotated[int, Query(ge=1, le=100_000)] = 5, limit: Limit = 50,
+) -> dict[str, Any]:
+    """Each cluster's out-of-fold error rate under model versions `a` and `b` (default: production, or the
+    latest, against the version before it), the clusters whose error rate changed most first."""
+    from service.predictions.compare import VersionPredictions, compare_by_cluster
+
+    report = reports.report_of(state, dataset)
+    registry = reports.registry(state)
+    versions = [v.version for v in registry.versions(dataset)] if registry is not None else []
+    a = a or (registry.default_version(dataset) if registry is not None else None)
+    if b is None:
+        older = [v for v in versions if v != a and int(v[1:]) < int((a or "v0")[1:])]
+        b = older[-1] if older else None
+    if a is None or b is None or a == b:
+        raise Conflict(f"comparing versions needs two of {dataset!r}'s (it has {', '.join(versions) or 'none'}); "
+                       f"train another with `data-debugger train --dataset {dataset}`, or pass a and b")
+    answers = []
+    for name in (a, b):
+        version = registry.get(dataset, name)
+        ids, proba = version.oof()
+        answers.append(VersionPredictions.from_oof(name, ids, proba, version.labels))
+    snap = snapshot_of(state, dataset)
+    names = {int(c["id"]): str(c.get("name") or "") for c in report.get("clusters") or [] if "id" in c}
+    out = compare_by_cluster(snap.ids, snap.columns["label"], snap.columns["cluster"], answers[0], answers[1],
+                             names=names, min_size=min_size)
+    out["clusters"] = out["clusters"][:limit]
+    return out
 
 
 @router.get("/clusters/{cluster_id}", operation_id="get_cluster", response_model=ClusterDetail)
