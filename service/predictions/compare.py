@@ -46,7 +46,8 @@ def compare_by_cluster(ids: Sequence[PointId], labels: Sequence[Any], clusters: 
                        a: VersionPredictions, b: VersionPredictions, names: Mapping[int, str] | None = None,
                        min_size: int = 5) -> dict[str, Any]:
     """Per cluster, the error rates of `a` and `b` over the labelled points both predicted, and the change
-    a - b (positive: `a` errs more there), largest change first (clusters under `min_size` such points are left out: their rates are mostly noise).
+    a - b (positive: `a` errs more there), largest change first. Clusters with fewer than `min_size` such
+    points are left out: their rates are mostly noise.
 
     `ids`, `labels` and `clusters` are parallel columns of the dataset (label None: unlabelled; cluster
     None or -1: noise, reported as cluster -1).
