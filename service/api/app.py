@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 
 from service.api.deps import Writer
 from service.api.errors import READ_ERRORS, WRITE_ERRORS, install_error_handlers
+from service.api.fast_search import FastSearch
 from service.api.limits import BodyLimit
 from service.api.query_embedder import QueryEmbedder
 from service.api.routers import datasets, health, points, queue, review, runs, search, views
@@ -145,6 +146,8 @@ def create_app(
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["*"], allow_headers=["*"], expose_headers=["ETag", "X-Model-Version"])
+    # Added last, so it runs first: plain searches skip the framework layers (see fast_search).
+    app.add_middleware(FastSearch, state=state)
     for router in ROUTERS:
         app.include_router(router)
     predictions = _prediction_app(state) if model_app is True else (model_app or None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,12 @@ def now_iso() -> str:
 
 def data_collection_name(dataset: str) -> str:
     return DATA_PREFIX + check_name(dataset)
+
+
+@lru_cache(maxsize=1024)
+def _entry_id(name: str):
+    """The catalog point of a dataset (checked name; memoised: every API request looks one up)."""
+    return point_id("dataset:" + check_name(name))
 
 
 class Catalog:
@@ -40,13 +47,13 @@ class Catalog:
                 return sorted(out)
 
     def get(self, name: str) -> dict[str, Any]:
-        found = self._entries.retrieve([point_id("dataset:" + check_name(name))])
+        found = self._entries.retrieve([_entry_id(name)])
         if not found:
             raise NotFound(f"dataset {name!r} does not exist; list them with `data-debugger datasets`")
         return found[0].payload
 
     def exists(self, name: str) -> bool:
-        return bool(self._entries.retrieve([point_id("dataset:" + check_name(name))]))
+        return bool(self._entries.retrieve([_entry_id(name)]))
 
     def create(self, name: str, dim: int, embedding_model: str, fmt: str) -> Collection:
         if self.exists(name):
@@ -58,13 +65,13 @@ class Catalog:
         stamp = now_iso()
         entry = {"name": name, "dim": dim, "embedding_model": embedding_model, "format": fmt,
                  "created_at": stamp, "updated_at": stamp}
-        self._entries.upsert([point_id("dataset:" + name)], np.ones((1, 1), np.float32), [entry])
+        self._entries.upsert([_entry_id(name)], np.ones((1, 1), np.float32), [entry])
         self._entries.flush()
         return collection
 
     def update(self, name: str, **fields: Any) -> None:
         self.get(name)
-        self._entries.set_payloads({point_id("dataset:" + name): {**fields, "updated_at": now_iso()}})
+        self._entries.set_payloads({_entry_id(name): {**fields, "updated_at": now_iso()}})
         self._entries.flush()
 
     def collection(self, name: str) -> Collection:
@@ -74,7 +81,7 @@ class Catalog:
     def drop(self, name: str) -> None:
         self.get(name)
         # The entry goes first: a crash after it leaves an orphan collection that create() cleans up.
-        self._entries.delete([point_id("dataset:" + name)])
+        self._entries.delete([_entry_id(name)])
         self._entries.flush()
         if self.store.exists(data_collection_name(name)):
             self.store.drop(data_collection_name(name))

@@ -202,6 +202,37 @@ async def test_search_by_text_by_id_and_with_filters(shared):
     assert contains["data"] and all("savings" in h["text"] for h in contains["data"])
 
 
+def fast_lane(app):
+    from service.api.fast_search import FastSearch
+
+    node = app.middleware_stack
+    while node is not None and not isinstance(node, FastSearch):
+        node = getattr(node, "app", None)
+    assert node is not None, "the search fast lane is not in the middleware stack"
+    return node
+
+
+async def test_the_fast_lane_answers_plain_searches_as_the_full_route_does(shared):
+    app, client = shared
+    url = f"/api/datasets/{DATASET}/search"
+    lane = fast_lane(app)
+    for body in ({"id": 700026, "k": 5}, {"text": "stolen card", "k": 4, "label": ["lost_card"]}):
+        before = lane.answered
+        fast = await client.post(url, json=body)
+        assert lane.answered == before + 1
+        # A request with an Origin header goes the full way (CORS): the same answer, byte for byte.
+        full = await client.post(url, json=body, headers={"Origin": "http://elsewhere.example"})
+        assert lane.answered == before + 1
+        assert (fast.status_code, fast.content) == (full.status_code, full.content)
+        assert fast.headers["content-type"] == full.headers["content-type"] == "application/json"
+    before = lane.answered
+    refused = await client.post(url, content=b'{"k": 3', headers={"Content-Type": "application/json"})
+    assert refused.status_code == 422 and refused.json()["code"]  # the error model, from the full path
+    missing = await client.post("/api/datasets/nope/search", json={"id": 1})
+    assert missing.status_code == 404 and "nope" in missing.json()["message"]
+    assert lane.answered == before
+
+
 @pytest.mark.parametrize(("body", "status", "field"), [
     ({"k": 3}, 422, "body"),
     ({"text": "x", "id": 700001}, 422, "body"),

@@ -39,7 +39,7 @@ def _hit(hit, dataset: str | None = None) -> dict[str, Any]:
     return out
 
 
-def _json(data: list[dict[str, Any]]) -> Response:
+def _json(data: list[dict[str, Any]]) -> bytes:
     """The page as JSON; payloads are cleaned of NaN only when encoding finds one (the common case
     encodes once, with no copy)."""
     body = {"data": data, "count": len(data), "next_cursor": None}
@@ -47,16 +47,15 @@ def _json(data: list[dict[str, Any]]) -> Response:
         raw = json.dumps(body, separators=(",", ":"), allow_nan=False)
     except ValueError:
         raw = json.dumps(clean(body), separators=(",", ":"))
-    return Response(raw, media_type="application/json")
+    return raw.encode()
 
 
-@router.post("/datasets/{dataset}/search", operation_id="search_dataset", response_model=Page[SearchHit])
-async def search_dataset(dataset: DatasetName, body: SearchIn, request: Request) -> Response:
-    """The k nearest points to `text` or to the point `id`, among the points matching the filters."""
+async def search_page(state: ApiState, dataset: str, body: SearchIn) -> bytes:
+    """The k nearest points to `body.text` or `body.id` among the points matching its filters, as the JSON
+    page the route answers. Shared by the route and its fast lane (service.api.fast_search)."""
     # The hot path, kept lean: async and inline (a search costs well under a millisecond of store time and
     # the store holds the GIL while it searches, so a thread hop would only add latency; the model runs on
-    # its own worker thread), no dependency chain, and hits encoded straight from the store's payloads.
-    state: ApiState = request.app.state.api
+    # its own worker thread), and hits encoded straight from the store's payloads.
     collection = state.workspace.collection(dataset)
     point_filter = to_point_filter(body, words_from="contains")
     if body.id is not None:
@@ -71,6 +70,12 @@ async def search_dataset(dataset: DatasetName, body: SearchIn, request: Request)
         vector = await _query_vector(state, dataset, body.text)
         hits = collection.search(vector, k=body.k, filter=point_filter)
     return _json([_hit(h) for h in hits])
+
+
+@router.post("/datasets/{dataset}/search", operation_id="search_dataset", response_model=Page[SearchHit])
+async def search_dataset(dataset: DatasetName, body: SearchIn, request: Request) -> Response:
+    """The k nearest points to `text` or to the point `id`, among the points matching the filters."""
+    return Response(await search_page(request.app.state.api, dataset, body), media_type="application/json")
 
 
 @router.post("/search", operation_id="search_all", response_model=Page[SearchHit])
@@ -96,4 +101,4 @@ async def search_all(body: CrossSearchIn, state: StateDep) -> Response:
         for name in chosen:
             hits.extend(_hit(h, name) for h in ws.collection(name).search(vector, k=body.k))
     hits.sort(key=lambda h: -h["score"])
-    return _json(hits[: body.k])
+    return Response(_json(hits[: body.k]), media_type="application/json")
