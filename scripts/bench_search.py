@@ -201,6 +201,8 @@ async def drive(port: int, dataset: str, kind: str, clients: int, seconds: float
     return {"kind": kind, "requests": n, "errors": errors, "rps": n / elapsed,
             "p50_ms": 1000 * latencies[n // 2] if n else None,
             "p99_ms": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else None,
+            "p999_ms": 1000 * latencies[min(n - 1, int(n * 0.999))] if n else None,
+            "max_ms": 1000 * latencies[-1] if n else None,
             "mean_ms": 1000 * statistics.fmean(latencies) if n else None}
 
 
@@ -247,6 +249,8 @@ async def drive_open(port: int, dataset: str, kind: str, clients: int, seconds: 
     return {"kind": kind, "mode": f"open {rate:g}/s", "requests": n, "errors": errors, "rps": n / seconds,
             "p50_ms": 1000 * latencies[n // 2] if n else None,
             "p99_ms": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else None,
+            "p999_ms": 1000 * latencies[min(n - 1, int(n * 0.999))] if n else None,
+            "max_ms": 1000 * latencies[-1] if n else None,
             "mean_ms": 1000 * statistics.fmean(latencies) if n else None}
 
 
@@ -304,6 +308,7 @@ def main() -> int:
                     results.append(result)
                     print(f"{size:>7} points  by {kind:<4}  {mode:<12} {result['rps']:7.0f} req/s  "
                           f"p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:6.1f} ms  "
+                          f"p99.9 {result['p999_ms']:6.1f} ms  "
                           f"({result['requests']} requests, {result['errors']} errors)", flush=True)
     finally:
         os.killpg(server.pid, signal.SIGINT)

@@ -96,6 +96,14 @@ def _include_prediction_routes(app: FastAPI, model_app: FastAPI) -> None:
         )
 
 
+class DebuggerApp(FastAPI):
+    """FastAPI with the search fast lane in front of its whole middleware stack (see fast_search): plain
+    searches skip even the error and body-limit layers; anything else goes through them as usual."""
+
+    def build_middleware_stack(self) -> Any:
+        return FastSearch(super().build_middleware_stack(), self.state.api)
+
+
 def create_app(
     settings: Settings,
     workspace: Workspace | None = None,
@@ -133,7 +141,7 @@ def create_app(
                 state.query_embedder.close()
             state.close()
 
-    app = FastAPI(
+    app = DebuggerApp(
         title="Data Debugger",
         version=health.VERSION,
         description="Find wrong labels, weak spots and what to label next in a text classifier's data. "
@@ -146,8 +154,6 @@ def create_app(
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["*"], allow_headers=["*"], expose_headers=["ETag", "X-Model-Version"])
-    # Added last, so it runs first: plain searches skip the framework layers (see fast_search).
-    app.add_middleware(FastSearch, state=state)
     for router in ROUTERS:
         app.include_router(router)
     predictions = _prediction_app(state) if model_app is True else (model_app or None)

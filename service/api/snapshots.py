@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import logging
 import math
 import threading
@@ -13,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from embeddings.store import PointId, iter_points
 from service.settings import Settings
@@ -81,7 +82,7 @@ class Snapshot:
                 doc["count"] = len(self.ids)
                 doc["analysis_run"] = self.analysis_run
                 doc["label_revision"] = self.label_revision
-                self._map_json = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+                self._map_json = orjson.dumps(doc)
             if not gzipped:
                 return self._map_json
             if self._map_gzip is None:
