@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import httpx
+import orjson
 
 from service.errors import Conflict, DataDebuggerError, InvalidInput, NotFound, TooLarge, Unavailable
 
@@ -106,7 +107,7 @@ class ApiClient:
         if response.status_code >= 400:
             error = _BY_STATUS.get(response.status_code, DataDebuggerError)
             raise error(f"GET /api/datasets/{dataset}/map answered {response.status_code}: {_detail(response)}")
-        return response.json(), response.headers.get("ETag")
+        return orjson.loads(response.content), response.headers.get("ETag")  # ~20 MB at 100k: orjson, 2x faster
 
     def points(self, dataset: str, limit: int = 100, **filters: Any) -> list[dict[str, Any]]:
         """Points matching the API's point filters, up to `limit`."""

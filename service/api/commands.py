@@ -108,6 +108,7 @@ def serve(settings: Settings, workspace: Workspace | None = None, host: str | No
         announce("serving (Ctrl-C to stop):\n  " + "\n  ".join(lines))
         if started is not None:
             started(server)
+        _warm_views(app.state.api)
 
     threading.Thread(target=announce_when_up, name="dd-announce", daemon=True).start()
     try:
@@ -118,6 +119,23 @@ def serve(settings: Settings, workspace: Workspace | None = None, host: str | No
                 stop()
             except Exception as exc:  # noqa: BLE001 - shutting down anyway
                 log.warning("stopping a companion failed: %s", exc)
+
+
+def _warm_views(state: Any) -> None:
+    """Pre-build every dataset's snapshot (map, rankings) in the background once serving, so a dataset's
+    first page view does not wait for the store to be read."""
+    from service.api.deps import warm_snapshot
+
+    try:
+        names = state.workspace.catalog.names()
+    except Exception as exc:  # noqa: BLE001 - the store may be unavailable; pages build them later
+        log.warning("could not list datasets to pre-build their views: %s", exc)
+        return
+    for name in names:
+        try:
+            warm_snapshot(state, name)
+        except Exception as exc:  # noqa: BLE001 - as above
+            log.warning("could not pre-build the views of %s: %s", name, exc)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -279,6 +279,16 @@ class RunManager:
         self._executor: ThreadPoolExecutor | None = None
         self._recovered = False
 
+    def _warm(self, dataset: str) -> None:
+        """The dataset changed: rebuild its snapshot now, on this worker, not on the next page view."""
+        from service.api.deps import warm_snapshot
+
+        try:
+            if self.state.workspace.catalog.exists(dataset):  # a delete run leaves nothing to warm
+                warm_snapshot(self.state, dataset)
+        except Exception as exc:  # noqa: BLE001 - the next page view builds it anyway
+            log.warning("could not pre-build the views of %s: %s", dataset, exc)
+
     def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dd-run")
         try:
@@ -376,6 +386,7 @@ class RunManager:
                     path.unlink(missing_ok=True)
         if run.status == "succeeded":
             log.info("run %s (%s %s) done in %.1f s", run.id, run.step, run.dataset, time.perf_counter() - started)
+            self._warm(run.dataset)
         self._persist(run)
         return run
 

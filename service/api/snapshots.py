@@ -58,7 +58,7 @@ class Snapshot:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _map_json: bytes | None = None
     _map_gzip: bytes | None = None
-    _orders: dict[str, list[int]] = field(default_factory=dict)
+    _orders: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.index = {pid: i for i, pid in enumerate(self.ids)}
@@ -86,20 +86,26 @@ class Snapshot:
             if not gzipped:
                 return self._map_json
             if self._map_gzip is None:
-                self._map_gzip = gzip.compress(self._map_json, compresslevel=5)
+                # Level 1: a 100k-point map shrinks ~4x in 0.2 s; level 5 took 0.7 s for little more.
+                self._map_gzip = gzip.compress(self._map_json, compresslevel=1)
             return self._map_gzip
 
     def etag(self) -> str:
         digest = hashlib.sha1(repr((self.dataset, self.key, self.label_revision)).encode()).hexdigest()[:20]
         return f'"{digest}"'
 
+    def derived(self, name: str, build: Callable[[Snapshot], Any]) -> Any:
+        """A value computed from the snapshot (a ranking of rows, a comparison), once per snapshot state:
+        a relabel or a new analysis drops it."""
+        with self._lock:
+            value = self._orders.get(name)
+            if value is None:
+                value = self._orders[name] = build(self)
+            return value
+
     def order(self, name: str, build: Callable[[Snapshot], list[int]]) -> list[int]:
         """A ranked list of rows (e.g. issues by score), computed once per snapshot state."""
-        with self._lock:
-            rows = self._orders.get(name)
-            if rows is None:
-                rows = self._orders[name] = build(self)
-            return rows
+        return self.derived(name, build)
 
     def patch(self, pid: PointId, fields: dict[str, Any], deleted: list[str], label_revision: int) -> None:
         """Apply a review write to the snapshot (the store already has it)."""

@@ -171,17 +171,17 @@ def cluster_changes(
     if a is None or b is None or a == b:
         raise Conflict(f"comparing versions needs two of {dataset!r}'s (it has {', '.join(versions) or 'none'}); "
                        f"train another with `data-debugger train --dataset {dataset}`, or pass a and b")
-    answers = []
-    for name in (a, b):
-        version = registry.get(dataset, name)
-        ids, proba = version.oof()
-        answers.append(VersionPredictions.from_oof(name, ids, proba, version.labels))
-    snap = snapshot_of(state, dataset)
+    chosen = [registry.get(dataset, name) for name in (a, b)]  # 404 for an unknown version, before any work
     names = {int(c["id"]): str(c.get("name") or "") for c in report.get("clusters") or [] if "id" in c}
-    out = compare_by_cluster(snap.ids, snap.columns["label"], snap.columns["cluster"], answers[0], answers[1],
-                             names=names, min_size=min_size)
-    out["clusters"] = out["clusters"][:limit]
-    return out
+
+    def build(snap: Snapshot) -> dict[str, Any]:
+        # Versions never change once written, so the snapshot's state (labels, clusters) is the whole key.
+        a_answers, b_answers = (VersionPredictions.from_oof(v.version, *v.oof(), v.labels) for v in chosen)
+        return compare_by_cluster(snap.ids, snap.columns["label"], snap.columns["cluster"], a_answers, b_answers,
+                                  names=names, min_size=min_size)
+
+    out = snapshot_of(state, dataset).derived(f"cluster-changes:{a}:{b}:{min_size}", build)
+    return {**out, "clusters": out["clusters"][:limit]}
 
 
 @router.get("/clusters/{cluster_id}", operation_id="get_cluster", response_model=ClusterDetail)
