@@ -35,6 +35,7 @@ class ModelsView(Viewer):
             pd.DataFrame(columns=CHANGE_COLUMNS), disabled=True, show_index=False, selectable=1,
             layout="fit_data_table", sizing_mode="stretch_width", height=260, pagination="local", page_size=6,
             formatters={c: {"type": "money", "precision": 3} for c in ("error_rate_a", "error_rate_b", "change")},
+            titles={"error_rate_a": "error A", "error_rate_b": "error B"}, widths={"name": 200},
             css_classes=["dd-cluster-changes"],
         )
         self.changes_note = pn.pane.HTML("", sizing_mode="stretch_width")
@@ -57,8 +58,8 @@ class ModelsView(Viewer):
         self.changes.visible = table is not None
         title = (f"<b>Clusters whose error rate changed most</b>, {esc(s.version_a or '')} vs "
                  f"{esc(s.version_b or '')} (change = A - B; positive: A errs more). " if table is not None else "")
-        self.changes_note.object = (f"<div style='font-size:12px;color:#555'>{title}{esc(s.changes_note)}"
-                                    f"{' Select a row to ring the cluster on the map.' if table is not None else ''}"
+        hint = ". Select a row to ring the cluster on the map." if table is not None else ""
+        self.changes_note.object = (f"<div style='font-size:12px;color:#555'>{title}{esc(s.changes_note)}{hint}"
                                     "</div>") if (title or s.changes_note) else ""
 
     def _on_versions(self) -> None:
