@@ -16,6 +16,8 @@ import numpy as np
 
 from embeddings.store import PointId
 
+NOISE_NAME = "noise (in no cluster)"
+
 
 @dataclass(frozen=True)
 class VersionPredictions:
@@ -66,7 +68,8 @@ def compare_by_cluster(ids: Sequence[PointId], labels: Sequence[Any], clusters: 
     rate_b = np.bincount(inverse, weights=wrong_b) / sizes
     names = names or {}
     table = [
-        {"cluster": int(c), "name": names.get(int(c), ""), "size": int(n), "error_rate_a": float(ra),
+        {"cluster": int(c), "name": names.get(int(c)) or (NOISE_NAME if c == -1 else ""), "size": int(n),
+         "error_rate_a": float(ra),
          "error_rate_b": float(rb), "change": float(ra - rb)}
         for c, n, ra, rb in zip(found, sizes, rate_a, rate_b, strict=True) if n >= min_size
     ]

@@ -52,6 +52,8 @@ def test_from_oof_takes_the_most_probable_label_and_unknown_labels_are_errors():
     assert version.predicted == ["y", "x", "x"]
     out = compare_by_cluster([1, 2, 3], ["y", "x", "z"], [0, 0, 0], version, version, min_size=1)
     assert out["clusters"][0]["error_rate_a"] == pytest.approx(1 / 3)  # "z" was never learned
+    noise = compare_by_cluster([1, 2, 3], ["y", "x", "x"], [None, -1, -1], version, version, min_size=1)
+    assert [(c["cluster"], c["name"], c["size"]) for c in noise["clusters"]] == [(-1, "noise (in no cluster)", 3)]
 
 
 def test_no_common_points_gives_an_empty_comparison():
