@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from dashboard.app import DashboardServer, serve_dashboard
+from scripts.bench_map import wait_idle  # the render benchmark's rule: measure a page on an idle dashboard
 from tests.dashboard.conftest import BIG_POINTS, DATASET, N_POINTS, REAL_MODEL, Service, free_port
 
 pytestmark = pytest.mark.browser
@@ -105,17 +106,6 @@ def wait_for(predicate, timeout: float = 60, what: str = "the page") -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
-
-
-def wait_idle(quiet_share: float = 0.1, window: float = 0.3, limit: float = 60.0) -> None:
-    """Until this process (it runs the API and the dashboard) uses under `quiet_share` of a core for `window`
-    seconds: the previous page's deferred views have loaded, so a timing measures one page, not a queue."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        cpu = time.process_time()
-        time.sleep(window)
-        if time.process_time() - cpu < quiet_share * window:
-            return
 
 
 def open_map(browser, url: str, points: int) -> float:
