@@ -1,0 +1,57 @@
+"""The search box's query embedder: concurrent queries share model calls, a lone query is not held back."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from embeddings.cache import CachedEmbedder, EmbeddingCache
+from embeddings.embedder import FakeEmbedder
+from service.api.query_embedder import QueryEmbedder
+
+
+class RecordingEmbedder(FakeEmbedder):
+    """The fake embedder, slowed down like a model, noting the texts of every call."""
+
+    def __init__(self, seconds: float = 0.05):
+        super().__init__()
+        self.seconds = seconds
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts, show_progress=False):
+        self.calls.append(list(texts))
+        time.sleep(self.seconds)
+        return super().embed(texts)
+
+
+def make(tmp_path, **kwargs) -> tuple[QueryEmbedder, RecordingEmbedder]:
+    base = RecordingEmbedder()
+    cached = CachedEmbedder(base, EmbeddingCache(tmp_path / "cache.sqlite"))
+    return QueryEmbedder(lambda: cached, **kwargs), base
+
+
+def test_under_load_queries_arriving_a_moment_apart_share_one_model_call(tmp_path):
+    queries, base = make(tmp_path, gather_seconds=0.3, busy_seconds=1.0)
+    first = queries.embed("the first query")  # a batch ran: the embedder is busy from now on
+    later = [queries.submit("second query")]
+    time.sleep(0.05)  # the next two come a moment later, as the answered clients' next queries do
+    later += [queries.submit("third query"), queries.submit("fourth query")]
+    vectors = [f.result(timeout=5) for f in later]
+    assert base.calls == [["the first query"], ["second query", "third query", "fourth query"]]
+    assert np.allclose(vectors[0], FakeEmbedder().embed(["second query"])[0])
+    assert first.shape == vectors[0].shape
+    queries.close()
+
+
+def test_an_idle_embedder_does_not_hold_a_lone_query(tmp_path):
+    queries, base = make(tmp_path, gather_seconds=0.5, busy_seconds=0.01)
+    queries.embed("an earlier query")
+    threading.Event().wait(0.05)  # longer than busy_seconds: the embedder is idle again
+    lone = queries.submit("a lone query")
+    threading.Event().wait(0.1)  # within the gather window, were the lone query held for it
+    other = queries.submit("another query")
+    lone.result(timeout=5), other.result(timeout=5)
+    assert base.calls == [["an earlier query"], ["a lone query"], ["another query"]]
+    queries.close()
