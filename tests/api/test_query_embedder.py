@@ -34,14 +34,28 @@ def make(tmp_path, **kwargs) -> tuple[QueryEmbedder, RecordingEmbedder]:
 
 def test_under_load_queries_arriving_a_moment_apart_share_one_model_call(tmp_path):
     queries, base = make(tmp_path, gather_seconds=0.3, busy_seconds=1.0)
-    first = queries.embed("the first query")  # a batch ran: the embedder is busy from now on
+    opening = queries.submit("opening query")
+    burst = [queries.submit(f"burst query {n}") for n in range(3)]  # queued while the opening one embeds
+    [f.result(timeout=5) for f in (opening, *burst)]
+    # Three clients answered together come back a moment apart: one model call, as the last one had three.
     later = [queries.submit("second query")]
-    time.sleep(0.05)  # the next two come a moment later, as the answered clients' next queries do
+    time.sleep(0.05)
     later += [queries.submit("third query"), queries.submit("fourth query")]
     vectors = [f.result(timeout=5) for f in later]
-    assert base.calls == [["the first query"], ["second query", "third query", "fourth query"]]
+    assert base.calls[-1] == ["second query", "third query", "fourth query"]
+    assert len(base.calls[-2]) >= 3  # the burst shared a call (with or without the opening query)
     assert np.allclose(vectors[0], FakeEmbedder().embed(["second query"])[0])
-    assert first.shape == vectors[0].shape
+    queries.close()
+
+
+def test_spread_out_queries_are_not_held_for_company(tmp_path):
+    queries, base = make(tmp_path, gather_seconds=0.5, busy_seconds=10.0)
+    queries.embed("one query")  # the last batch held one query: nothing to wait for
+    lone = queries.submit("the next query")
+    threading.Event().wait(0.1)
+    other = queries.submit("a later query")
+    lone.result(timeout=5), other.result(timeout=5)
+    assert base.calls == [["one query"], ["the next query"], ["a later query"]]
     queries.close()
 
 
