@@ -7,11 +7,12 @@ WORKDIR /app
 # CPU-only torch first, pinned, from PyTorch's CPU index (the default index would pull the CUDA build).
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY service service
 COPY embeddings embeddings
 COPY dashboard dashboard
-RUN pip install .
+# The versions last tested (constraints.txt), as `make install` uses them.
+RUN pip install -c constraints.txt .
 
 RUN useradd --create-home debugger && mkdir /data && chown debugger /data
 USER debugger

@@ -4,17 +4,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install lock run test test-fast lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip wheel
 	# torch first, pinned: its CPU wheel is on disk; anything else would pull the CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# constraints.txt holds the versions last tested; the ranges in pyproject.toml stay the contract.
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve within pyproject.toml's ranges and record the result (then run `make test`).
+lock:
+	rm -rf /tmp/dd-lock && $(PYTHON) -m venv /tmp/dd-lock
+	/tmp/dd-lock/bin/pip install --quiet --upgrade pip wheel && /tmp/dd-lock/bin/pip install --quiet torch==2.13.0
+	/tmp/dd-lock/bin/pip install --quiet -e '.[dev]'
+	{ sed -n 1,2p constraints.txt; /tmp/dd-lock/bin/pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.new
+	mv constraints.new constraints.txt
 
 run: install
 	$(BIN)/data-debugger run

@@ -53,6 +53,13 @@ INDEXED_FIELDS: dict[str, str] = {
 # HNSW beam width for searches. At 100k points (scripts/bench_search.py data) ef 64 keeps recall@11 at
 # 0.997, the same as the engine's default, for 0.27 ms a search instead of 0.37 ms; it must be >= k.
 SEARCH_EF = 64
+# Vectors are also kept as int8 (scalar quantisation, in RAM): the graph is walked on those and the best
+# OVERSAMPLING * k candidates are rescored on the float vectors. Measured at 100k points, 384-d, ef 64
+# (/tmp scratch run, recall@11 against an exact numpy search): float 0.252 ms a search, recall 0.9915;
+# int8 without rescoring 0.114 ms, recall 0.913; int8 rescored x2 0.131 ms, recall 0.989. The index
+# also builds faster (5.6 s against 14.9 s). Collections created before this keep float-only search.
+QUANTILE = 0.99
+OVERSAMPLING = 2.0
 # qdrant-edge reads segments on a search thread pool sized to the CPUs; with one process and two cores the
 # hand-off to that pool costs more than the parallel segment reads win (0.27 vs 0.38 ms per search).
 EDGE_SEARCH_THREADS = 1
@@ -377,7 +384,10 @@ class EdgeCollection:
             query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
             filter=_edge_filter(filter),
             with_payload=with_payload,
-            params=qe.SearchParams(hnsw_ef=max(SEARCH_EF, k)),
+            params=qe.SearchParams(
+                hnsw_ef=max(SEARCH_EF, k),
+                quantization=qe.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING),
+            ),
         )
         with self._lock:
             hits = self._shard.query(request)
@@ -426,8 +436,11 @@ def _vec(vector) -> np.ndarray:
 def _edge_config(dim: int):
     import qdrant_edge as qe
 
-    return qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
-                         max_search_threads=EDGE_SEARCH_THREADS)
+    return qe.EdgeConfig(
+        vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+        quantization_config=qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=QUANTILE, always_ram=True),
+        max_search_threads=EDGE_SEARCH_THREADS,
+    )
 
 
 class EdgeStore:
@@ -628,7 +641,10 @@ class ClientCollection:
             response = self._client.query_points(
                 self._qualified, query=np.asarray(vector, dtype=np.float32).tolist(), limit=k,
                 query_filter=_client_filter(filter), with_payload=with_payload,
-                search_params=m.SearchParams(hnsw_ef=max(SEARCH_EF, k)),
+                search_params=m.SearchParams(
+                    hnsw_ef=max(SEARCH_EF, k),
+                    quantization=m.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING),
+                ),
             )
         return [Hit(p.id, float(p.score), dict(p.payload or {})) for p in response.points]
 
@@ -700,7 +716,11 @@ class ClientStore:
         if self.exists(name):
             raise Conflict(f"collection {name!r} already exists")
         self._client.create_collection(
-            self._qualified(name), vectors_config=m.VectorParams(size=dim, distance=m.Distance.COSINE)
+            self._qualified(name),
+            vectors_config=m.VectorParams(size=dim, distance=m.Distance.COSINE),
+            quantization_config=m.ScalarQuantization(
+                scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=QUANTILE, always_ram=True)
+            ),
         )
         collection = ClientCollection(name, self._client, self._qualified(name), dim, self.in_memory)
         collection.ensure_indexes(INDEXED_FIELDS if indexed is None else indexed)
