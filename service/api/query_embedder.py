@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import queue
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -21,15 +19,12 @@ from embeddings.cache import CachedEmbedder, text_hash
 log = logging.getLogger(__name__)
 
 
-def _share_cores() -> None:
-    """Give torch half the cores: in the service the event loop needs one, and OpenMP threads that
-    outnumber free cores spin against it (measured on 2 busy cores: 117 vs 18 text searches/s)."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        threads = max(1, (os.cpu_count() or 2) // 2)
-        if torch.get_num_threads() > threads:
-            torch.set_num_threads(threads)
-            log.info("torch limited to %d thread(s) in the service process", threads)
+def _share_cores(embedder) -> None:
+    """The model shares this process's cores with the event loop (see SentenceTransformerEmbedder.share_cores)."""
+    share = getattr(embedder, "share_cores", None)
+    if share is not None:
+        share()
+        log.info("embedding model set to share the cores with the service")
 
 
 class QueryEmbedder:
@@ -139,7 +134,7 @@ class QueryEmbedder:
                 for t, v in zip(missing, cached.embedder.embed(missing), strict=True):
                     vectors[t] = np.asarray(v, dtype=np.float32)
                 if not self.ready:
-                    _share_cores()
+                    _share_cores(cached.embedder)
             self.ready = True
             with self._lru_lock:
                 for t, v in vectors.items():

@@ -75,3 +75,48 @@ def test_real_minilm_loads_offline_and_bf16_matches_fp32():
         cosines = np.sum(bf16 * fp32, axis=1)
         # measured over 20k real utterances: mean 0.99995; short texts vary a little more
         assert cosines.min() > 0.998 and cosines.mean() > 0.999
+
+
+def test_onnx_backend_refuses_bf16():
+    with pytest.raises(InvalidInput, match="runs fp32 only"):
+        SentenceTransformerEmbedder(precision="bf16", backend="onnx")
+
+
+@pytest.mark.slow
+def test_onnx_backend_gives_torch_vectors_and_exports_once(tmp_path):
+    texts = ["what is my new credit limit", "my card got stolen", "hi", "", "wire money abroad " * 100,
+             "¿Dónde está mi tarjeta?"] + [f"transfer {i} euros to my savings" for i in range(70)]
+    torch_vectors = SentenceTransformerEmbedder(precision="fp32", backend="torch").embed(texts)
+    onnx = SentenceTransformerEmbedder(precision="fp32", backend="onnx", onnx_dir=tmp_path)
+    vectors = onnx.embed(texts)  # more texts than one ONNX batch, in an order that is not by length
+    assert onnx.backend == "onnx" and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.sum(vectors * torch_vectors, axis=1).min() > 0.99999
+    [exported] = tmp_path.glob("*.onnx")
+    assert exported.name.startswith("all-MiniLM-L6-v2-" + embedder_module.MINILM_SHA256[:16])
+    stamp = exported.stat().st_mtime_ns
+    again = SentenceTransformerEmbedder(precision="fp32", backend="onnx", onnx_dir=tmp_path)
+    np.testing.assert_array_equal(again.embed(texts[:3]), vectors[:3])
+    assert exported.stat().st_mtime_ns == stamp  # reused, not exported again
+    # The service's setting (every core, idle threads asleep) opens a new session with the same vectors.
+    again.share_cores()
+    np.testing.assert_allclose(again.embed(texts[:3]), vectors[:3], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_broken_onnx_file_is_replaced_and_a_bad_export_falls_back_to_torch(tmp_path, monkeypatch, caplog):
+    first = SentenceTransformerEmbedder(precision="fp32", backend="onnx", onnx_dir=tmp_path)
+    expected = first.embed(["my card got stolen"])
+    [exported] = tmp_path.glob("*.onnx")
+    exported.write_bytes(b"not a model")  # a truncated copy, a disk error
+    repaired = SentenceTransformerEmbedder(precision="fp32", backend="onnx", onnx_dir=tmp_path)
+    np.testing.assert_allclose(repaired.embed(["my card got stolen"]), expected, atol=1e-6)
+    assert repaired.backend == "onnx" and exported.stat().st_size > 1_000_000
+    # An export whose vectors are not torch's is never used: the file goes, torch embeds.
+    from embeddings import onnx_backend
+
+    monkeypatch.setattr(onnx_backend, "MIN_COSINE", 1.5)
+    fallback = SentenceTransformerEmbedder(precision="fp32", backend="onnx", onnx_dir=tmp_path)
+    np.testing.assert_allclose(fallback.embed(["my card got stolen"]), expected, atol=1e-5)
+    assert fallback.backend == "torch" and not list(tmp_path.glob("*.onnx"))
+    assert "embedding with torch instead of ONNX Runtime" in caplog.text
