@@ -669,6 +669,35 @@ class ClientCollection:
         """The client is shared by the store; nothing per collection."""
 
 
+@dataclass(frozen=True)
+class ClusterLayout:
+    """How a new collection spreads over a Qdrant cluster: `shards` split the points between nodes (more
+    nodes share the searches and the memory), `replicas` copies of each shard keep a dataset readable when a
+    node is down, and a write waits for `write_consistency` of them. None leaves the server's default (one
+    shard, one copy), which is right for a single server."""
+
+    shards: int | None = None
+    replicas: int | None = None
+    write_consistency: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("shards", "replicas", "write_consistency"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InvalidInput(f"qdrant_{name} must be 1 or more, not {value}")
+        if self.write_consistency and self.write_consistency > (self.replicas or 1):
+            raise InvalidInput(
+                f"qdrant_write_consistency ({self.write_consistency}) exceeds qdrant_replicas ({self.replicas or 1}):"
+                " a write could never be acknowledged; lower it or add replicas"
+            )
+
+    def create_kwargs(self) -> dict[str, int]:
+        """The create_collection arguments this layout sets."""
+        names = {"shards": "shard_number", "replicas": "replication_factor",
+                 "write_consistency": "write_consistency_factor"}
+        return {arg: getattr(self, ours) for ours, arg in names.items() if getattr(self, ours) is not None}
+
+
 class _NullLock:
     def __enter__(self):
         return self
@@ -680,9 +709,11 @@ class _NullLock:
 class ClientStore:
     """Collections in a Qdrant server or cluster (or qdrant-client's ':memory:' mode, for tests)."""
 
-    def __init__(self, url: str = ":memory:", api_key: str | None = None, prefix: str = "dd_"):
+    def __init__(self, url: str = ":memory:", api_key: str | None = None, prefix: str = "dd_",
+                 layout: ClusterLayout | None = None):
         from qdrant_client import QdrantClient
 
+        self.layout = layout or ClusterLayout()
         self.in_memory = url == ":memory:"
         self.backend = "memory" if self.in_memory else "server"
         self.prefix = prefix
@@ -721,6 +752,7 @@ class ClientStore:
             quantization_config=m.ScalarQuantization(
                 scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=QUANTILE, always_ram=True)
             ),
+            **self.layout.create_kwargs(),
         )
         collection = ClientCollection(name, self._client, self._qualified(name), dim, self.in_memory)
         collection.ensure_indexes(INDEXED_FIELDS if indexed is None else indexed)
@@ -753,4 +785,5 @@ def open_store(settings) -> Store:
     if not settings.qdrant_url:
         raise InvalidInput("store_backend is 'server' but QDRANT_URL is not set")
     key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-    return ClientStore(settings.qdrant_url, api_key=key)
+    layout = ClusterLayout(settings.qdrant_shards, settings.qdrant_replicas, settings.qdrant_write_consistency)
+    return ClientStore(settings.qdrant_url, api_key=key, layout=layout)

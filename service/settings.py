@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     store_backend: Literal["auto", "edge", "server", "memory"] = Field(
         "auto", description="auto = server when QDRANT_URL is set, else edge; memory = qdrant-client :memory:."
     )
+    # A Qdrant cluster: how new collections spread over its nodes (None = the server's default, 1).
+    qdrant_shards: int | None = Field(None, description="Shards per new collection, e.g. one per node.")
+    qdrant_replicas: int | None = Field(None, description="Copies of each shard, on different nodes.")
+    qdrant_write_consistency: int | None = Field(None, description="Replicas that must acknowledge a write.")
 
     # Ingest
     ingest_batch_size: int = 512
