@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 PointId = int | str
 # Namespace for UUIDs derived from string record ids; fixed forever, or ids would change between runs.
 _ID_NAMESPACE = uuid.UUID("6f1c3a52-3b1e-4f0e-9d55-0c6a2f7e4a10")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_NAME_RE = re.compile(NAME_PATTERN)
 
 # Payload fields the API filters on, with their index type.
 INDEXED_FIELDS: dict[str, str] = {

@@ -8,12 +8,14 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator
 
-from embeddings.store import Collection
+from embeddings.store import NAME_PATTERN, Collection, check_name
 from service.api.audit import AuditLog
 from service.api.errors import NotAuthorized
 from service.api.snapshots import Snapshot, report_stamp
 from service.api.state import ApiState
+from service.errors import InvalidInput
 from service.workspace import Workspace
 
 _bearer = HTTPBearer(auto_error=False, description="Required for writes when DATA_DEBUGGER_TOKEN is set")
@@ -35,7 +37,18 @@ async def get_workspace(state: StateDep) -> Workspace:
 
 
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
-DatasetName = Annotated[str, Path(description="Dataset name", min_length=1, max_length=64, examples=["humanloop"])]
+def _dataset_name(name: str) -> str:
+    """The store's rule for names, checked here so that a bad one answers 422 naming `path.dataset`."""
+    try:
+        return check_name(name)
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None
+
+
+# The rule is also stated in the OpenAPI document, so that clients (and fuzzers) know it.
+DatasetName = Annotated[str, AfterValidator(_dataset_name), Path(
+    description="Dataset name", min_length=1, max_length=64, examples=["humanloop"],
+    json_schema_extra={"pattern": NAME_PATTERN})]
 
 
 async def require_writer(

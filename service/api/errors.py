@@ -114,7 +114,8 @@ def _validation_answer(exc: RequestValidationError) -> JSONResponse:
     for err in exc.errors():
         loc = ".".join(str(part) for part in err.get("loc", ()))
         first_field = first_field or loc
-        problems.append(f"{loc}: {err.get('msg', 'invalid')}")
+        # Our validators' own messages say what is wrong; pydantic's "Value error, " prefix adds nothing.
+        problems.append(f"{loc}: {err.get('msg', 'invalid').removeprefix('Value error, ')}")
     message = "; ".join(problems) or "invalid request"
     return _answer(422, error_body(422, "invalid_input", message, first_field, problems))
 

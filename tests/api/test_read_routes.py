@@ -150,6 +150,19 @@ async def test_unknown_dataset_and_point_are_404(shared):
     assert (await client.get("/api/datasets/bad%20name/points")).status_code == 422
 
 
+async def test_a_bad_dataset_name_is_422_naming_the_path_and_the_rule(shared):
+    _, client = shared
+    for response in (await client.get("/api/datasets/bad%20name/points"),
+                     await client.delete("/api/datasets/.hidden"),
+                     await client.post("/api/datasets/bad%20name/search", json={"text": "card"})):
+        body = response.json()
+        assert response.status_code == 422 and body["field"] == "path.dataset", body
+        assert body["message"].startswith("path.dataset: dataset name") and "letters, digits" in body["message"]
+    doc = (await client.get("/openapi.json")).json()
+    [param] = doc["paths"]["/api/datasets/{dataset}"]["get"]["parameters"]
+    assert param["schema"]["pattern"].startswith("^[A-Za-z0-9]")
+
+
 async def test_point_with_neighbours(shared):
     _, client = shared
     body = (await client.get(f"/api/datasets/{DATASET}/points/700026", params={"k": 5})).json()
