@@ -68,7 +68,7 @@ def _prediction_app(state: ApiState) -> FastAPI | None:
                             default_project=state.settings.default_dataset)
 
 
-def _api_routes(routes: list[Any]) -> list[APIRoute]:
+def api_routes(routes: list[Any]) -> list[APIRoute]:
     """The APIRoutes of a route list, looking inside included routers (FastAPI >= 0.16x keeps an included
     router as one entry holding the original router)."""
     out: list[APIRoute] = []
@@ -76,14 +76,14 @@ def _api_routes(routes: list[Any]) -> list[APIRoute]:
         if isinstance(route, APIRoute):
             out.append(route)
         elif getattr(route, "original_router", None) is not None:
-            out.extend(_api_routes(route.original_router.routes))
+            out.extend(api_routes(route.original_router.routes))
     return out
 
 
 def _include_prediction_routes(app: FastAPI, model_app: FastAPI) -> None:
     """Copy the prediction app's routes into this app (same paths), so they share its error model, its
     OpenAPI document and, for writes, its bearer token."""
-    for route in _api_routes(model_app.routes):
+    for route in api_routes(model_app.routes):
         if route.path in PREDICTION_SKIPPED:
             continue
         extra = [Writer] if route.operation_id in PREDICTION_WRITES else []

@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.routing import Match
 
 from embeddings.embedder import FakeEmbedder
 from embeddings.store import load_all
-from service.api.app import create_app
+from service.api.app import api_routes, create_app
 from service.datasets.ingest import ingest, make_sources
 from service.settings import Settings
 
@@ -49,12 +50,32 @@ def api_settings(tmp_path: Path) -> Settings:
     return settings_in(tmp_path)
 
 
+# The operation ids that requests reached during this test session (tests/api/test_route_coverage.py reads it).
+EXERCISED: set[str] = set()
+
+
+class RouteRecorder:
+    """ASGI wrapper noting the route each request matches, before the app answers it."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.routes = api_routes(app.routes)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for route in self.routes:  # in the app's order: the first full match is the one that answers
+                if route.matches(scope)[0] == Match.FULL:
+                    EXERCISED.add(route.operation_id)
+                    break
+        await self.app(scope, receive, send)
+
+
 @asynccontextmanager
 async def running(settings: Settings, **kwargs: Any) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """The app with its lifespan running, and an in-process client."""
     app = create_app(settings, embedder=kwargs.pop("embedder", FakeEmbedder()), **kwargs)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=RouteRecorder(app))
         async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:
             yield app, client
 
@@ -132,3 +153,8 @@ def point_ids_of(app: Any, dataset: str = DATASET) -> dict[Any, Any]:
     """record id -> point id."""
     ids, payloads, _ = load_all(app.state.api.workspace.collection(dataset), with_vectors=False)
     return {p["record_id"]: pid for pid, p in zip(ids, payloads, strict=True)}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The route-coverage test reads what every other test reached, so it runs after them."""
+    items.sort(key=lambda item: item.get_closest_marker("route_coverage") is not None)

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from service.api.deps import snapshot_of
-from tests.api.conftest import FIXTURES, HUMANLOOP_SMALL, N_POINTS, original_records, running, settings_in
+from tests.api.conftest import FIXTURES, HUMANLOOP_SMALL, LABELS, N_POINTS, original_records, running, settings_in
 
 pytestmark = pytest.mark.anyio
 
@@ -187,6 +187,12 @@ async def test_train_predict_analyze_runs_feed_the_views(service):
     assert models["count"] == 1
     predicted = await client.post("/projects/steps/predict", json={"data": [{"text": "my card was stolen"}]})
     assert predicted.status_code == 200 and predicted.json()[0]["predictions"]
+    # The all-in-one app serves the whole prediction API: one query, one version in full.
+    intent = await client.get("/intent", params={"query": "my card was stolen", "project": "steps"})
+    assert intent.status_code == 200 and intent.headers["X-Model-Version"] == "v1"
+    assert intent.json()["intent"] in LABELS and 0 < intent.json()["probability"] <= 1
+    model = (await client.get("/models/steps/v1")).json()
+    assert model["version"] == "v1" and model["production"] is False and model["metrics"]  # none promoted yet
 
 
 @pytest.mark.parametrize(("body", "status", "field"), [
