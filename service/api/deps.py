@@ -37,6 +37,8 @@ async def get_workspace(state: StateDep) -> Workspace:
 
 
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
+
+
 def _dataset_name(name: str) -> str:
     """The store's rule for names, checked here so that a bad one answers 422 naming `path.dataset`."""
     try:
