@@ -19,6 +19,7 @@ from bokeh.models import (
     BooleanFilter,
     CDSView,
     ColumnDataSource,
+    CustomJS,
     CustomJSHover,
     HoverTool,
     LabelSet,
@@ -43,6 +44,35 @@ TOOLTIPS = """
 </div>
 """
 _DECODE = "return (value == null || value < 0) ? '' : factors[value]"
+NO_NAMES: dict[str, list[Any]] = {"x": [], "y": [], "name": [], "size": [], "alpha": [], "background_alpha": [],
+                                  "shift": []}
+NAME_BACKGROUND_ALPHA = 0.7
+# Cluster names that would overlap on screen are hidden, the larger cluster's name kept, and shown again once a
+# zoom makes room: run in the browser (only it knows the plot's size in pixels) whenever the view or the names
+# change. Names arrive largest cluster first; a name's box is estimated from its length at 11px bold.
+DECLUTTER_NAMES = """
+const d = source.data, n = source.get_length() || 0;
+const W = fig.inner_width, H = fig.inner_height, xr = fig.x_range, yr = fig.y_range;
+if (!n || !W || !H || xr.end === xr.start || yr.end === yr.start) return;
+const kept = [], alpha = new Array(n), background = new Array(n), shift = new Array(n);
+for (let i = 0; i < n; i++) {
+  const sx = (d.x[i] - xr.start) / (xr.end - xr.start) * W;
+  const sy = (1 - (d.y[i] - yr.start) / (yr.end - yr.start)) * H;
+  const half = (String(d.name[i]).length * 6.8 + 8) / 2;
+  // A name near the frame's side slides inwards rather than being cut (as long as its cluster is in view).
+  shift[i] = sx < 0 || sx > W ? 0 : Math.max(0, half - sx) - Math.max(0, sx + half - W);
+  const box = [sx + shift[i] - half, sy - 15, sx + shift[i] + half, sy];
+  const clash = kept.some(b => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3]);
+  if (!clash) kept.push(box);
+  alpha[i] = clash ? 0 : 1;
+  background[i] = clash ? 0 : BACKGROUND;
+}
+if (d.alpha && alpha.every((a, i) => a === d.alpha[i]) && shift.every((v, i) => v === d.shift[i])) return;
+d.alpha = alpha;
+d.background_alpha = background;
+d.shift = shift;
+source.change.emit();  // redraws the names; not a change of `data`, so this callback does not run again
+""".replace("BACKGROUND", str(NAME_BACKGROUND_ALPHA))
 
 
 def point_size(n: int) -> float:
@@ -78,7 +108,7 @@ class MapFigure:
         self.focus_source = ColumnDataSource(data={"x": [], "y": []}, name="map-focus")
         self.neighbour_source = ColumnDataSource(data={"x0": [], "y0": [], "x1": [], "y1": []},
                                                  name="map-neighbours")
-        self.names_source = ColumnDataSource(data={"x": [], "y": [], "name": []}, name="map-cluster-names")
+        self.names_source = ColumnDataSource(data=dict(NO_NAMES), name="map-cluster-names")
         fig = figure(
             name="data-map", output_backend=backend, tools="pan,wheel_zoom,box_select,lasso_select,tap,reset",
             active_scroll="wheel_zoom", active_drag="box_select", toolbar_location="above",
@@ -107,8 +137,15 @@ class MapFigure:
                     name="map-focus-point")
         self.names = LabelSet(x="x", y="y", text="name", source=self.names_source, text_font_size="11px",
                               text_font_style="bold", text_color="#222222", text_align="center",
-                              background_fill_color="white", background_fill_alpha=0.7, name="map-names")
+                              text_alpha="alpha", x_offset="shift", background_fill_color="white",
+                              background_fill_alpha="background_alpha", name="map-names")
         fig.add_layout(self.names)
+        declutter = CustomJS(args={"fig": fig, "source": self.names_source}, code=DECLUTTER_NAMES)
+        self.names_source.js_on_change("data", declutter)
+        for model, attrs in ((fig, ("inner_width", "inner_height")), (fig.x_range, ("start", "end")),
+                             (fig.y_range, ("start", "end"))):
+            for attr in attrs:
+                model.js_on_change(attr, declutter)
         fig.add_tools(HoverTool(renderers=[self.points], tooltips=TOOLTIPS,
                                 formatters={f"@{name}": self.decoders[name] for name in CATEGORICAL}))
         self.figure = fig
@@ -211,13 +248,19 @@ class MapFigure:
                                       "y1": rows["y"].to_numpy() if len(rows) else []}
 
     def update_names(self, state: MapState) -> None:
-        """Cluster names at each cluster's median position among the visible points."""
+        """Cluster names at each cluster's median position among the visible points, largest cluster first
+        (where names would overlap, the browser keeps the first: DECLUTTER_NAMES)."""
         names = state.cluster_names
         visible = state.visible()
         if not state.show_cluster_names or not names or visible.empty:
-            self.names_source.data = {"x": [], "y": [], "name": []}
+            self.names_source.data = dict(NO_NAMES)
             return
-        centres = visible[visible["cluster"].isin(list(names))].groupby("cluster")[["x", "y"]].median()
-        centres = centres[[bool(names.get(c)) for c in centres.index]]
+        members = visible[visible["cluster"].isin([c for c, name in names.items() if name])]
+        centres = members.groupby("cluster")[["x", "y"]].median()
+        centres["size"] = members.groupby("cluster").size()
+        centres = centres.sort_values("size", ascending=False, kind="stable")
+        n = len(centres)
         self.names_source.data = {"x": centres["x"].to_numpy(), "y": centres["y"].to_numpy(),
-                                  "name": [names[c] for c in centres.index]}
+                                  "name": [names[c] for c in centres.index], "size": centres["size"].to_numpy(),
+                                  "alpha": np.ones(n), "background_alpha": np.full(n, NAME_BACKGROUND_ALPHA),
+                                  "shift": np.zeros(n)}

@@ -53,6 +53,23 @@ for (const doc of docs) {
 }
 return null;
 """
+# Three cluster names planted in the map: the first two overlap on screen, the third sits at the frame's left side.
+PLANT_NAMES = """
+const doc = Bokeh.documents[0];
+const fig = doc.get_model_by_name('data-map'), source = doc.get_model_by_name('map-cluster-names');
+const [xr, yr] = [fig.x_range, fig.y_range];
+const cx = (xr.start + xr.end) / 2, cy = (yr.start + yr.end) / 2, dx = (xr.end - xr.start) / 100;
+source.data = {x: [cx, cx + dx, xr.start + dx], y: [cy, cy, yr.start + (yr.end - yr.start) / 10],
+               name: ['big one', 'small one', 'far away'], size: [30, 10, 5], alpha: [1, 1, 1],
+               background_alpha: [0.7, 0.7, 0.7], shift: [0, 0, 0]};
+return [xr.start, xr.end, cx, dx];
+"""
+NAME_ALPHAS = "return Array.from(Bokeh.documents[0].get_model_by_name('map-cluster-names').data.alpha);"
+NAME_SHIFTS = "return Array.from(Bokeh.documents[0].get_model_by_name('map-cluster-names').data.shift);"
+SET_X_RANGE = """
+const xr = Bokeh.documents[0].get_model_by_name('data-map').x_range;
+xr.setv({start: arguments[0], end: arguments[1]});
+"""
 # Where a data point is on the page, from the plot's own scales.
 SCREEN_POSITION = """
 const [x, y] = arguments;
@@ -224,6 +241,17 @@ def test_dashboard_in_a_browser(chrome, dashboard: DashboardServer, service: Ser
     click_tab(chrome, "Models")
     wait_for(lambda: "macro f1" in page_text(chrome), what="the model views")
     shot(chrome, screenshots_dir, "models")
+
+    # Cluster names that would overlap: the larger cluster's stays, the other shows once a zoom makes room.
+    # (The zoom moves the third name off screen; it counts as shown, as nothing clashes with it.)
+    start, end, cx, dx = chrome.execute_script(PLANT_NAMES)
+    wait_for(lambda: chrome.execute_script(NAME_ALPHAS) == [1, 0, 1], what="the overlapping name hidden")
+    shifts = chrome.execute_script(NAME_SHIFTS)
+    assert shifts[:2] == [0, 0] and shifts[2] > 10  # the name at the side slid inwards (pixels), not cut
+    chrome.execute_script(SET_X_RANGE, cx - 2 * dx, cx + 3 * dx)
+    wait_for(lambda: chrome.execute_script(NAME_ALPHAS)[:2] == [1, 1], what="both names once zoomed in")
+    chrome.execute_script(SET_X_RANGE, start, end)
+    wait_for(lambda: chrome.execute_script(NAME_ALPHAS) == [1, 0, 1], what="the name hidden again")
 
     # 100k points: the first visit fetches the map from the API (the dashboard has not seen it yet), the next
     # one revalidates its copy with the ETag.

@@ -57,6 +57,16 @@ def test_cluster_names_arrive_without_resending_the_points(client: ApiClient):
     assert "data" not in sent  # the 2,327 points' columns were not sent again for the names
 
 
+def test_cluster_names_come_largest_cluster_first_all_shown_until_the_browser_declutters(dashboard: Dashboard):
+    data = dashboard.map.figure.names_source.data
+    visible = dashboard.state.map.visible()
+    named = [c for c, name in dashboard.state.map.cluster_names.items() if name]
+    expected = visible[visible["cluster"].isin(named)]["cluster"].value_counts()
+    assert len(data["name"]) == len(expected) >= 2
+    assert list(data["size"]) == sorted(expected.tolist(), reverse=True)
+    assert list(data["alpha"]) == [1.0] * len(expected) and min(data["background_alpha"]) > 0
+
+
 def test_filters_selection_and_click(dashboard: Dashboard):
     view, state, figure = dashboard.map, dashboard.state.map, dashboard.map.figure
     view.filters["split"].value = ["validation"]
