@@ -50,7 +50,7 @@ def encode_cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
-def _bad_cursor(cursor: str) -> InvalidInput:
+def bad_cursor(cursor: str) -> InvalidInput:
     return invalid("query.cursor", f"{cursor[:40]!r} is not a cursor of this list; pass the next_cursor of the "
                    "previous page, or none for the first page")
 
@@ -63,9 +63,9 @@ def decode_cursor(cursor: str | None, kind: type | tuple[type, ...]) -> Any:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise _bad_cursor(cursor) from exc
+        raise bad_cursor(cursor) from exc
     if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, int) and value < 0):
-        raise _bad_cursor(cursor)
+        raise bad_cursor(cursor)
     return value
 
 
@@ -76,7 +76,7 @@ def decode_offset(cursor: str | None) -> PointId | None:
         try:
             value = str(uuid.UUID(value))
         except ValueError as exc:
-            raise _bad_cursor(cursor or "") from exc
+            raise bad_cursor(cursor or "") from exc
     return value
 
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.api.conftest import DATASET, ingest_fixture, original_records
+from tests.api.conftest import DATASET, ingest_fixture, original_records, plant_analysis
 
 pytestmark = pytest.mark.anyio
 
@@ -246,3 +246,24 @@ async def test_relabel_undo_export_round_trip_gives_back_the_original_records(sh
         assert response.status_code == 200, response.text
     restored = await client.get(f"{base}/export")
     assert sorted(restored.json(), key=lambda r: r["id"]) == original  # same ids, fields and values
+
+
+async def test_reviewing_while_paging_through_issues_skips_none(shared):
+    app, client = shared
+    ingest_fixture(app, "walk")
+    plant_analysis(app, "walk")
+    url = "/api/datasets/walk/issues"
+    ranked = [p["id"] for p in (await client.get(url, params={"limit": 1000})).json()["data"]]
+    first = (await client.get(url, params={"limit": 5})).json()
+    assert [p["id"] for p in first["data"]] == ranked[:5]
+    for item in first["data"][:3]:  # an annotator reviews what the page showed, so it leaves the list
+        response = await label(client, item["id"], dataset="walk", action="reviewed", revision=item["revision"])
+        assert response.status_code == 200, response.text
+    second = (await client.get(url, params={"limit": 5, "cursor": first["next_cursor"]})).json()
+    assert [p["id"] for p in second["data"]] == ranked[5:10]  # an offset would have skipped ranked[5:8]
+    seen, cursor = [], second["next_cursor"]
+    while cursor:
+        page = (await client.get(url, params={"limit": 5, "cursor": cursor})).json()
+        seen += [p["id"] for p in page["data"]]
+        cursor = page["next_cursor"]
+    assert seen == ranked[10:]

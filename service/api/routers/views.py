@@ -4,6 +4,7 @@ merge/split advice, the whole report."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -13,7 +14,7 @@ from embeddings.store import PointFilter
 from service.api import reports
 from service.api.deps import CollectionDep, DatasetName, StateDep, snapshot_of
 from service.api.errors import READ_ERRORS
-from service.api.queries import decode_cursor, decode_offset, encode_cursor, point_out
+from service.api.queries import bad_cursor, decode_cursor, decode_offset, encode_cursor, point_out
 from service.api.schemas import Cluster, ClusterChangesOut, ClusterDetail, Page, PointOut, Split, Triage
 from service.api.snapshots import Snapshot
 from service.api.state import ApiState
@@ -25,11 +26,27 @@ Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
+def _rank_after(cursor: str | None) -> tuple[float, str] | None:
+    """The rank (sort key) of the last row of the previous page, from its cursor."""
+    value = decode_cursor(cursor, list)
+    if value is None:
+        return None
+    if (len(value) != 2 or not isinstance(value[0], int | float) or isinstance(value[0], bool)
+            or not isinstance(value[1], str)):
+        raise bad_cursor(cursor or "")
+    return float(value[0]), value[1]
+
+
 def _page_of_rows(state: ApiState, dataset: str, snap: Snapshot, rows: list[int], cursor: str | None,
-                  limit: int, extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A page of ranked rows, with full payloads read from the store for just that page."""
-    offset = decode_cursor(cursor, int) or 0
-    chosen = rows[offset: offset + limit]
+                  limit: int, rank: Callable[[int], tuple[float, str]],
+                  extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A page of ranked rows (sorted by `rank`), with full payloads read from the store for just that page.
+
+    The cursor holds the rank of the page's last row, not an offset: an annotator who reviews the issues of a
+    page takes them out of the list, and an offset would then skip as many unseen ones on the next page."""
+    after = _rank_after(cursor)
+    start = 0 if after is None else bisect.bisect_right(rows, after, key=rank)
+    chosen = rows[start: start + limit]
     ids = [snap.ids[i] for i in chosen]
     found = state.workspace.collection(dataset).retrieve(ids)
     data = []
@@ -38,8 +55,8 @@ def _page_of_rows(state: ApiState, dataset: str, snap: Snapshot, rows: list[int]
         if extra is not None:
             item.update(extra(item))
         data.append(item)
-    nxt = offset + limit
-    return {"data": data, "count": len(rows), "next_cursor": encode_cursor(nxt) if nxt < len(rows) else None}
+    more = chosen and start + limit < len(rows)
+    return {"data": data, "count": len(rows), "next_cursor": encode_cursor(list(rank(chosen[-1]))) if more else None}
 
 
 def _column(snap: Snapshot, name: str) -> list[Any]:
@@ -64,9 +81,11 @@ def list_issues(
         raise reports.not_analysed(dataset)
     labels, triages, splits, reviewed = (_column(snap, n) for n in ("label", "triage", "split", "review_status"))
 
+    def rank(i: int) -> tuple[float, str]:
+        return -scores[i], str(snap.ids[i])
+
     def build(s: Snapshot) -> list[int]:
-        rows = [i for i, score in enumerate(scores) if score is not None and labels[i] is not None]
-        return sorted(rows, key=lambda i: (-scores[i], str(s.ids[i])))
+        return sorted((i for i, score in enumerate(scores) if score is not None and labels[i] is not None), key=rank)
 
     rows = snap.order("issues", build)
     wanted_triage, wanted_label, wanted_split = set(triage or ()), set(label or ()), set(split or ())
@@ -75,7 +94,7 @@ def list_issues(
             and (not wanted_triage or triages[i] in wanted_triage)
             and (not wanted_label or labels[i] in wanted_label)
             and (not wanted_split or splits[i] in wanted_split)]
-    return _page_of_rows(state, dataset, snap, rows, cursor, limit)
+    return _page_of_rows(state, dataset, snap, rows, cursor, limit, rank)
 
 
 @router.get("/disagreements", operation_id="list_disagreements", response_model=Page[PointOut])
@@ -94,13 +113,15 @@ def list_disagreements(
                        f'(POST /api/datasets/{dataset}/runs {{"step": "predict"}})')
     status, conf, reviewed = (_column(snap, n) for n in ("prediction_status", "confidence", "review_status"))
 
+    def rank(i: int) -> tuple[float, str]:
+        return -conf[i], str(snap.ids[i])
+
     def build(s: Snapshot) -> list[int]:
-        rows = [i for i, st in enumerate(status) if st == "incorrect" and conf[i] is not None]
-        return sorted(rows, key=lambda i: (-conf[i], str(s.ids[i])))
+        return sorted((i for i, st in enumerate(status) if st == "incorrect" and conf[i] is not None), key=rank)
 
     rows = [i for i in snap.order("disagreements", build)
             if conf[i] >= min_confidence and (include_reviewed or reviewed[i] is None)]
-    return _page_of_rows(state, dataset, snap, rows, cursor, limit)
+    return _page_of_rows(state, dataset, snap, rows, cursor, limit, rank)
 
 
 @router.get("/suggestions", operation_id="list_suggestions", response_model=Page[PointOut])
@@ -119,15 +140,17 @@ def list_suggestions(
     if not any(s is not None for s in suggested):
         raise reports.not_analysed(dataset)
 
+    def rank(i: int) -> tuple[float, str]:
+        return -(conf[i] or 0.0), str(snap.ids[i])
+
     def build(s: Snapshot) -> list[int]:
-        rows = [i for i, sug in enumerate(suggested) if sug is not None and labels[i] is None]
-        return sorted(rows, key=lambda i: (-(conf[i] or 0.0), str(s.ids[i])))
+        return sorted((i for i, sug in enumerate(suggested) if sug is not None and labels[i] is None), key=rank)
 
     wanted = set(label or ())
     rows = [i for i in snap.order("suggestions", build)
             if (conf[i] or 0.0) >= min_confidence and (include_reviewed or reviewed[i] is None)
             and (not wanted or suggested[i] in wanted)]
-    return _page_of_rows(state, dataset, snap, rows, cursor, limit,
+    return _page_of_rows(state, dataset, snap, rows, cursor, limit, rank,
                          extra=lambda item: {"agreement": item.get("suggestion_agreement", item.get("knn_agreement"))})
 
 
