@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from embeddings.store import Collection, iter_points
+from service.datasets.records import stored_source as source_of
 from service.errors import InvalidInput
 
 EXPORT_FORMATS = ("humanloop", "csv", "tsv", "jsonl", "parquet")
@@ -30,15 +31,6 @@ def export_format(entry: dict[str, Any], requested: str | None) -> str:
         return requested
     own = entry.get("format")
     return own if own in EXPORT_FORMATS else "jsonl"
-
-
-def source_of(payload: dict[str, Any]) -> dict[str, Any]:
-    """The record's own fields as ingested. A `source_json` string, where ingest keeps one, is preferred:
-    the store rounds payload floats in the last digit (qdrant-edge 0.9), a JSON string keeps them exact."""
-    raw = payload.get("source_json")
-    if isinstance(raw, str):
-        return json.loads(raw)
-    return dict(payload.get("source") or {})
 
 
 def _points(collection: Collection) -> Iterator[dict[str, Any]]:

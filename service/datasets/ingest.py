@@ -12,7 +12,7 @@ from pathlib import Path
 from embeddings.store import PointId, point_id
 from service.datasets.catalog import Catalog, now_iso
 from service.datasets.readers import ColumnMap, detect_format, read_records
-from service.datasets.records import Record, validate
+from service.datasets.records import Record, current_content_hash, validate
 from service.errors import InvalidInput, InvalidRecords, RecordProblem
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,23 @@ def payload_of(record: Record) -> dict:
     }
 
 
+def _holds(stored: dict | None, record: Record) -> bool:
+    """Whether a stored point already holds this record: as ingested, or as it stands after edits through
+    the API, so that uploading the dataset's own export again changes nothing (and keeps the reviews)."""
+    if stored is None:
+        return False
+    incoming = record.content_hash()
+    return stored.get("content_hash") == incoming or current_content_hash(stored) == incoming
+
+
+def _replacing(stored: dict | None, payload: dict) -> dict:
+    """The payload of a changed record. Its revision moves on from the stored one, never back to 0: a client
+    still holding the old revision must get a 409, and the audit log's revisions stay in order."""
+    if stored is not None and stored.get("revision"):
+        payload["revision"] = int(stored["revision"]) + 1
+    return payload
+
+
 def make_sources(paths: Sequence[Path | str], fmt: str | None = None, columns: ColumnMap | None = None) -> list[Source]:
     out = []
     for p in paths:
@@ -183,12 +200,13 @@ def ingest(
     misses_before = getattr(embedder, "misses", 0)
     for batch in _batches(_valid_records(sources, skip_set), batch_size):
         ids = [point_id(r.id) for r in batch]
-        existing = {p.id: p.payload.get("content_hash") for p in collection.retrieve(ids)}
-        changed = [(pid, r) for pid, r in zip(ids, batch, strict=True) if existing.get(pid) != r.content_hash()]
+        existing = {p.id: p.payload for p in collection.retrieve(ids)}
+        changed = [(pid, r) for pid, r in zip(ids, batch, strict=True) if not _holds(existing.get(pid), r)]
         report.unchanged += len(batch) - len(changed)
         if changed:
             vectors = embedder.embed([r.text for _, r in changed])
-            collection.upsert([pid for pid, _ in changed], vectors, [payload_of(r) for _, r in changed])
+            collection.upsert([pid for pid, _ in changed], vectors,
+                              [_replacing(existing.get(pid), payload_of(r)) for pid, r in changed])
             report.updated += sum(1 for pid, _ in changed if pid in existing)
             report.inserted += sum(1 for pid, _ in changed if pid not in existing)
         if progress is not None:

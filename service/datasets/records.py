@@ -36,6 +36,22 @@ class Record:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def stored_source(payload: dict[str, Any]) -> dict[str, Any]:
+    """The record's own fields as ingest stored them. A `source_json` string, where ingest keeps one, is
+    preferred: the store rounds payload floats in the last digit (qdrant-edge 0.9), a JSON string keeps them."""
+    raw = payload.get("source_json")
+    if isinstance(raw, str):
+        return json.loads(raw)
+    return dict(payload.get("source") or {})
+
+
+def current_content_hash(payload: dict[str, Any]) -> str:
+    """The content hash of the record a stored point stands for now, edits through the API included (its
+    label may have changed since ingest): what re-reading the dataset's own export would give."""
+    return Record(payload.get("record_id"), payload.get("text"), payload.get("label"), payload.get("split"),
+                  stored_source(payload)).content_hash()
+
+
 class RawRecord:
     """What a reader extracted from one row, not yet validated; `problem` is set when it could not parse."""
 

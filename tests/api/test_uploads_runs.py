@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -237,3 +238,33 @@ async def test_delete_dataset(service):
     recreated = await client.post("/api/datasets", **multipart(HUMANLOOP_SMALL, name="gone"))
     assert recreated.status_code == 201
     assert (await client.get("/api/datasets/gone/changes")).json()["count"] == 0  # the old log went with it
+
+
+async def test_uploading_the_datasets_own_export_changes_nothing_and_revisions_only_move_on(service, tmp_path):
+    _, client = service
+    created = await client.post("/api/datasets", **multipart(HUMANLOOP_SMALL, name="reup"))
+    assert created.status_code == 201, created.text
+    url = "/api/datasets/reup/points/700002"
+    relabelled = await client.post(f"{url}/label", json={"action": "relabel", "label": "lost_card",
+                                                         "reason": "wrong_label"})
+    assert relabelled.status_code == 200, relabelled.text
+    before = (await client.get(url, params={"k": 0})).json()
+    assert before["revision"] == 1 and before["review_status"]
+    exported = tmp_path / "reup.json"
+    exported.write_bytes((await client.get("/api/datasets/reup/export")).content)
+    again = await client.post("/api/datasets", **multipart(exported, name="reup"))
+    assert again.status_code == 200 and again.json()["run"]["result"]["updated"] == 0
+    after = (await client.get(url, params={"k": 0})).json()
+    assert after == before  # the relabel, its review state and revision all kept
+    # A record that really changed is written anew, and its revision moves on from the stored one.
+    records = json.loads(exported.read_text())
+    for record in records:
+        if record["id"] == 700002:
+            record["data"] = json.dumps({"text": "my card is gone", "intent": "lost_card"})
+    exported.write_text(json.dumps(records))
+    changed = await client.post("/api/datasets", **multipart(exported, name="reup"))
+    assert changed.json()["run"]["result"]["updated"] == 1
+    point = (await client.get(url, params={"k": 0})).json()
+    assert point["text"] == "my card is gone" and point["revision"] == 2
+    stale = await client.post(f"{url}/label", json={"action": "reviewed", "revision": 1})
+    assert stale.status_code == 409
