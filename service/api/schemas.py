@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 T = TypeVar("T")
 
@@ -138,12 +138,22 @@ class PointQuery(PointFilters):
     limit: int = Field(50, ge=1, le=1000)
 
 
+def _words(text: str | None) -> str | None:
+    """A search text with something to embed: blank text would return arbitrary neighbours."""
+    if text is not None and not text.strip():
+        raise ValueError("is blank; give some words to search for")
+    return text
+
+
+SearchText = Annotated[str, AfterValidator(_words)]
+
+
 class SearchIn(PointFilters):
     """Nearest points to a free text (embedded on the fly) or to a point of the dataset."""
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str | None = Field(None, min_length=1, max_length=2000, description="Free text to embed")  # type: ignore[assignment]
+    text: SearchText | None = Field(None, min_length=1, max_length=2000, description="Free text to embed")  # type: ignore[assignment]
     id: PointKey | None = Field(None, description="A point id or record id of this dataset")
     contains: str | None = Field(None, max_length=500, description="Every word must occur in the text")
     k: int = Field(10, ge=1, le=200)
@@ -165,7 +175,7 @@ class CrossSearchIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=2000)
+    text: SearchText = Field(min_length=1, max_length=2000)
     k: int = Field(10, ge=1, le=200)
     datasets: list[str] | None = Field(None, max_length=100, description="Default: every dataset of the model")
 

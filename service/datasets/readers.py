@@ -147,9 +147,11 @@ def read_csv(path: Path, columns: ColumnMap | None = None, delimiter: str = ",")
     """CSV or TSV with a header row; ids default to '<file stem>:<row number>'."""
     columns = columns or ColumnMap()
     _check_not_empty(path)
+    reader = None
     try:
         with path.open("r", encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh, delimiter=delimiter)
+            # strict: an unterminated quote is an error, not a cell that swallows the rest of the file
+            reader = csv.DictReader(fh, delimiter=delimiter, strict=True)
             present = list(reader.fieldnames or [])
             if not present:
                 raise InvalidInput(f"{path}: no header row; the first line must name the columns")
@@ -167,7 +169,9 @@ def read_csv(path: Path, columns: ColumnMap | None = None, delimiter: str = ",")
     except UnicodeDecodeError as exc:
         raise _decode_error(path, exc) from exc
     except csv.Error as exc:
-        raise InvalidInput(f"{path}: malformed CSV: {exc}") from exc
+        where = f"the row after line {reader.line_num}" if reader is not None and reader.line_num else "the header"
+        raise InvalidInput(f"{path}: malformed CSV in {where} ({exc}); check that every quote "
+                           "that opens a cell closes it, and that cells with the delimiter are quoted") from exc
     if position == 0:
         raise InvalidInput(f"{path}: has a header but no rows; nothing to ingest")
 

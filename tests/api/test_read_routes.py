@@ -250,6 +250,7 @@ async def test_the_fast_lane_answers_plain_searches_as_the_full_route_does(share
     ({"k": 3}, 422, "body"),
     ({"text": "x", "id": 700001}, 422, "body"),
     ({"text": "", "k": 3}, 422, "body.text"),
+    ({"text": " \n\t ", "k": 3}, 422, "body.text"),  # blank: no words to search for
     ({"text": "card", "k": 0}, 422, "body.k"),
     ({"text": "card", "label": "lost_card"}, 422, "body.label"),  # a list, not a string
     ({"id": 123456789}, 404, None),

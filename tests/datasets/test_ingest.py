@@ -116,6 +116,7 @@ def test_identical_duplicate_records_are_stored_once(workspace, tmp_path):
         ("malformed.json", r"malformed JSON after record 1"),
         ("latin1.csv", r"not valid UTF-8 .*re-save the file as UTF-8"),
         ("empty.csv", r"the file is empty"),
+        ("unterminated_quote.csv", r"malformed CSV in the row after line 2 \(unexpected end of data\)"),
     ],
 )
 def test_bad_files_name_the_problem_and_leave_the_store_as_it_was(workspace, name, message):
