@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from embeddings.store import Collection, PointFilter, load_all
-from service.errors import InvalidInput, NotFound
+from service.errors import Conflict, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,8 @@ def build_queue(source, dataset: str | None = None, strategy: str = "hybrid", li
     scored = [i for i, s in enumerate(scores) if s is not None]
     if not scored:
         need = "the kNN fields of `data-debugger analyze`" if strategy == "knn_disagreement" else "predictions"
-        raise InvalidInput(f"strategy {strategy!r} needs {need} on the unlabelled points of the dataset; "
+        # A step that has not run yet is a conflict with the dataset's state (409), as in every view.
+        raise Conflict(f"strategy {strategy!r} needs {need} on the unlabelled points of the dataset; "
                            "run `data-debugger run` (or predict and analyze) first, or use strategy 'random'")
     if strategy != "hybrid":
         # Ties (equal scores) keep id order, so a queue is reproducible.

@@ -14,6 +14,19 @@ _memo: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
 _memo_lock = threading.Lock()
 
 
+def no_scores(dataset: str, predictions: list[Any], analysed: bool) -> Conflict:
+    """Why a view of analysis scores is empty: the analysis never ran, or it ran without the predictions
+    those scores need (then running analyze again would not help)."""
+    if not any(p is not None for p in predictions):
+        state = "was analysed without predictions" if analysed else "is not analysed yet and has no predictions"
+        return Conflict(
+            f"dataset {dataset!r} {state}; label issues and suggestions need them: run train, predict and analyze"
+            f' (POST /api/datasets/{dataset}/runs {{"step": "train"}}, then "predict", then "analyze"; or '
+            "`data-debugger run`)"
+        )
+    return not_analysed(dataset)
+
+
 def not_analysed(dataset: str) -> Conflict:
     return Conflict(
         f"dataset {dataset!r} is not analysed yet: run analyze (POST /api/datasets/{dataset}/runs "

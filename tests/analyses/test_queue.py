@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from embeddings.store import ClientStore, point_id
-from service.errors import InvalidInput
+from service.errors import Conflict, InvalidInput
 from service.queue import STRATEGIES, build_queue
 from tests.analyses.conftest import DATASET
 
@@ -145,7 +145,7 @@ def test_bad_requests_are_explained():
         build_queue(collection, strategy="smart", limit=5)
     with pytest.raises(InvalidInput, match="limit 0"):
         build_queue(collection, strategy="random", limit=0)
-    with pytest.raises(InvalidInput, match="needs predictions.*'random'"):
+    with pytest.raises(Conflict, match="needs predictions.*'random'"):
         build_queue(collection, strategy="entropy", limit=2)
     assert len(build_queue(collection, strategy="random", limit=10)) == 4
     assert math.isclose(build_queue(collection, strategy="random", limit=1)[0]["score"], 1.0)

@@ -11,7 +11,16 @@ import pytest
 
 from embeddings.embedder import FakeEmbedder
 from service.datasets.ingest import ingest, make_sources
-from tests.api.conftest import DATASET, HUMANLOOP_SMALL, LABELS, N_POINTS, N_UNLABELLED, PLANTED, original_records
+from tests.api.conftest import (
+    DATASET,
+    HUMANLOOP_SMALL,
+    LABELS,
+    N_POINTS,
+    N_UNLABELLED,
+    PLANTED,
+    ingest_fixture,
+    original_records,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -364,3 +373,16 @@ async def test_map_gzip_bytes_are_gzip(shared):
     snap = app.state.api.snapshots.peek(DATASET)
     assert snap is not None
     assert json.loads(gzip.decompress(snap.map_json(gzipped=True))) == json.loads(snap.map_json())
+
+
+async def test_a_dataset_without_predictions_answers_409_saying_which_steps_to_run(shared):
+    app, client = shared
+    ingest_fixture(app, "bare")
+    for url, params in (("/api/datasets/bare/issues", {}), ("/api/datasets/bare/suggestions", {}),
+                        ("/api/datasets/bare/queue", {"strategy": "entropy"})):
+        response = await client.get(url, params=params)
+        assert response.status_code == 409, (url, response.text)
+        assert "predict" in response.json()["message"], response.text
+    assert "train" in (await client.get("/api/datasets/bare/issues")).json()["message"]
+    random_queue = await client.get("/api/datasets/bare/queue", params={"strategy": "random", "limit": 2})
+    assert random_queue.status_code == 200 and len(random_queue.text.splitlines()) == 3

@@ -63,6 +63,10 @@ def _column(snap: Snapshot, name: str) -> list[Any]:
     return snap.columns[name]
 
 
+def _analysed(snap: Snapshot) -> bool:
+    return any(run is not None for run in snap.columns.get("analysis_run", ()))
+
+
 @router.get("/issues", operation_id="list_issues", response_model=Page[PointOut])
 def list_issues(
     dataset: DatasetName, state: StateDep,
@@ -78,7 +82,7 @@ def list_issues(
     snap = snapshot_of(state, dataset)
     scores = _column(snap, "mislabel_score")
     if not any(s is not None for s in scores):
-        raise reports.not_analysed(dataset)
+        raise reports.no_scores(dataset, _column(snap, "prediction"), _analysed(snap))
     labels, triages, splits, reviewed = (_column(snap, n) for n in ("label", "triage", "split", "review_status"))
 
     def rank(i: int) -> tuple[float, str]:
@@ -138,7 +142,7 @@ def list_suggestions(
     suggested, labels, conf, reviewed = (
         _column(snap, n) for n in ("suggested_label", "label", "suggestion_confidence", "review_status"))
     if not any(s is not None for s in suggested):
-        raise reports.not_analysed(dataset)
+        raise reports.no_scores(dataset, _column(snap, "prediction"), _analysed(snap))
 
     def rank(i: int) -> tuple[float, str]:
         return -(conf[i] or 0.0), str(snap.ids[i])
