@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -86,6 +87,16 @@ def _answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+_FIELD_PREFIX = re.compile(r"^((?:body|query|path|form|options)\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)[ :]")
+
+
+def _field_named(message: str) -> str | None:
+    """The request field a core error's message opens with ("body.label 'x' is not a label ..."), so that
+    errors raised below the API name their field too."""
+    match = _FIELD_PREFIX.match(message)
+    return match.group(1) if match else None
+
+
 def describe(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """Status and error body for any exception; unexpected ones are logged with their traceback."""
     if isinstance(exc, DataDebuggerError):
@@ -94,7 +105,8 @@ def describe(exc: BaseException) -> tuple[int, dict[str, Any]]:
         problems = [str(p) for p in exc.problems[:200]] if isinstance(exc, InvalidRecords) else None
         if status >= 500 and not isinstance(exc, Unavailable):
             log.error("request failed: %s", exc, exc_info=exc)
-        return status, error_body(status, code, str(exc), getattr(exc, "field", None), problems)
+        return status, error_body(status, code, str(exc), getattr(exc, "field", None) or _field_named(str(exc)),
+                                  problems)
     if isinstance(exc, _transport_errors()):
         log.warning("store unreachable: %s", exc)
         return 503, error_body(503, "unavailable", "the store cannot be reached; retry shortly")

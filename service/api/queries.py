@@ -15,9 +15,10 @@ from service.api.schemas import PointFilters
 from service.errors import InvalidInput
 
 
-def to_point_filter(f: PointFilters, words_from: str = "text") -> PointFilter:
+def to_point_filter(f: PointFilters, words_from: str = "text", location: str = "query") -> PointFilter:
     """The store filter for the API filters; `words_from` names the field holding the words every text must
-    contain (`text` for point lists; search uses `contains`, its `text` being the query)."""
+    contain (`text` for point lists; search uses `contains`, its `text` being the query); `location` is where
+    the filters came from (query or body), for the field an error names."""
     match: dict[str, Any] = {}
     ranges: dict[str, tuple[float | None, float | None]] = {}
     empty: dict[str, bool] = {}
@@ -36,7 +37,7 @@ def to_point_filter(f: PointFilters, words_from: str = "text") -> PointFilter:
         ("confidence", f.min_confidence, f.max_confidence, "min_confidence", "max_confidence"),
     ):
         if lo is not None and hi is not None and lo > hi:
-            raise invalid(field_lo, f"{lo} is greater than {field_hi} ({hi}); swap them")
+            raise invalid(f"{location}.{field_lo}", f"{lo} is greater than {field_hi} ({hi}); swap them")
         if lo is not None or hi is not None:
             ranges[key] = (lo, hi)
     text_filter = {}

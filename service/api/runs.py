@@ -25,7 +25,7 @@ import numpy as np
 
 from service.api.errors import describe, invalid
 from service.datasets.catalog import now_iso
-from service.errors import Unavailable
+from service.errors import InvalidInput, InvalidRecords, Unavailable
 
 if TYPE_CHECKING:
     from service.api.state import ApiState
@@ -206,8 +206,13 @@ def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: 
     rejects = ws.settings.home / "rejects" / f"{dataset}-{progress.run.id}.jsonl"
     progress.update(stage="validate")
     embedder = _CountingEmbedder(ws.embedder, progress)
-    report = ingest(ws.catalog, embedder, dataset, sources, skip_invalid=bool(options.get("skip_invalid")),
-                    rejects_path=rejects, batch_size=ws.settings.ingest_batch_size)
+    try:
+        report = ingest(ws.catalog, embedder, dataset, sources, skip_invalid=bool(options.get("skip_invalid")),
+                        rejects_path=rejects, batch_size=ws.settings.ingest_batch_size)
+    except InvalidInput as exc:
+        if not options.get("upload"):
+            raise
+        raise _in_upload_terms(exc, path, options.get("original_name") or path.name) from exc
     # Remember how the file was read, so an export writes the same columns back.
     ws.catalog.update(dataset, columns={"text": columns.text, "label": columns.label, "split": columns.split,
                                          "id": columns.id, "fixed_split": columns.fixed_split},
@@ -219,6 +224,31 @@ def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: 
     result = dataclasses.asdict(report)
     result["problems"] = result["problems"][:50]
     return result
+
+
+# The readers speak to the command line; an upload's client knows its form fields and its own file name.
+_UPLOAD_TERMS = {"--text-column NAME": "the form field `text_column`",
+                 "--label-column NAME": "the form field `label_column`",
+                 "pass --skip-invalid": "send the form field `skip_invalid=true`"}
+
+
+def _in_upload_terms(exc: InvalidInput, path: Path, original: str) -> InvalidInput:
+    """An ingest error about an uploaded file, reworded for the client: its file name rather than the
+    server's temp path, form fields rather than CLI flags, and the form field at fault."""
+    message = str(exc).replace(str(path), original)
+    field = "form.file"
+    for cli, form in _UPLOAD_TERMS.items():
+        if cli in message:
+            message = message.replace(cli, form)
+            field = f"form.{form.split('`')[1].split('=')[0]}" if "column" in cli else field
+    out: InvalidInput
+    if isinstance(exc, InvalidRecords):
+        out = InvalidRecords(original, exc.problems, hint="fix these records, or send the form field "
+                             "`skip_invalid=true` to ingest the rest and keep the rejects")
+    else:
+        out = InvalidInput(message)
+    out.field = field  # type: ignore[attr-defined]
+    return out
 
 
 def step_train(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress) -> dict[str, Any]:

@@ -55,7 +55,7 @@ async def receive_upload(request: Request, limit: int, folder: Path) -> tuple[Pa
         else:
             fields[key] = value
     if upload is None:
-        raise InvalidInput("form field `file` is missing: attach the data file as the `file` part")
+        raise InvalidInput("form.file is missing: attach the data file as the `file` part")
     name = Path(upload.filename or "upload").name
     # The file keeps its own name (in a folder of its own): readers derive default ids from the file stem,
     # so uploading the same file twice must give the same ids.

@@ -138,7 +138,7 @@ async def test_points_filters_match_the_data(shared):
     ({"status": "maybe"}, "query.status"),
     ({"split": "train"}, "query.split"),
     ({"min_score": 2}, "query.min_score"),
-    ({"min_score": 0.9, "max_score": 0.1}, "min_score"),
+    ({"min_score": 0.9, "max_score": 0.1}, "query.min_score"),
     ({"colour": "red"}, "query.colour"),
 ])
 async def test_points_bad_input_names_the_field(shared, params, field):

@@ -267,3 +267,13 @@ async def test_reviewing_while_paging_through_issues_skips_none(shared):
         seen += [p["id"] for p in page["data"]]
         cursor = page["next_cursor"]
     assert seen == ranked[10:]
+
+
+async def test_errors_raised_below_the_api_still_name_their_field(shared):
+    _, client = shared
+    unknown = (await label(client, 700005, action="relabel", label="no_such_intent")).json()
+    assert unknown["field"] == "body.label", unknown
+    export = (await client.get(f"{BASE}/export", params={"format": "xml"})).json()
+    assert export["field"] == "query.format", export
+    search = await client.post("/api/search", json={"text": "card", "datasets": ["bad name!"]})
+    assert search.status_code == 422 and search.json()["field"] == "body.datasets", search.text

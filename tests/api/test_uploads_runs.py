@@ -81,19 +81,34 @@ async def test_bad_file_is_422_listing_every_problem(service):
     assert skipped.json()["dataset"]["points"] == 1
 
 
-@pytest.mark.parametrize(("kwargs", "field_or_text"), [
-    ({"name": "bad name"}, "`name`"),
-    ({}, "`name`"),
-    ({"name": "x", "format": "xml"}, "`format`"),
-    ({"name": "x", "colour": "red"}, "colour"),
-    ({"name": "x", "skip_invalid": "perhaps"}, "skip_invalid"),
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"name": "bad name"}, "form.name"),
+    ({}, "form.name"),
+    ({"name": "x", "format": "xml"}, "form.format"),
+    ({"name": "x", "colour": "red"}, "form.colour"),
+    ({"name": "x", "skip_invalid": "perhaps"}, "form.skip_invalid"),
     ({"name": "x", "split": "train-ish"}, "options.split"),
 ])
-async def test_upload_bad_fields(service, kwargs, field_or_text):
+async def test_upload_bad_fields(service, kwargs, field):
     _, client = service
     response = await client.post("/api/datasets", **multipart(HUMANLOOP_SMALL, **kwargs))
     assert response.status_code == 422, response.text
-    assert field_or_text in response.json()["message"]
+    assert response.json()["field"] == field and response.json()["message"].startswith(field)
+
+
+async def test_upload_errors_speak_of_the_clients_file_and_form_fields(service, tmp_path):
+    _, client = service
+    path = tmp_path / "intents.csv"
+    path.write_text("utterance,intent\nhello,greet\n")
+    response = await client.post("/api/datasets", **multipart(path, name="cols"))
+    body = response.json()
+    assert response.status_code == 422 and body["field"] == "form.text_column", body
+    assert "intents.csv" in body["message"] and "uploads" not in body["message"]  # not the server's temp path
+    assert "`text_column`" in body["message"] and "--text-column" not in body["message"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nhello,greet\n,greet\n")
+    refused = (await client.post("/api/datasets", **multipart(bad, name="cols"))).json()
+    assert refused["field"] == "form.file" and refused["problems"] and "skip_invalid=true" in refused["message"]
 
 
 async def test_upload_of_unknown_format_names_the_format_field(service, tmp_path):
@@ -101,7 +116,7 @@ async def test_upload_of_unknown_format_names_the_format_field(service, tmp_path
     path = tmp_path / "data.bin"
     path.write_bytes(b"\x89PNG")
     response = await client.post("/api/datasets", **multipart(path, name="png"))
-    assert response.status_code == 422 and response.json()["field"] == "format"
+    assert response.status_code == 422 and response.json()["field"] == "form.format"
     assert not list((client_home(service) / "uploads").iterdir())  # the upload was removed
 
 

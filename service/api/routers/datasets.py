@@ -102,23 +102,24 @@ def _flag(fields: dict[str, str], name: str, default: bool) -> bool:
         return True
     if value in ("false", "0", "no", "off"):
         return False
-    raise InvalidInput(f"form field `{name}` must be true or false, got {raw!r}")
+    raise invalid(f"form.{name}", f"must be true or false, got {raw!r}")
 
 
 def _upload_options(fields: dict[str, str], original_name: str) -> tuple[str, dict[str, Any], bool]:
     unknown = sorted(set(fields) - set(UPLOAD_FIELDS))
     if unknown:
-        raise InvalidInput(f"unknown form field(s) {unknown}; the fields are file, {', '.join(UPLOAD_FIELDS)}")
+        raise invalid(f"form.{unknown[0]}", f"unknown form field(s) {unknown}; the fields are file, "
+                      f"{', '.join(UPLOAD_FIELDS)}")
     name = (fields.get("name") or "").strip()
     if not name:
-        raise InvalidInput("form field `name` is missing: name the dataset")
+        raise invalid("form.name", "is missing: name the dataset")
     try:
         check_name(name)
     except InvalidInput as exc:
-        raise InvalidInput(f"form field `name`: {exc}") from exc
+        raise invalid("form.name", str(exc)) from exc
     fmt = fields.get("format") or None
     if fmt is not None and fmt not in FORMATS:
-        raise InvalidInput(f"form field `format` {fmt!r} is not one of {', '.join(FORMATS)}")
+        raise invalid("form.format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
     options: dict[str, Any] = {"format": fmt, "original_name": original_name,
                                "skip_invalid": _flag(fields, "skip_invalid", False)}
     for key in ("text_column", "label_column", "split_column", "id_column", "split"):
@@ -146,8 +147,8 @@ async def create_dataset(request: Request, response: Response, state: StateDep) 
             try:
                 detect_format(path)
             except InvalidInput as exc:
-                raise invalid("format", f"cannot tell the format of {original!r} from its name; send the form "
-                              f"field `format` ({', '.join(FORMATS)})") from exc
+                raise invalid("form.format", f"cannot tell the format of {original!r} from its name; send the "
+                              f"form field `format` ({', '.join(FORMATS)})") from exc
         options.update(path=str(path), upload=True)
         ws = await run_in_threadpool(lambda: state.workspace)
         existed = await run_in_threadpool(ws.catalog.exists, name)

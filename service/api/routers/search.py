@@ -8,12 +8,13 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from embeddings.store import check_name
 from service.api.deps import DatasetName, StateDep
 from service.api.errors import READ_ERRORS, invalid
 from service.api.queries import resolve_id, to_point_filter
 from service.api.schemas import CrossSearchIn, Page, SearchHit, SearchIn
 from service.api.state import ApiState
-from service.errors import NotFound
+from service.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/api", tags=["search"], responses=READ_ERRORS)
 
@@ -51,7 +52,7 @@ async def search_page(state: ApiState, dataset: str, body: SearchIn) -> bytes:
     # the store holds the GIL while it searches, so a thread hop would only add latency; the model runs on
     # its own worker thread), and hits encoded straight from the store's payloads.
     collection = state.workspace.collection(dataset)
-    point_filter = to_point_filter(body, words_from="contains")
+    point_filter = to_point_filter(body, words_from="contains", location="body")
     if body.id is not None:
         pid = resolve_id(body.id)
         found = collection.retrieve([pid], with_vectors=True)
@@ -81,7 +82,10 @@ async def search_all(body: CrossSearchIn, state: StateDep) -> Response:
     names = body.datasets if body.datasets is not None else ws.catalog.names()
     chosen = []
     for name in dict.fromkeys(names):
-        entry = ws.catalog.get(name)
+        try:
+            entry = ws.catalog.get(check_name(name))
+        except InvalidInput as exc:
+            raise invalid("body.datasets", str(exc)) from None
         if entry.get("embedding_model") == ours:
             chosen.append(name)
         elif body.datasets is not None:
