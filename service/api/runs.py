@@ -187,6 +187,15 @@ def _check_ingest(ws: Workspace, dataset: str, options: dict[str, Any]) -> dict[
     return options
 
 
+def _check_train(options: dict[str, Any]) -> None:
+    """A model family the trainer does not know is a 422 now, not a failed run later."""
+    from service.predictions.models import FAMILIES
+
+    model = options.get("model")
+    if model is not None and model != "auto" and model not in FAMILIES:
+        raise invalid("options.model", f"{model!r} is not 'auto' or one of {', '.join(FAMILIES)}")
+
+
 def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress) -> dict[str, Any]:
     from service.datasets.ingest import ingest, make_sources
     from service.datasets.readers import ColumnMap
@@ -377,6 +386,8 @@ class RunManager:
         options = STEPS[step].check(ws, dataset, options)
         if step == "ingest":
             options = _check_ingest(ws, dataset, options)
+        elif step == "train":
+            _check_train(options)
         self._recover()
         shown = {k: v for k, v in options.items() if k not in ("upload",)}
         run = Run(id=uuid.uuid4().hex[:16], dataset=dataset, step=step, params=jsonable(shown))

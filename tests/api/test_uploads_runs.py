@@ -215,6 +215,7 @@ async def test_train_predict_analyze_runs_feed_the_views(service):
     ({"step": "dance"}, 422, "body.step"),
     ({"step": "train", "options": {"folds": "five"}}, 422, "options.folds"),
     ({"step": "train", "options": {"registry": "x"}}, 422, "options.registry"),
+    ({"step": "train", "options": {"model": "bogus"}}, 422, "options.model"),
     ({"step": "ingest", "path": "/etc/passwd"}, 422, "options.path"),
     ({"step": "ingest"}, 422, "options.path"),
 ])
