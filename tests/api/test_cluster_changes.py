@@ -62,3 +62,9 @@ async def test_compares_the_latest_version_with_the_one_before(api_settings):
         bad = await client.get(BASE, params={"b": "latest"})
         assert bad.status_code == 422 and bad.json()["field"] == "query.b"
         assert (await client.get("/api/datasets/nope/clusters/changes")).status_code == 404
+        same = await client.get(BASE, params={"a": "v1", "b": "v1"})
+        assert same.status_code == 422 and same.json()["field"] == "query.b"
+        # The first version promoted: the default compares it with the newest other one.
+        registry.promote(DATASET, "v1")
+        promoted = (await client.get(BASE)).json()
+        assert (promoted["a"], promoted["b"]) == ("v1", "v2")

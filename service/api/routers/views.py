@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from embeddings.store import PointFilter
 from service.api import reports
 from service.api.deps import CollectionDep, DatasetName, StateDep, snapshot_of
-from service.api.errors import READ_ERRORS
+from service.api.errors import READ_ERRORS, invalid
 from service.api.queries import bad_cursor, decode_cursor, decode_offset, encode_cursor, point_out
 from service.api.schemas import Cluster, ClusterChangesOut, ClusterDetail, Page, PointOut, Split, Triage
 from service.api.snapshots import Snapshot
@@ -185,16 +185,21 @@ def cluster_changes(
     min_size: Annotated[int, Query(ge=1, le=100_000)] = 5, limit: Limit = 50,
 ) -> dict[str, Any]:
     """Each cluster's out-of-fold error rate under model versions `a` and `b` (default: production, or the
-    latest, against the version before it), the clusters whose error rate changed most first."""
+    latest, against the version before it, or the newest other one when it is the first), the clusters whose
+    error rate changed most first."""
     from service.predictions.compare import VersionPredictions, compare_by_cluster
 
     report = reports.report_of(state, dataset)
     registry = reports.registry(state)
     versions = [v.version for v in registry.versions(dataset)] if registry is not None else []
+    if a is not None and a == b:
+        raise invalid("query.b", f"is {b!r}, the same version as a; compare two different versions")
     a = a or (registry.default_version(dataset) if registry is not None else None)
     if b is None:
-        older = [v for v in versions if v != a and int(v[1:]) < int((a or "v0")[1:])]
-        b = older[-1] if older else None
+        # The version before a; where a is the oldest (an early version promoted), the newest other one.
+        others = [v for v in versions if v != a]
+        older = [v for v in others if int(v[1:]) < int((a or "v0")[1:])]
+        b = older[-1] if older else (others[-1] if others else None)
     if a is None or b is None or a == b:
         raise Conflict(f"comparing versions needs two of {dataset!r}'s (it has {', '.join(versions) or 'none'}); "
                        f"train another with `data-debugger train --dataset {dataset}`, or pass a and b")
