@@ -200,6 +200,9 @@ async def test_map_is_columnar_cached_and_conditional(shared):
     etag = response.headers["etag"]
     again = await client.get(url, headers={"If-None-Match": etag})
     assert again.status_code == 304
+    for header in (f'W/{etag}', f'"other", {etag}', "*"):  # weak comparison, lists, any
+        assert (await client.get(url, headers={"If-None-Match": header})).status_code == 304, header
+    assert (await client.get(url, headers={"If-None-Match": '"other"'})).status_code == 200
     zipped = await client.get(url, headers={"Accept-Encoding": "gzip"})
     assert zipped.headers["content-encoding"] == "gzip"
     assert zipped.json() == body  # httpx decodes

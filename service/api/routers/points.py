@@ -61,6 +61,13 @@ MAP_DOC = {
 }
 
 
+def _none_match_hits(header: str, etag: str) -> bool:
+    """If-None-Match by the weak comparison RFC 9110 asks for: `W/"x"` matches `"x"` (proxies that
+    re-encode a body weaken its tag), and `*` matches any current map."""
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or etag in [t.removeprefix("W/") for t in tags]
+
+
 @router.get("/map", operation_id="get_map", responses={200: MAP_DOC, 304: {"description": "Not modified"}},
             response_class=Response)
 def get_map(
@@ -72,7 +79,7 @@ def get_map(
     snap = snapshot_of(state, dataset)
     etag = snap.etag()
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
-    if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+    if if_none_match is not None and _none_match_hits(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     gzipped = accept_encoding is not None and "gzip" in accept_encoding.lower()
     if gzipped:
