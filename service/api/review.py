@@ -209,8 +209,13 @@ def _task_point(task: dict[str, Any]) -> Any:
     return None
 
 
+class _SeveralChoices(ValueError):
+    """An annotation chose more than one label: a point has one, so the import cannot pick for the annotator."""
+
+
 def _task_choice(task: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(label, annotator) of the task's latest annotation that was not cancelled."""
+    """(label, annotator) of the task's latest annotation that was not cancelled; _SeveralChoices when that
+    annotation chose more than one label."""
     annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
     annotations.sort(key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""))
     for annotation in reversed(annotations):
@@ -221,6 +226,10 @@ def _task_choice(task: dict[str, Any]) -> tuple[str | None, str | None]:
                 who = annotation.get("completed_by")
                 if isinstance(who, dict):
                     who = who.get("email") or who.get("id")
+                if len(set(map(str, choices))) > 1:
+                    chosen = ", ".join(map(str, choices))
+                    raise _SeveralChoices(f"the annotation chose {len(choices)} labels ({chosen}); a point has one: "
+                                          "use a single-choice labelling config, or fix the annotation there")
                 return str(choices[0]), (str(who) if who is not None else None)
     return None, None
 
@@ -238,8 +247,12 @@ def import_label_studio(state: ApiState, dataset: str, tasks: list[Any], user: s
             skipped.append({"task": index, "reason": "not a JSON object"})
             continue
         raw = _task_point(task)
-        label, annotator = _task_choice(task)
         where = {"task": index, "task_id": task.get("id")}
+        try:
+            label, annotator = _task_choice(task)
+        except _SeveralChoices as exc:
+            skipped.append({**where, "reason": str(exc)})
+            continue
         if raw is None:
             skipped.append({**where, "reason": "no data.point_id / data.record_id / data.id to find the point"})
             continue

@@ -192,11 +192,14 @@ async def test_label_studio_queue_export_imports_back(shared):
         {"result": [{"type": "choices", "value": {"choices": ["lost_card"]}}]}]})
     tasks.append({"data": {"id": tasks[0]["data"]["id"]}, "annotations": []})
     tasks.append("not a task")
+    tasks.append({"data": {"id": tasks[1]["data"]["id"]}, "annotations": [  # two labels for a one-label point
+        {"result": [{"type": "choices", "value": {"choices": ["lost_card", "check_balance"]}}]}]})
     response = await client.post(f"{BASE}/annotations/label-studio", json=tasks)
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["applied"] == 4 and len(result["changes"]) == 4 and result["unchanged"] == 0
-    assert [s["task"] for s in result["skipped"]] == [4, 5, 6]
+    assert [s["task"] for s in result["skipped"]] == [4, 5, 6, 7]
+    assert "chose 2 labels" in result["skipped"][3]["reason"]
     for task, choice in zip(tasks[:4], chosen, strict=True):
         current = await point(client, task["data"]["id"])
         assert current["label"] == choice and current["review_status"] == "relabelled"
