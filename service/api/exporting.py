@@ -48,6 +48,8 @@ def humanloop_record(payload: dict[str, Any]) -> dict[str, Any]:
     record.update(source)
     if "id" not in record:
         record["id"] = payload.get("record_id")
+    if "usage" not in record:  # a record that came from another format (a CSV added to Humanloop data)
+        record["usage"] = payload.get("split")
     record["data"] = json.dumps(data)  # the export's own spelling: ASCII, ", " and ": " separators
     return record
 

@@ -67,6 +67,13 @@ async def test_csv_upload_with_columns_keeps_ids_and_exports_its_columns(service
     assert point["text"] == "where is my card" and point["record_id"] == "intents:1"
     exported = (await client.get("/api/datasets/csvset/export")).text.splitlines()
     assert exported[0] == "id,utterance,category,lang" and "intents:2,show balance,check_balance,en" in exported
+    # Added to Humanloop data, the rows export as Humanloop records, their split as `usage`.
+    added = await client.post("/api/datasets", **multipart(
+        path, name="up", text_column="utterance", label_column="category", split="validation"))
+    assert added.status_code == 200, added.text
+    records = {r["id"]: r for r in (await client.get("/api/datasets/up/export")).json()}
+    assert records["intents:1"]["usage"] == "validation"
+    assert json.loads(records["intents:1"]["data"]) == {"text": "where is my card", "intent": "lost_card"}
 
 
 async def test_bad_file_is_422_listing_every_problem(service):
