@@ -68,3 +68,17 @@ async def test_compares_the_latest_version_with_the_one_before(api_settings):
         registry.promote(DATASET, "v1")
         promoted = (await client.get(BASE)).json()
         assert (promoted["a"], promoted["b"]) == ("v1", "v2")
+
+        # A version that was trained but not analysed: /classes answers from its training metrics, and a
+        # split is looked up by either spelling of the held-out one, or named as unknown.
+        ids = list(labels_of)
+        meta = {"labels": list(LABELS), "metrics": {"validation": {"macro_f1": 0.8}, "test": {"macro_f1": 0.7}},
+                "params": {"model": "planted"}, "embedding_model": "fake-32", "needs_vectors": False,
+                "data_hash": "0" * 64, "sizes": {}}
+        version = registry.create(DATASET, {"planted": True}, meta, ids,
+                                  np.full((len(ids), len(LABELS)), 1 / 3, np.float32)).version
+        url = f"/api/datasets/{DATASET}/classes"
+        held_out = (await client.get(url, params={"model_version": version, "split": "testing"})).json()
+        assert held_out["source"] == "training" and held_out["splits"] == {"test": {"macro_f1": 0.7}}
+        unknown = await client.get(url, params={"model_version": version, "split": "bogus"})
+        assert unknown.status_code == 404 and "validation, test" in unknown.json()["message"]

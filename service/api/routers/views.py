@@ -257,8 +257,15 @@ def get_classes(
         if reg is None:
             raise NotFound(f"model version {model_version!r}: no model registry in this installation")
         metrics = reg.get(dataset, model_version).metrics
-        splits = {k: v for k, v in metrics.items() if isinstance(v, dict) and (split is None or k == split)}
-        return {"model_version": model_version, "source": "training", "splits": splits}
+        available = {k: v for k, v in metrics.items() if isinstance(v, dict)}
+        if split is not None:
+            # Training names its held-out split "test"; the analysis and the points call it "testing".
+            key = next((k for k in (split, {"testing": "test", "test": "testing"}.get(split)) if k in available), None)
+            if key is None:
+                raise NotFound(f"no split {split!r} in the training metrics of {dataset!r} {model_version} "
+                               f"(splits: {', '.join(available) or 'none'})")
+            available = {key: available[key]}
+        return {"model_version": model_version, "source": "training", "splits": available}
     if report is None:
         raise reports.not_analysed(dataset)
     per_class = report.get("per_class") or {}
