@@ -238,6 +238,8 @@ def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: 
 # The readers speak to the command line; an upload's client knows its form fields and its own file name.
 _UPLOAD_TERMS = {"--text-column NAME": "the form field `text_column`",
                  "--label-column NAME": "the form field `label_column`",
+                 "--split-column NAME": "the form field `split_column`",
+                 "--id-column NAME": "the form field `id_column`",
                  "pass --skip-invalid": "send the form field `skip_invalid=true`"}
 
 

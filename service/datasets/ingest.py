@@ -135,6 +135,33 @@ def _replacing(stored: dict | None, payload: dict) -> dict:
     return payload
 
 
+def _write(collection, embedder, sources: Sequence[Source], skip, report: IngestReport, batch_size: int,
+           show_progress: bool) -> None:
+    """Upsert the valid records that are new or changed, batch by batch, counting them in `report`."""
+    skip_set = {(s.path, pos) for s, pos in skip}
+    total = report.read - len(skip)
+    progress = None
+    if show_progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=total, desc=f"ingest {report.dataset}", unit="rec")
+    for batch in _batches(_valid_records(sources, skip_set), batch_size):
+        ids = [point_id(r.id) for r in batch]
+        existing = {p.id: p.payload for p in collection.retrieve(ids)}
+        changed = [(pid, r) for pid, r in zip(ids, batch, strict=True) if not _holds(existing.get(pid), r)]
+        report.unchanged += len(batch) - len(changed)
+        if changed:
+            vectors = embedder.embed([r.text for _, r in changed])
+            collection.upsert([pid for pid, _ in changed], vectors,
+                              [_replacing(existing.get(pid), payload_of(r)) for pid, r in changed])
+            report.updated += sum(1 for pid, _ in changed if pid in existing)
+            report.inserted += sum(1 for pid, _ in changed if pid not in existing)
+        if progress is not None:
+            progress.update(len(batch))
+    if progress is not None:
+        progress.close()
+
+
 def make_sources(paths: Sequence[Path | str], fmt: str | None = None, columns: ColumnMap | None = None) -> list[Source]:
     out = []
     for p in paths:
@@ -187,32 +214,19 @@ def ingest(
                 "ingest into a new dataset or use the same embedding settings"
             )
         collection = catalog.collection(dataset)
+        created = False
     else:
         collection = catalog.create(dataset, embedder.dim, embedder.name, fmt)
-
-    skip_set = {(s.path, pos) for s, pos in skip}
-    total = report.read - len(skip)
-    progress = None
-    if show_progress:
-        from tqdm import tqdm
-
-        progress = tqdm(total=total, desc=f"ingest {dataset}", unit="rec")
+        created = True
     misses_before = getattr(embedder, "misses", 0)
-    for batch in _batches(_valid_records(sources, skip_set), batch_size):
-        ids = [point_id(r.id) for r in batch]
-        existing = {p.id: p.payload for p in collection.retrieve(ids)}
-        changed = [(pid, r) for pid, r in zip(ids, batch, strict=True) if not _holds(existing.get(pid), r)]
-        report.unchanged += len(batch) - len(changed)
-        if changed:
-            vectors = embedder.embed([r.text for _, r in changed])
-            collection.upsert([pid for pid, _ in changed], vectors,
-                              [_replacing(existing.get(pid), payload_of(r)) for pid, r in changed])
-            report.updated += sum(1 for pid, _ in changed if pid in existing)
-            report.inserted += sum(1 for pid, _ in changed if pid not in existing)
-        if progress is not None:
-            progress.update(len(batch))
-    if progress is not None:
-        progress.close()
+    try:
+        _write(collection, embedder, sources, skip, report, batch_size, show_progress)
+    except BaseException:
+        # A new dataset that got nothing (the first batch failed) is removed rather than left empty; one that
+        # got some records stays, so that running the ingest again resumes it.
+        if created and collection.count() == 0:
+            catalog.drop(dataset)
+        raise
     collection.flush()
     if (report.inserted or report.updated) and collection.count() >= index_threshold:
         # Below this a plain scan answers in a few ms; above, search needs the HNSW index (about 30 s per 100k).

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.datasets.records import RawRecord
+from service.datasets.records import MAX_INT_ID, RawRecord
 from service.errors import InvalidInput, RecordProblem
 
 FORMATS = ("humanloop", "csv", "tsv", "jsonl", "parquet")
@@ -113,12 +114,15 @@ def _tabular_record(row: dict[str, Any], position: int, line: int | None, column
     split = columns.fixed_split if columns.fixed_split is not None else (
         row.get(columns.split) if columns.split else None)
     rid = row.get(columns.id) if columns.id and columns.id in row else default_id
-    if isinstance(rid, str) and rid.strip().lstrip("-").isdigit():
-        rid = int(rid)
+    if isinstance(rid, str) and _CANONICAL_INT.fullmatch(rid.strip()) and int(rid) <= MAX_INT_ID:
+        rid = int(rid)  # "123" from a CSV is the record 123; "00123" or "-5" keep their spelling as strings
     return RawRecord(
         position, line, id=rid, text=row.get(columns.text),
         label=row.get(columns.label) if columns.label else None, split=split, source=source,
     )
+
+
+_CANONICAL_INT = re.compile(r"0|[1-9][0-9]*")
 
 
 def _check_columns(path: Path, present: list[str], columns: ColumnMap) -> None:
@@ -126,10 +130,13 @@ def _check_columns(path: Path, present: list[str], columns: ColumnMap) -> None:
         raise InvalidInput(
             f"{path}: no text column {columns.text!r}; columns are {present}. Pass --text-column NAME"
         )
-    if columns.label and columns.label not in present and columns.label != "label":
-        raise InvalidInput(
-            f"{path}: no label column {columns.label!r}; columns are {present}. Pass --label-column NAME"
-        )
+    for kind, name, default in (("label", columns.label, "label"), ("split", columns.split, "split"),
+                                ("id", columns.id, "id")):
+        # A column the user named must be there; a default one may be absent (unlabelled data, no splits).
+        if name and name != default and name not in present:
+            raise InvalidInput(
+                f"{path}: no {kind} column {name!r}; columns are {present}. Pass --{kind}-column NAME"
+            )
 
 
 def _effective(columns: ColumnMap, present: list[str]) -> ColumnMap:
@@ -181,6 +188,7 @@ def read_jsonl(path: Path, columns: ColumnMap | None = None) -> Iterator[RawReco
     columns = columns or ColumnMap()
     _check_not_empty(path)
     position = 0
+    keys: set[str] = set()
     with path.open("rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             try:
@@ -200,9 +208,13 @@ def read_jsonl(path: Path, columns: ColumnMap | None = None) -> Iterator[RawReco
                 yield RawRecord(position, line_no, problem=RecordProblem(
                     position, "must be a JSON object", line_no))
                 continue
+            keys.update(row)
             yield _tabular_record(row, position, line_no, _effective(columns, list(row)), f"{path.stem}:{position}")
     if position == 0:
         raise InvalidInput(f"{path}: holds no records; nothing to ingest")
+    # Rows may leave out optional keys, but a key the user named that no row has is a misspelt option,
+    # which would otherwise ingest every record without its label (or split, or id).
+    _check_columns(path, sorted(keys), columns)
 
 
 def read_parquet(path: Path, columns: ColumnMap | None = None) -> Iterator[RawRecord]:

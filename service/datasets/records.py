@@ -10,6 +10,8 @@ from typing import Any
 from service.errors import RecordProblem
 
 SPLITS = ("training", "validation", "testing")
+# Integer record ids are point ids as they are (Qdrant's are unsigned 64-bit; we stay within signed range).
+MAX_INT_ID = 2**63 - 1
 # Common spellings users' files carry; anything else is an error naming these.
 SPLIT_ALIASES = {
     "training": "training", "train": "training",
@@ -122,6 +124,8 @@ def validate(raw: RawRecord) -> tuple[Record | None, list[RecordProblem]]:
     rid = raw.id
     if rid is None or (isinstance(rid, str) and not rid.strip()) or isinstance(rid, bool | float | dict | list):
         bad("id", f"must be a non-empty string or an integer, got {rid!r}")
+    elif isinstance(rid, int) and not 0 <= rid <= MAX_INT_ID:
+        bad("id", f"{rid} is outside 0..{MAX_INT_ID}, the integers a point id can be; write it as a string")
 
     if problems:
         return None, problems

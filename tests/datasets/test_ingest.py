@@ -186,3 +186,47 @@ def test_large_collections_get_their_vector_index_built(workspace):
     collection = workspace.collection("ds")
     vector = workspace.embedder.embed(["my card was stolen"])[0]
     assert collection.search(vector, k=1)[0].id == 700000
+
+
+@pytest.mark.parametrize(("name", "content", "columns", "message"), [
+    ("good.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n', ColumnMap(label="category"),
+     r"no label column 'category'; columns are \['label', 'text'\]\. Pass --label-column NAME"),
+    ("good.csv", "text,label,split\na,x,training\n", ColumnMap(split="part"), r"no split column 'part'"),
+    ("good.csv", "text,label,split\na,x,training\n", ColumnMap(id="rid"), r"no id column 'rid'"),
+])
+def test_a_column_named_by_the_user_must_exist(workspace, tmp_path, name, content, columns, message):
+    # A misspelt option would otherwise ingest every record without its label, split or id.
+    _ingest(workspace, [FIXTURES / "small.csv"])
+    before = _snapshot(workspace)
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(InvalidInput, match=message):
+        _ingest(workspace, [path], columns=columns)
+    assert _snapshot(workspace) == before
+
+
+def test_ids_keep_their_spelling_unless_they_are_plain_numbers(workspace, tmp_path):
+    path = tmp_path / "ids.csv"
+    path.write_text("id,text,label\n00123,padded,x\n123,plain,x\n-5,negative,y\n7,seven,y\n")
+    _ingest(workspace, [path])
+    ids, payloads, _ = load_all(workspace.collection("ds"))
+    assert sorted((p["record_id"] for p in payloads), key=str) == sorted(["00123", 123, "-5", 7], key=str)
+    assert point_id(123) in ids and point_id("00123") in ids and point_id("00123") != 123
+
+
+def test_an_integer_id_beyond_a_point_ids_range_is_a_record_problem_and_writes_nothing(workspace, tmp_path):
+    path = tmp_path / "big.jsonl"
+    path.write_text('{"id": 1, "text": "fine"}\n{"id": 99999999999999999999999, "text": "too big"}\n')
+    with pytest.raises(InvalidRecords, match=r'record 2 \(line 2\): "id" 99999999999999999999999 is outside'):
+        _ingest(workspace, [path], dataset="big")
+    assert not workspace.catalog.exists("big")
+
+
+def test_a_new_dataset_whose_first_write_fails_is_not_left_behind(workspace, monkeypatch):
+    def broken(texts, show_progress=False):
+        raise RuntimeError("model crashed")
+
+    monkeypatch.setattr(workspace.embedder, "embed", broken)
+    with pytest.raises(RuntimeError):
+        _ingest(workspace, [FIXTURES / "small.csv"], dataset="crashed")
+    assert not workspace.catalog.exists("crashed")
