@@ -20,6 +20,21 @@ COMMAND_MODULES = [
 ]
 
 
+def count(minimum: int):
+    """An argparse type: an integer of at least `minimum`, refused with the option's usage line otherwise."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="data-debugger",

@@ -46,3 +46,16 @@ def test_errors_exit_2_with_the_message(home, capsys):
     assert 'record 2 (line 3): "text" is empty' in err and "--skip-invalid" in err
     assert main(["show", "nope", "1"]) == 2
     assert "dataset 'nope' does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["analyze", "--dataset", "x", "--seed", "-1"], "argument --seed: -1 is below 0"),
+    (["analyze", "--dataset", "x", "-k", "0"], "argument -k: 0 is below 1"),
+    (["train", "--dataset", "x", "--folds", "1"], "argument --folds: 1 is below 2"),
+    (["export", "issues", "--dataset", "x", "-o", "i.csv", "--limit", "-1"], "argument --limit: -1 is below 1"),
+    (["export", "queue", "--dataset", "x", "-o", "q.csv", "--seed", "ten"], "'ten' is not a whole number"),
+])
+def test_counts_out_of_range_are_usage_errors_not_tracebacks(home, capsys, argv, message):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from service.cli import count
 from service.errors import InvalidInput
 from service.exports import FORMATS, KINDS, label_studio_config, write_export
 from service.queue import STRATEGIES
@@ -41,11 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", nargs="+", metavar="ANALYSIS", help="run these analyses (and what they need)")
     p.add_argument("--param", action="append", default=[], metavar="ANALYSIS.NAME=VALUE",
                    help="an analysis parameter, e.g. clusters.min_cluster_size=20 (repeatable)")
-    p.add_argument("-k", type=int, default=15, help="neighbours per point in the shared kNN graph")
+    p.add_argument("-k", type=count(1), default=15, help="neighbours per point in the shared kNN graph")
     p.add_argument("--knn", default="auto", choices=["auto", "exact", "ivf", "hnsw"],
                    help="auto = exact up to --exact-threshold points, IVF above")
     p.add_argument("--exact-threshold", type=int, default=20_000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=count(0), default=0)
     p.add_argument("--version", help="model version (default: production, else the latest)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--list", action="store_true", help="list the analyses and their parameters, and exit")
@@ -57,8 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default="-", help="file to write ('-' = stdout)")
     p.add_argument("--format", choices=FORMATS, help="default: from the file name, else csv")
     p.add_argument("--strategy", choices=STRATEGIES, default="hybrid", help="queue: how to rank")
-    p.add_argument("--limit", type=int, help="queue: how many (default 50); issues, suggestions: at most")
-    p.add_argument("--seed", type=int, default=0, help="queue: seed of the random strategy")
+    p.add_argument("--limit", type=count(1), help="queue: how many (default 50); issues, suggestions: at most")
+    p.add_argument("--seed", type=count(0), default=0, help="queue: seed of the random strategy")
     p.add_argument("--only-flagged", action="store_true", help="issues: only points flagged label_issue")
     p.add_argument("--label-config", type=Path,
                    help="label-studio: also write the matching labelling config (XML) to this file")

@@ -194,6 +194,15 @@ def _check_train(options: dict[str, Any]) -> None:
     model = options.get("model")
     if model is not None and model != "auto" and model not in FAMILIES:
         raise invalid("options.model", f"{model!r} is not 'auto' or one of {', '.join(FAMILIES)}")
+    _check_at_least(options, {"folds": 2, "seed": 0, "learning_repeats": 1})
+
+
+def _check_at_least(options: dict[str, Any], minimum: dict[str, int]) -> None:
+    """Counts below their minimum are a 422 now, not a traceback from scikit-learn in the run."""
+    for key, low in minimum.items():
+        value = options.get(key)
+        if isinstance(value, int) and value < low:
+            raise invalid(f"options.{key}", f"is {value}; it must be {low} or more")
 
 
 def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress) -> dict[str, Any]:
@@ -390,6 +399,8 @@ class RunManager:
             options = _check_ingest(ws, dataset, options)
         elif step == "train":
             _check_train(options)
+        elif step == "analyze":
+            _check_at_least(options, {"k": 1, "seed": 0, "exact_threshold": 0})
         self._recover()
         shown = {k: v for k, v in options.items() if k not in ("upload",)}
         run = Run(id=uuid.uuid4().hex[:16], dataset=dataset, step=step, params=jsonable(shown))

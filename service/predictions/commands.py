@@ -7,6 +7,7 @@ import json
 import logging
 from pathlib import Path
 
+from service.cli import count
 from service.datasets.readers import FORMATS, ColumnMap
 from service.predictions.metrics import format_report
 from service.predictions.models import FAMILIES
@@ -30,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--id-column", default="id")
     p.add_argument("--model", default="auto", choices=["auto", *FAMILIES],
                    help="auto = compare every family on validation and keep the best")
-    p.add_argument("--folds", type=int, default=5, help="folds of the out-of-fold probabilities")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--folds", type=count(2), default=5, help="folds of the out-of-fold probabilities")
+    p.add_argument("--seed", type=count(0), default=0)
     p.add_argument("--promote", action="store_true", help="mark the new version as production")
     p.add_argument("--json", action="store_true", help="print the version's metrics as JSON")
     p.set_defaults(handler=cmd_train)

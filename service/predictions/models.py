@@ -86,9 +86,15 @@ class TfidfSVM:
         # Calibration folds given as explicit splits: scikit-learn refuses an int cv when a label has fewer
         # examples than folds, while a fold that lacks a label is handled (its member predicts 0 for it).
         folds = min(3, int(np.bincount(y).max()))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*least populated class.*")
-            splits = list(StratifiedKFold(n_splits=folds).split(np.zeros(len(y)), y))
+        if folds < 2:
+            # Every label has one example (a tiny dataset, or a small learning-curve draw): no held-out fold
+            # is possible, so the sigmoid is fitted on the training answers themselves (overconfident, but a
+            # model rather than a crash).
+            splits = [(np.arange(len(y)), np.arange(len(y)))]
+        else:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*least populated class.*")
+                splits = list(StratifiedKFold(n_splits=folds).split(np.zeros(len(y)), y))
         features = make_union(
             TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
             TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),

@@ -223,6 +223,8 @@ async def test_train_predict_analyze_runs_feed_the_views(service):
     ({"step": "train", "options": {"folds": "five"}}, 422, "options.folds"),
     ({"step": "train", "options": {"registry": "x"}}, 422, "options.registry"),
     ({"step": "train", "options": {"model": "bogus"}}, 422, "options.model"),
+    ({"step": "train", "options": {"folds": 1}}, 422, "options.folds"),
+    ({"step": "analyze", "options": {"seed": -1}}, 422, "options.seed"),
     ({"step": "ingest", "path": "/etc/passwd"}, 422, "options.path"),
     ({"step": "ingest"}, 422, "options.path"),
 ])

@@ -65,3 +65,13 @@ def test_logreg_fills_labels_it_never_saw_with_zero():
     proba = EmbeddingLogReg().fit([], x, y, n_labels=3).predict_proba([], x[:4])
     assert proba.shape == (4, 3) and np.all(proba[:, 1] == 0)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_svm_fits_when_every_label_has_a_single_example():
+    # A tiny dataset, or a small learning-curve draw: no calibration fold can be held out.
+    labels = [0, 1, 2, 3]
+    texts = _texts(labels)
+    model = TfidfSVM().fit(texts, np.zeros((4, 2), np.float32), np.array(labels), n_labels=4)
+    proba = model.predict_proba(texts, np.zeros((4, 2), np.float32))
+    assert proba.shape == (4, 4) and np.all(proba.argmax(axis=1) == labels)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
