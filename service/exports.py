@@ -222,10 +222,10 @@ def stream_export(kind: str, ws, dataset: str, fmt: str = "csv", **options: Any)
     """The export as text chunks. Checks run (and errors raise) before the first chunk is asked for."""
     check(kind, fmt)
     ws.collection(dataset)  # an unknown dataset raises NotFound now, not inside the first chunk
+    if kind in ("issues", "suggestions", "clusters"):
+        load_report(ws.settings, dataset)  # never analysed: NotFound saying to analyze, not a file of blanks
     columns, rows_of = ROWS[kind]
     rows = rows_of(ws, dataset, **options)
-    if kind == "clusters":
-        rows = iter(list(rows))  # loads the report now, so a missing report raises NotFound here
     if fmt == "csv":
         return csv_chunks(columns, rows)
     if fmt == "jsonl":

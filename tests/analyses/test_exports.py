@@ -135,6 +135,15 @@ def test_bad_export_requests(analysed_master, settings):
     with Workspace(settings, embedder=FakeEmbedder()) as ws:
         with pytest.raises(NotFound):
             stream_export("issues", ws, "nothing", "csv")
+        # Ingested, never analysed: a clear refusal, not a file of rows with blank scores.
+        from service.datasets.ingest import ingest, make_sources
+        from tests.conftest import FIXTURES
+
+        ingest(ws.catalog, ws.embedder, "fresh", make_sources([FIXTURES / "small.csv"]))
+        for kind in ("issues", "suggestions", "clusters"):
+            with pytest.raises(NotFound, match="analy"):
+                stream_export(kind, ws, "fresh", "csv")
+        assert len("".join(stream_export("points", ws, "fresh", "csv")).splitlines()) > 1  # points need none
 
 
 def test_export_cli(analysed, monkeypatch, tmp_path, capsys):
