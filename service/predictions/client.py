@@ -151,7 +151,8 @@ class PredictionClient:
             try:
                 response = await self.http.post(url, json=body, params=params, headers=self._headers)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
-                reason = f"{type(exc).__name__}"
+                reason = f"cannot reach the prediction API at {self.http.base_url} ({type(exc).__name__}); is it " \
+                         "running, and is that its URL (--api-url)?"
             else:
                 if response.status_code == 200:
                     return self._parse(response, len(texts), label)
@@ -236,6 +237,9 @@ def _http_client(ws, dataset: str, api_url: str | None, transport, timeout: floa
                                default_project=dataset)
         transport = httpx.ASGITransport(app=app)
         return httpx.AsyncClient(transport=transport, base_url=IN_PROCESS_URL, timeout=timeout), "in-process"
+    if api_url is not None and not api_url.startswith(("http://", "https://")):
+        raise InvalidInput(f"the prediction API URL {api_url!r} is not an http:// or https:// URL; pass one like "
+                           "--api-url http://127.0.0.1:8000 (or set DATA_DEBUGGER_PREDICTION_API_URL)")
     base = (api_url or IN_PROCESS_URL).rstrip("/")
     client = httpx.AsyncClient(base_url=base, transport=transport, timeout=timeout, limits=limits)
     return client, base

@@ -172,3 +172,19 @@ def test_retry_policy():
     assert policy.delay(0, "7", rng) >= 7 and policy.delay(0, "999", rng) == 30
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: retry now
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_an_unreachable_or_malformed_api_url_is_named_with_the_fix(ws):
+    import socket
+
+    from service.errors import DataDebuggerError, InvalidInput
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with pytest.raises(DataDebuggerError) as failed:
+        enrich(ws, DATASET, api_url=url, policy=RetryPolicy(max_retries=1, base=0.01, cap=0.02))
+    assert url in str(failed.value) and "--api-url" in str(failed.value)
+    with pytest.raises(InvalidInput, match="'not-a-url' is not an http:// or https:// URL"):
+        enrich(ws, DATASET, api_url="not-a-url", policy=FAST)
