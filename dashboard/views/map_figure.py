@@ -8,6 +8,7 @@ points draw in about the time their coordinates take to arrive.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure
 from bokeh.transform import transform
+from panel.io.document import unlocked
 
 from dashboard.colours import COLOUR_FIELDS, GREY, RAMP, ColourSpec, colour_spec
 from dashboard.state.map import MapState
@@ -96,6 +98,20 @@ def fill_of(spec: ColourSpec) -> Any:
                                                    low_color=GREY, high_color=GREY))
 
 
+def _patches_document(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A figure update may run from a Panel widget event (a table row picked, a button), which Panel handles
+    outside the Bokeh document lock; Bokeh then refuses to patch the document ("_pending_writes should be
+    non-None") and the map is never updated. Panel's `unlocked` holds the changes and sends them itself, as it
+    does for its own widgets; outside a server session it does nothing."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with unlocked():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class MapFigure:
     """The figure, its sources and renderers; the view calls `update_*` when the state changes."""
 
@@ -160,6 +176,7 @@ class MapFigure:
         if self._on_select is not None:
             self._on_select(list(new))
 
+    @_patches_document
     def clear_selection(self) -> None:
         """Drop Bokeh's selection (a click shows its point with a star, not by fading the rest)."""
         self.source.selected.indices = []
@@ -175,6 +192,7 @@ class MapFigure:
             columns[name] = codes(frame[name], spec.factors)
         return columns
 
+    @_patches_document
     def update_points(self, state: MapState, with_texts: bool = False) -> None:
         """A new frame: every point's columns, the ranges and the point size. Texts follow via send_texts."""
         frame = state.frame
@@ -199,12 +217,14 @@ class MapFigure:
         self.update_colour(state)
         self.update_names(state)
 
+    @_patches_document
     def send_texts(self, state: MapState) -> None:
         """The hover texts, after the first render."""
         if state.frame is not None and len(state.frame) == len(self.source.data["x"]):
             with validate(False):
                 self.source.data["text"] = state.frame["text"].to_numpy()
 
+    @_patches_document
     def update_labels(self, state: MapState) -> None:
         """Labels changed in place (a relabel): resend the columns a label touches."""
         with validate(False):
@@ -213,6 +233,7 @@ class MapFigure:
         self.update_filter(state)
         self.update_colour(state)
 
+    @_patches_document
     def update_colour(self, state: MapState) -> None:
         """Colour by the state's field, selected and faded points alike."""
         spec = self.specs.get(state.colour_by) if state.colour_by in CATEGORICAL else state.spec()
@@ -221,17 +242,20 @@ class MapFigure:
         for glyph in (self.points.glyph, self.points.selection_glyph, self.points.nonselection_glyph):
             glyph.fill_color = fill
 
+    @_patches_document
     def update_filter(self, state: MapState) -> None:
         """Show only the points that pass the filters."""
         with validate(False):
             self.filter.booleans = state.mask()
 
+    @_patches_document
     def update_highlight(self, state: MapState) -> None:
         """Ring the highlighted points."""
         rows = state.rows_of(state.highlighted)
         self.highlight_source.data = {"x": rows["x"].to_numpy() if len(rows) else [],
                                       "y": rows["y"].to_numpy() if len(rows) else []}
 
+    @_patches_document
     def update_focus(self, state: MapState) -> None:
         """Star the clicked point and draw lines to its neighbours."""
         row = state.row(state.focus_key) if state.focus_key else None
@@ -247,6 +271,7 @@ class MapFigure:
                                       "x1": rows["x"].to_numpy() if len(rows) else [],
                                       "y1": rows["y"].to_numpy() if len(rows) else []}
 
+    @_patches_document
     def update_names(self, state: MapState) -> None:
         """Cluster names at each cluster's median position among the visible points, largest cluster first
         (where names would overlap, the browser keeps the first: DECLUTTER_NAMES)."""

@@ -64,6 +64,7 @@ source.data = {x: [cx, cx + dx, xr.start + dx], y: [cy, cy, yr.start + (yr.end -
                background_alpha: [0.7, 0.7, 0.7], shift: [0, 0, 0]};
 return [xr.start, xr.end, cx, dx];
 """
+HIGHLIGHTED = "return Bokeh.documents[0].get_model_by_name('map-highlight').get_length();"
 NAME_ALPHAS = "return Array.from(Bokeh.documents[0].get_model_by_name('map-cluster-names').data.alpha);"
 NAME_SHIFTS = "return Array.from(Bokeh.documents[0].get_model_by_name('map-cluster-names').data.shift);"
 SET_X_RANGE = """
@@ -217,6 +218,12 @@ def test_dashboard_in_a_browser(chrome, dashboard: DashboardServer, service: Ser
     click_tab(chrome, "Clusters")
     wait_for(lambda: "Worst error rate first" in page_text(chrome), what="the clusters table")
     shot(chrome, screenshots_dir, "clusters")
+    # Picking a cluster (a Panel table event, handled outside Bokeh's document lock) rings it on the map.
+    cluster = service.http.get(f"/api/datasets/{DATASET}/clusters").json()["data"][0]
+    row = wait_for(lambda: find(chrome, ".tabulator-row", cluster["name"]), what="the cluster's row")[0]
+    chrome.execute_script("arguments[0].scrollIntoView(); arguments[0].click();", row)
+    ringed = wait_for(lambda: chrome.execute_script(HIGHLIGHTED), what="the cluster ringed on the map")
+    assert ringed == cluster["size"], (ringed, cluster)
 
     # Review queue: suggestions, accept the first with the keyboard, see the label change through the API.
     click_tab(chrome, "Review")
