@@ -39,6 +39,8 @@ class QueueView(Viewer):
         state.param.watch(lambda *_: self._on_rows(), "rows")
         state.param.watch(lambda e: setattr(self.message, "object", esc(e.new)), "message")
         state.param.watch(lambda *_: self._on_names(), ["strategy", "budget"])
+        # The page may build this view before it knows its dataset (deferred loading): rename then too.
+        state.map.param.watch(lambda *_: self._on_names(), "dataset")
 
     def _on_names(self) -> None:
         for fmt, widget in zip(FORMATS, self.downloads, strict=True):

@@ -149,3 +149,14 @@ def test_served_page_answers(service):
         assert page.status_code == 200 and "Data Debugger" in page.text
     finally:
         running.stop()
+
+
+def test_queue_downloads_are_named_after_the_dataset_once_it_is_known(client: ApiClient):
+    from dashboard.state.map import MapState
+    from dashboard.state.queue import QueueState
+    from dashboard.views.queue import QueueView
+
+    view = QueueView(QueueState(client, MapState(client)))
+    assert view.downloads[0].filename.startswith("-queue-")  # built before its dataset is known
+    view.state.map.dataset = DATASET
+    assert [w.filename.split("-queue-")[0] for w in view.downloads] == [DATASET] * len(view.downloads)
