@@ -78,6 +78,11 @@ class ApiClient:
             if not cursor or (limit and len(items) >= limit):
                 return items[:limit] if limit else items
 
+    def list_count(self, path: str, **params: Any) -> int:
+        """How many items a paginated list route holds (its `count`), read from a one-item page."""
+        page = self.get(path, limit=1, **params)
+        return int(page.get("count", 0)) if isinstance(page, dict) else len(page)
+
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()

@@ -42,6 +42,7 @@ class ReviewState(param.Parameterized):
 
     mode = param.Selector(objects=list(MODES), default="issues")
     items = param.List(default=[], doc="the ranked items that pass the map's filters, flattened")
+    total = param.Integer(default=0, doc="how many items the API ranks in this mode (the first `limit` are loaded)")
     position = param.Integer(default=0, bounds=(0, None))
     current = param.Dict(default=None, allow_None=True, doc="the item under review with its evidence")
     done = param.Dict(default={}, doc="key -> the action taken on it in this session")
@@ -69,14 +70,24 @@ class ReviewState(param.Parameterized):
         fetch = self.client.issues if self.mode == "issues" else self.client.suggestions
         try:
             self._all[self.mode] = [flatten(i) for i in fetch(self.map.dataset, limit=self.limit)]
+            loaded = len(self._all[self.mode])
+            # Only the `limit` highest-ranked are loaded; the page says so when the API holds more.
+            self.total = loaded if loaded < self.limit else self.client.list_count(
+                f"/api/datasets/{self.map.dataset}/{self.mode}")
             self.message = ""
         except DataDebuggerError as exc:
             self._all[self.mode] = []
+            self.total = 0
             self.message = f"no {self.mode}: {exc}"
         if self.map.frame is not None:
             self.labels = sorted(v for v in self.map.options("label") if v != "(none)")
         self._apply_filters()
         return self
+
+    @property
+    def loaded(self) -> int:
+        """How many of the mode's ranked items were fetched (before the map's filters)."""
+        return len(self._all.get(self.mode, []))
 
     def _apply_filters(self) -> None:
         items = [i for i in self._all.get(self.mode, []) if self.map.passes(i.get("id"))]

@@ -119,8 +119,10 @@ class ReviewView(Viewer):
         if not s.items:
             self.progress.object = f"<b>No {s.mode}</b> for the current filters."
         else:
-            self.progress.object = (f"<b>{kind.capitalize()} {s.position + 1} of {len(s.items)}</b> &middot; "
-                                    f"{len(s.done)} done this session")
+            scope = (f" &middot; among the {s.loaded:,} highest-ranked of {s.total:,} (filters apply to those)"
+                     if s.total > s.loaded else "")
+            self.progress.object = (f"<b>{kind.capitalize()} {s.position + 1} of {len(s.items):,}</b>{scope} "
+                                    f"&middot; {len(s.done)} done this session")
         self.evidence.object = evidence_html(s.current) if s.current else ""
         self.neighbours.value = neighbours_frame(s.current)
         suggested = (s.current or {}).get("suggested_label")

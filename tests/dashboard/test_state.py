@@ -323,3 +323,13 @@ def test_unknown_dataset_is_a_message_not_a_crash(client: ApiClient):
         state.load("missing")
     dashboard = DashboardState(client).start("missing")  # falls back to the first dataset
     assert dashboard.dataset == DATASET and dashboard.map.size == N_POINTS
+
+
+def test_review_knows_how_many_items_the_api_ranks_beyond_those_it_loaded(client: ApiClient):
+    from dashboard.state.review import ReviewState
+
+    review = DashboardState(client).start(DATASET).review
+    everything = client.list_count(f"/api/datasets/{DATASET}/issues")
+    assert review.loaded == min(review.limit, everything) and review.total == everything > 10
+    capped = ReviewState(client, review.map, limit=10).load()
+    assert capped.loaded == 10 and capped.total == everything
