@@ -54,6 +54,10 @@ class Analysis(BaseModel):
     needs: ClassVar[tuple[str, ...]] = ()  # "model", and/or names of analyses that must run first
     optional: ClassVar[tuple[str, ...]] = ()  # analyses whose results it uses when they ran
     description: ClassVar[str] = ""
+    # The payload fields and flags it writes: a partial run (`analyze --only`) replaces these and keeps
+    # every other analysis' results.
+    writes: ClassVar[tuple[str, ...]] = ()
+    raises: ClassVar[tuple[str, ...]] = ()
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:  # pragma: no cover - abstract
         """The analysis over one context: per-point fields, flags, arrays and its report part."""

@@ -151,6 +151,8 @@ class Clusters(Analysis):
     """UMAP (2-D map, low-D for clustering) and HDBSCAN; per-cluster labels, errors, issues and names."""
 
     name = "clusters"
+    writes = ('cluster', 'x', 'y')
+    raises = ()
     optional = ("label_issues",)
     description = "Density clusters with their error rates, names, and candidate new intents."
 

@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `analyze` and `export` sub-commands."""
     p = sub.add_parser("analyze", help="find label issues, clusters, duplicates, outliers; write them back")
     p.add_argument("--dataset", help="dataset name (default: settings.default_dataset)")
-    p.add_argument("--only", nargs="+", metavar="ANALYSIS", help="run these analyses (and what they need)")
+    p.add_argument("--only", nargs="+", metavar="ANALYSIS",
+                   help="run these analyses (and what they need); the others keep their last results")
     p.add_argument("--param", action="append", default=[], metavar="ANALYSIS.NAME=VALUE",
                    help="an analysis parameter, e.g. clusters.min_cluster_size=20 (repeatable)")
     p.add_argument("-k", type=count(1), default=15, help="neighbours per point in the shared kNN graph")

@@ -14,6 +14,8 @@ class ConfidentDisagreement(Analysis):
     """The served model's prediction differs from the annotation with confidence >= threshold."""
 
     name = "confident_disagreement"
+    writes = ()
+    raises = ('confident_disagreement',)
     needs = ("model",)
     description = "Labelled points the served model confidently assigns to another label."
 

@@ -58,6 +58,8 @@ class Duplicates(Analysis):
     """Duplicate groups, conflicting labels within them, and training/evaluation leakage with its effect."""
 
     name = "duplicates"
+    writes = ('duplicate_group',)
+    raises = ('duplicate', 'conflicting_duplicate', 'leak')
     description = "Exact and near-duplicate texts, conflicting duplicates, and leakage across splits."
 
     threshold: float = Field(0.95, gt=0.0, le=1.0, description="cosine similarity of a near-duplicate")

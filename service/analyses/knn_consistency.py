@@ -42,6 +42,8 @@ class KnnConsistency(Analysis):
     """Agreement of each labelled point's neighbours with its label; the neighbours' majority for every point."""
 
     name = "knn_consistency"
+    writes = ('knn_agreement', 'knn_majority_label', 'knn_majority_share')
+    raises = ('knn_disagreement',)
     description = "Similarity-weighted agreement of each point's labelled neighbours with its label."
 
     k: int = Field(10, ge=1, le=100, description="neighbours consulted")

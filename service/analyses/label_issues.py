@@ -54,6 +54,8 @@ class LabelIssues(Analysis):
     """cleanlab's label quality and issues; a combined mislabel score, a suggested label and reasons."""
 
     name = "label_issues"
+    writes = ('label_quality', 'mislabel_score', 'suggested_label', 'reasons')
+    raises = ('label_issue',)
     needs = ("model", "knn_consistency")
     description = "Likely mislabelled points from out-of-fold probabilities and the labelled neighbourhood."
 

@@ -14,6 +14,8 @@ class Outliers(Analysis):
     """Low-density points: mean kNN distance beyond Tukey's far-out fence (Q3 + factor * IQR)."""
 
     name = "outliers"
+    writes = ('outlier_score',)
+    raises = ('outlier',)
     description = "Points with no close neighbour (mean cosine distance to their k nearest)."
 
     k: int = Field(10, ge=1, le=100)

@@ -34,6 +34,8 @@ class PerClass(Analysis):
     """Metrics and confusion per split; confused pairs; merge and split candidates."""
 
     name = "per_class"
+    writes = ()
+    raises = ()
     needs = ("model", "knn_consistency")
     optional = ("clusters",)
     description = "Per-intent metrics per split, most-confused pairs, merge and split candidates."

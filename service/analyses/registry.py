@@ -33,6 +33,17 @@ DEFAULT_ANALYSES = [
 ]
 
 
+def owned_by(names: list[str]) -> tuple[set[str], set[str]]:
+    """The payload fields and flags that the analyses `names` (and what they need) write."""
+    order = run_order(list(names))
+    return ({f for n in order for f in REGISTRY[n].writes}, {f for n in order for f in REGISTRY[n].raises})
+
+
+def is_partial(names: list[str] | None) -> bool:
+    """Whether a run of `names` leaves out some of the default analyses (`analyze --only`)."""
+    return names is not None and not set(run_order(list(DEFAULT_ANALYSES))) <= set(run_order(list(names)))
+
+
 def make_analysis(name: str, params: Mapping[str, Any] | None = None) -> Analysis:
     """An analysis by name with validated parameters; bad parameters raise InvalidInput naming them."""
     if name not in REGISTRY:
@@ -71,6 +82,10 @@ def run_analyses(
             continue
         started = time.perf_counter()
         result = analysis.run(ctx).check(analysis.name, ctx.n)
+        undeclared = (set(result.fields) - set(analysis.writes)) | (set(result.flags) - set(analysis.raises))
+        if undeclared:  # partial runs rely on the declarations: keep them true
+            raise InvalidInput(f"analysis {analysis.name!r} wrote {sorted(undeclared)}, which its `writes` / "
+                               "`raises` do not declare")
         seconds[analysis.name] = round(time.perf_counter() - started, 3)
         ctx.results[analysis.name] = result
         log.info("%s: %.2f s", analysis.name, seconds[analysis.name])

@@ -18,10 +18,10 @@ import numpy as np
 
 from embeddings.neighbors import build_knn_graph
 from embeddings.store import Collection, load_all
-from service.analyses.base import AnalysisResult
+from service.analyses.base import AnalysisResult, run_order
 from service.analyses.context import AnalysisContext, build_context
-from service.analyses.registry import DEFAULT_ANALYSES, run_analyses
-from service.analyses.report import save_report
+from service.analyses.registry import DEFAULT_ANALYSES, is_partial, owned_by, run_analyses
+from service.analyses.report import load_report, save_report
 from service.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -100,12 +100,16 @@ def _plain(value: Any) -> Any:
 
 
 def iter_payload_updates(ctx: AnalysisContext, results: Mapping[str, AnalysisResult],
-                         old: Sequence[dict[str, Any]], run_id: str, batch: int = 5_000
+                         old: Sequence[dict[str, Any]], run_id: str, batch: int = 5_000,
+                         owned: tuple[set[str], set[str]] | None = None,
                          ) -> Iterator[tuple[dict[Any, dict[str, Any]], dict[tuple[str, ...], list[Any]]]]:
     """Per batch of points: (point id -> fields to set, tuple of stale keys -> point ids to delete them from).
 
-    Batches keep memory flat: a million points' payload dicts at once would cost gigabytes.
+    `owned` (fields, flags) limits a partial run to what its analyses write: every other analysis' fields
+    and flags are kept as the last full run left them. Batches keep memory flat: a million points' payload
+    dicts at once would cost gigabytes.
     """
+    replaceable = set(ANALYSIS_FIELDS) if owned is None else set(owned[0])
     columns: dict[str, list[np.ndarray]] = {}
     for result in results.values():
         for name, values in result.fields.items():
@@ -128,14 +132,14 @@ def iter_payload_updates(ctx: AnalysisContext, results: Mapping[str, AnalysisRes
             j = i - start
             fields = {name: col[j] for name, col in merged.items() if col[j] is not None}
             previous = old[i]
-            kept = {f for f in (previous.get("flags") or []) if f in KEPT_FLAGS}
+            kept = {f for f in (previous.get("flags") or []) if f in KEPT_FLAGS or (owned and f not in owned[1])}
             if previous.get("review_status") == "ambiguous":  # a reviewer's verdict outlives the triage's
                 kept.add("ambiguous")
             fields["flags"] = sorted({flag_names[f] for f in np.flatnonzero(flag_matrix[i])} | kept)
             fields["analysis_run"] = run_id
             pid = ctx.ids[i]
             updates[pid] = fields
-            gone = tuple(sorted(k for k in ANALYSIS_FIELDS if k in previous and k not in fields))
+            gone = tuple(sorted(k for k in replaceable if k in previous and k not in fields))
             if gone:
                 stale.setdefault(gone, []).append(pid)
         yield updates, stale
@@ -183,10 +187,13 @@ def analyze(ws, dataset: str, *, analyses: list[str] | None = None,
     stages.update(seconds)
     clock = time.perf_counter()
     run_id = new_run_id()
+    owned = owned_by(analyses) if analyses is not None and is_partial(analyses) else None
     if write:
-        write_payloads(collection, iter_payload_updates(ctx, results, payloads, run_id))
+        write_payloads(collection, iter_payload_updates(ctx, results, payloads, run_id, owned=owned))
         lap("write")
     report = assemble_report(ctx, results, skipped, run_id, dataset)
+    if owned is not None:
+        report = merge_partial_report(_previous_report(ws, dataset), report, run_order(list(analyses or [])), owned)
     stages["total"] = round(time.perf_counter() - began, 3)
     report["stages"] = stages
     if write:
@@ -197,6 +204,53 @@ def analyze(ws, dataset: str, *, analyses: list[str] | None = None,
         except NotFound:  # pragma: no cover - dropped while we ran
             pass
     return report
+
+
+# Which report keys each analysis fills (the rest describe the run itself).
+REPORT_PARTS: dict[str, tuple[str, ...]] = {
+    "clusters": ("clusters", "noise", "projection"), "duplicates": ("duplicates", "leakage"),
+    "per_class": ("per_class", "confusion", "confused_pairs", "advice"), "label_issues": ("label_issues",),
+    "knn_consistency": ("knn_consistency",), "triage": ("triage",), "outliers": ("outliers",),
+    "confident_disagreement": ("confident_disagreements",), "suggestions": ("suggestions",),
+}
+SUMMARY_PARTS: dict[str, tuple[str, ...]] = {
+    "clusters": ("clusters", "noise_points", "candidate_new_intents"), "triage": ("triage",),
+    "duplicates": ("duplicate_groups", "conflicting_groups", "leaked_pairs"),
+}
+
+
+def _previous_report(ws, dataset: str) -> dict[str, Any] | None:
+    try:
+        return load_report(ws.settings, dataset)
+    except NotFound:
+        return None
+
+
+def merge_partial_report(previous: dict[str, Any] | None, new: dict[str, Any], ran: list[str],
+                         owned: tuple[set[str], set[str]]) -> dict[str, Any]:
+    """The report of a partial run: its analyses' parts replace the previous report's, the others stay."""
+    if previous is None:
+        return new
+    parts = {key for keys in REPORT_PARTS.values() for key in keys}
+    merged = {**{k: v for k, v in previous.items() if k in parts}, **{k: v for k, v in new.items() if k not in parts}}
+    summary = {**(previous.get("summary") or {}), **{k: v for k, v in new["summary"].items()
+                                                      if k not in {s for keys in SUMMARY_PARTS.values() for s in keys}}}
+    for name in ran:
+        for key in REPORT_PARTS.get(name, ()):
+            merged[key] = new.get(key)
+        for key in SUMMARY_PARTS.get(name, ()):
+            summary[key] = new["summary"].get(key)
+    old_summary = previous.get("summary") or {}
+    summary["flags"] = {**{f: n for f, n in (old_summary.get("flags") or {}).items() if f not in owned[1]},
+                        **new["summary"]["flags"]}
+    summary["scores"] = {**{a: v for a, v in (old_summary.get("scores") or {}).items() if a not in ran},
+                         **new["summary"]["scores"]}
+    merged["summary"] = summary
+    merged["analyses"] = list(dict.fromkeys([*(previous.get("analyses") or []), *new["analyses"]]))
+    merged["skipped"] = {**{a: why for a, why in (previous.get("skipped") or {}).items() if a not in ran},
+                         **new["skipped"]}
+    merged["partial"] = {"analyses": ran, "previous_run": previous.get("run_id")}
+    return merged
 
 
 def assemble_report(ctx: AnalysisContext, results: Mapping[str, AnalysisResult], skipped: Mapping[str, str],

@@ -19,6 +19,8 @@ class Suggestions(Analysis):
     """A suggested label and confidence per unlabelled point; flags where model and neighbours disagree."""
 
     name = "suggestions"
+    writes = ('suggested_label', 'suggestion_confidence', 'suggestion_agreement')
+    raises = ('suggestion_conflict',)
     needs = ("knn_consistency",)
     description = "Suggested labels for unlabelled points from the model and the labelled neighbours."
 

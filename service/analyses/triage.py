@@ -22,6 +22,8 @@ class Triage(Analysis):
     """One triage class per point from the model's and the neighbours' verdicts."""
 
     name = "triage"
+    writes = ('triage',)
+    raises = ('ambiguous',)
     needs = ("model", "knn_consistency", "label_issues", "outliers")
     description = "Whether each disagreement calls for fixing the label, fixing the model, or a closer look."
 

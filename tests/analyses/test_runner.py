@@ -168,3 +168,19 @@ def test_analyze_cli(analysed, monkeypatch, capsys):
     assert main(["analyze", "--dataset", DATASET, "--param", "clusters.min_cluster_size=1"]) == 2
     assert "min_cluster_size" in capsys.readouterr().err
     assert main(["analyze", "--dataset", "missing"]) == 2
+
+
+def test_a_partial_run_replaces_its_analyses_results_and_keeps_the_others(analysed):
+    with analysed.workspace() as ws:
+        before = payloads_by_record(ws)
+        full = load_report(analysed.settings, DATASET)
+        report = analyze(ws, DATASET, analyses=["duplicates"])
+        after = payloads_by_record(ws)
+    flipped = analysed.planted.flipped[0]
+    for field in ("mislabel_score", "triage", "cluster", "x", "suggested_label"):
+        assert after[flipped].get(field) == before[flipped].get(field), field
+    assert "label_issue" in after[flipped]["flags"]  # another analysis' flag, kept
+    assert report["clusters"] == full["clusters"] and report["label_issues"] == full["label_issues"]
+    assert report["partial"] == {"analyses": ["duplicates"], "previous_run": full["run_id"]}
+    assert report["summary"]["triage"] == full["summary"]["triage"]
+    assert load_report(analysed.settings, DATASET)["run_id"] == report["run_id"]
