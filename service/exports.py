@@ -174,15 +174,17 @@ def label_studio_task(row: dict[str, Any], from_name: str = "label", to_name: st
     task: dict[str, Any] = {"data": data}
     label = row.get("suggested_label")
     if label:
-        score = row.get("suggestion_confidence", row.get("confidence"))
-        if score is None and row.get("mislabel_score") is not None:
-            score = row["mislabel_score"]
-        task["predictions"] = [{
+        prediction: dict[str, Any] = {
             "model_version": str(row.get("model_version") or "data-debugger"),
-            "score": float(score) if score is not None else 0.0,
             "result": [{"from_name": from_name, "to_name": to_name, "type": "choices",
                         "value": {"choices": [label]}}],
-        }]
+        }
+        # Label Studio's score is the confidence in the choice. An issue row knows only how likely the current
+        # label is wrong (mislabel_score, kept in `data`), which is another number: then no score.
+        score = row.get("suggestion_confidence", row.get("confidence"))
+        if score is not None:
+            prediction["score"] = float(score)
+        task["predictions"] = [prediction]
     return task
 
 

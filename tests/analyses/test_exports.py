@@ -168,3 +168,12 @@ def test_export_cli(analysed, monkeypatch, tmp_path, capsys):
     report_path(analysed.settings, DATASET).unlink()
     assert main(["export", "clusters", "--dataset", DATASET]) == 2
     assert "has not been analysed yet" in capsys.readouterr().err
+
+
+def test_label_studio_scores_the_choice_only_with_its_own_confidence():
+    from service.exports import label_studio_task
+
+    issue = label_studio_task({"id": 1, "text": "t", "label": "a", "suggested_label": "b", "mislabel_score": 0.9})
+    assert "score" not in issue["predictions"][0] and issue["data"]["mislabel_score"] == 0.9
+    suggestion = label_studio_task({"id": 2, "text": "u", "suggested_label": "b", "suggestion_confidence": 0.7})
+    assert suggestion["predictions"][0]["score"] == 0.7
