@@ -245,11 +245,7 @@ def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: 
 
 
 # The readers speak to the command line; an upload's client knows its form fields and its own file name.
-_UPLOAD_TERMS = {"--text-column NAME": "the form field `text_column`",
-                 "--label-column NAME": "the form field `label_column`",
-                 "--split-column NAME": "the form field `split_column`",
-                 "--id-column NAME": "the form field `id_column`",
-                 "pass --skip-invalid": "send the form field `skip_invalid=true`"}
+_COLUMN_FIELDS = ("text_column", "label_column", "split_column", "id_column")
 
 
 def _in_upload_terms(exc: InvalidInput, path: Path, original: str) -> InvalidInput:
@@ -257,10 +253,10 @@ def _in_upload_terms(exc: InvalidInput, path: Path, original: str) -> InvalidInp
     server's temp path, form fields rather than CLI flags, and the form field at fault."""
     message = str(exc).replace(str(path), original)
     field = "form.file"
-    for cli, form in _UPLOAD_TERMS.items():
-        if cli in message:
-            message = message.replace(cli, form)
-            field = f"form.{form.split('`')[1].split('=')[0]}" if "column" in cli else field
+    for name in _COLUMN_FIELDS:
+        flag = f"--{name.replace('_', '-')} NAME"
+        if flag in message:
+            message, field = message.replace(flag, f"the form field `{name}`"), f"form.{name}"
     out: InvalidInput
     if isinstance(exc, InvalidRecords):
         out = InvalidRecords(original, exc.problems, hint="fix these records, or send the form field "
