@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from embeddings.store import Collection, iter_points
-from service.datasets.records import stored_source as source_of
+from service.datasets.records import stored_source
 from service.errors import InvalidInput
 
 EXPORT_FORMATS = ("humanloop", "csv", "tsv", "jsonl", "parquet")
@@ -41,7 +41,7 @@ def _points(collection: Collection) -> Iterator[dict[str, Any]]:
 
 def humanloop_record(payload: dict[str, Any]) -> dict[str, Any]:
     """One Humanloop export record: the source fields, with `data` rebuilt around the current label."""
-    source = source_of(payload)
+    source = stored_source(payload)
     extra = source.pop("data_extra", None) or {}
     data = {"text": payload.get("text"), "intent": payload.get("label") or "", **extra}
     record = {k: source.pop(k) for k in HUMANLOOP_ORDER if k in source}
@@ -71,7 +71,7 @@ def tabular_record(payload: dict[str, Any], columns: dict[str, Any]) -> dict[str
                            columns.get("label") or "label": payload.get("label")}
     if not columns.get("fixed_split"):
         row[columns.get("split") or "split"] = payload.get("split")
-    for key, value in source_of(payload).items():
+    for key, value in stored_source(payload).items():
         row.setdefault(key, value)
     return row
 

@@ -107,6 +107,10 @@ def _humanloop_item(item: Any, position: int) -> RawRecord:
     )
 
 
+# How a plain non-negative integer is spelt: no sign, no leading zeros.
+_CANONICAL_INT = re.compile(r"0|[1-9][0-9]*")
+
+
 def _tabular_record(row: dict[str, Any], position: int, line: int | None, columns: ColumnMap,
                     default_id: str) -> RawRecord:
     used = {columns.text, columns.label, columns.split, columns.id}
@@ -120,9 +124,6 @@ def _tabular_record(row: dict[str, Any], position: int, line: int | None, column
         position, line, id=rid, text=row.get(columns.text),
         label=row.get(columns.label) if columns.label else None, split=split, source=source,
     )
-
-
-_CANONICAL_INT = re.compile(r"0|[1-9][0-9]*")
 
 
 def _check_columns(path: Path, present: list[str], columns: ColumnMap) -> None:
