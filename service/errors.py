@@ -27,6 +27,13 @@ class InvalidInput(DataDebuggerError):
     """Input that cannot be used as given; the message names the field and the fix."""
 
 
+def invalid(field: str, message: str) -> InvalidInput:
+    """An InvalidInput naming the request field at fault (answered as `field` in the error body)."""
+    exc = InvalidInput(f"{field}: {message}")
+    exc.field = field  # type: ignore[attr-defined]
+    return exc
+
+
 @dataclass(frozen=True)
 class RecordProblem:
     """One bad record: its 1-based position, the file line where known, the field, and what is wrong."""

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(None, description="Bearer token required for every write when set.")
     cors_origins: list[str] = Field(default_factory=list)
     max_upload_bytes: int = 200 * 1024 * 1024
+    # Server-side files a client may name (a runs' ingest path, train's from_file): <home>/imports and these.
+    import_dirs: list[Path] = Field(
+        default_factory=list, description="More folders whose files clients may name for a server-side ingest.")
 
     @property
     def resolved_backend(self) -> str:
@@ -76,6 +79,11 @@ class Settings(BaseSettings):
         if self.store_backend != "auto":
             return self.store_backend
         return "server" if self.qdrant_url else "edge"
+
+    @property
+    def imports_dir(self) -> Path:
+        """Where files for a server-side ingest go; clients can name files here and nowhere else."""
+        return self.home / "imports"
 
     @property
     def store_dir(self) -> Path:

@@ -41,13 +41,6 @@ class NotAuthorized(DataDebuggerError):
     """A write without the bearer token the service was started with."""
 
 
-def invalid(field: str, message: str) -> InvalidInput:
-    """An InvalidInput naming the request field at fault (answered as `field` in the error body)."""
-    exc = InvalidInput(f"{field}: {message}")
-    exc.field = field  # type: ignore[attr-defined]
-    return exc
-
-
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (NotFound, 404, "not_found"),
     (InvalidInput, 422, "invalid_input"),

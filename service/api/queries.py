@@ -10,9 +10,8 @@ import uuid
 from typing import Any
 
 from embeddings.store import PointFilter, PointId, point_id
-from service.api.errors import invalid
 from service.api.schemas import PointFilters
-from service.errors import InvalidInput
+from service.errors import InvalidInput, invalid
 
 
 def to_point_filter(f: PointFilters, words_from: str = "text", location: str = "query") -> PointFilter:

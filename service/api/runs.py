@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.api.errors import describe, invalid
+from service.api.errors import describe
 from service.datasets.catalog import now_iso
-from service.errors import InvalidInput, InvalidRecords, Unavailable
+from service.errors import InvalidInput, InvalidRecords, Unavailable, invalid
+from service.server_files import allowed_server_file
 
 if TYPE_CHECKING:
     from service.api.state import ApiState
@@ -131,17 +132,14 @@ class _CountingEmbedder:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _allowed_path(ws: Workspace, raw: str, field: str) -> Path:
-    """A server-side file to read: only under the service's home or the configured Humanloop export, so a
-    client cannot make the service read arbitrary files."""
-    path = Path(raw).expanduser().resolve()
-    home = ws.settings.home.resolve()
-    if path == ws.settings.humanloop_path.resolve() or home in path.parents:
-        if not path.is_file():
-            raise invalid(field, f"{raw!r} is not a file")
-        return path
-    raise invalid(field, f"{raw!r} is outside the service's data directory {home}; upload the file with "
-                  "POST /api/datasets instead")
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file the service itself received (POST /api/datasets) and placed under its uploads folder. It is
+    handed to the ingest step beside the options, never as one: no client option can mark a path as
+    uploaded and so skip the import-roots check."""
+
+    path: Path
+    original_name: str
 
 
 @dataclass(frozen=True)
@@ -151,7 +149,7 @@ class Step:
 
     name: str
     module: str
-    run: Callable[[Workspace, str, dict[str, Any], Progress], dict[str, Any]]
+    run: Callable[..., dict[str, Any]]  # (ws, dataset, options, progress[, upload]) -> result
     options: dict[str, type | tuple[type, ...]]
 
     def check(self, ws: Workspace, dataset: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +169,7 @@ class Step:
         return out
 
 
-def _check_ingest(ws: Workspace, dataset: str, options: dict[str, Any]) -> dict[str, Any]:
+def _check_ingest(ws: Workspace, dataset: str, options: dict[str, Any], uploaded: bool) -> dict[str, Any]:
     from service.datasets.readers import FORMATS
 
     fmt = options.get("format")
@@ -180,9 +178,12 @@ def _check_ingest(ws: Workspace, dataset: str, options: dict[str, Any]) -> dict[
     split = options.get("split")
     if split is not None and split not in ("training", "validation", "testing"):
         raise invalid("options.split", f"{split!r} is not one of training, validation, testing")
-    if options.get("path") and not options.get("upload"):
-        options = {**options, "path": str(_allowed_path(ws, options["path"], "options.path"))}
-    elif not options.get("path") and dataset != ws.settings.default_dataset:
+    if uploaded:
+        if options.get("path"):
+            raise invalid("options.path", "an uploaded file is ingested; name no server path beside it")
+    elif options.get("path"):
+        options = {**options, "path": str(allowed_server_file(ws.settings, options["path"], "options.path"))}
+    elif dataset != ws.settings.default_dataset:
         raise invalid("options.path", "is required to ingest into a dataset other than the default one")
     return options
 
@@ -205,13 +206,16 @@ def _check_at_least(options: dict[str, Any], minimum: dict[str, int]) -> None:
             raise invalid(f"options.{key}", f"is {value}; it must be {low} or more")
 
 
-def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress) -> dict[str, Any]:
+def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress,
+                upload: UploadedFile | None = None) -> dict[str, Any]:
     from service.datasets.ingest import ingest, make_sources
     from service.datasets.readers import ColumnMap
     from service.fetch import humanloop_export
 
     fmt = options.get("format")
-    if options.get("path"):
+    if upload is not None:
+        path = upload.path
+    elif options.get("path"):
         path = Path(options["path"])
     else:
         path, fmt = humanloop_export(ws.settings), "humanloop"
@@ -228,13 +232,13 @@ def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: 
         report = ingest(ws.catalog, embedder, dataset, sources, skip_invalid=bool(options.get("skip_invalid")),
                         rejects_path=rejects, batch_size=ws.settings.ingest_batch_size)
     except InvalidInput as exc:
-        if not options.get("upload"):
+        if upload is None:
             raise
-        raise _in_upload_terms(exc, path, options.get("original_name") or path.name) from exc
+        raise _in_upload_terms(exc, path, upload.original_name) from exc
     # Remember how the file was read, so an export writes the same columns back.
     ws.catalog.update(dataset, columns={"text": columns.text, "label": columns.label, "split": columns.split,
                                          "id": columns.id, "fixed_split": columns.fixed_split},
-                      source_name=options.get("original_name") or path.name)
+                      source_name=upload.original_name if upload is not None else path.name)
     collection = ws.collection(dataset)
     if collection.count() > OPTIMIZE_ABOVE and hasattr(collection, "optimize"):
         progress.update(stage="index")
@@ -271,7 +275,8 @@ def step_train(ws: Workspace, dataset: str, options: dict[str, Any], progress: P
     from service.predictions.training import train_version
 
     if options.get("from_file"):
-        options = {**options, "from_file": _allowed_path(ws, str(options["from_file"]), "options.from_file")}
+        options = {**options,
+                   "from_file": allowed_server_file(ws.settings, str(options["from_file"]), "options.from_file")}
     version = train_version(ws, dataset, **options)
     return {"version": version.version, "labels": list(version.labels), "metrics": jsonable(version.metrics)}
 
@@ -293,7 +298,7 @@ def step_analyze(ws: Workspace, dataset: str, options: dict[str, Any], progress:
 STEPS: dict[str, Step] = {
     "ingest": Step("ingest", "service.datasets.ingest", step_ingest, {
         "path": str, "format": str, "text_column": str, "label_column": str, "split_column": str,
-        "id_column": str, "split": str, "skip_invalid": bool, "upload": bool, "original_name": str}),
+        "id_column": str, "split": str, "skip_invalid": bool}),
     "train": Step("train", "service.predictions.training", step_train, {
         "model": str, "folds": int, "seed": int, "learning_repeats": int, "from_file": str}),
     "predict": Step("predict", "service.predictions.client", step_predict, {
@@ -381,8 +386,11 @@ class RunManager:
             log.warning("could not persist run %s: %s", run.id, exc)
 
     def submit(self, dataset: str, step: str, options: dict[str, Any],
-               cleanup: tuple[Path, ...] = ()) -> tuple[Run, Future]:
-        """Queue a run; the future resolves to the finished Run (its error is kept, not raised)."""
+               cleanup: tuple[Path, ...] = (), upload: UploadedFile | None = None) -> tuple[Run, Future]:
+        """Queue a run; the future resolves to the finished Run (its error is kept, not raised). `options` are
+        the client's, checked against the step; `upload` is the service's own received file (ingest only)."""
+        if upload is not None and step != "ingest":
+            raise ValueError("only an ingest run takes an uploaded file")
         if step not in STEPS:
             raise invalid("body.step", f"{step!r} is not one of {', '.join(STEPS)}")
         if not step_available(step):
@@ -392,30 +400,32 @@ class RunManager:
         ws = self.state.workspace
         options = STEPS[step].check(ws, dataset, options)
         if step == "ingest":
-            options = _check_ingest(ws, dataset, options)
+            options = _check_ingest(ws, dataset, options, uploaded=upload is not None)
         elif step == "train":
             _check_train(options)
         elif step == "analyze":
             _check_at_least(options, {"k": 1, "seed": 0, "exact_threshold": 0})
         self._recover()
-        shown = {k: v for k, v in options.items() if k not in ("upload",)}
+        shown = {**options, "original_name": upload.original_name} if upload is not None else options
         run = Run(id=uuid.uuid4().hex[:16], dataset=dataset, step=step, params=jsonable(shown))
         with self._guard:
             self._runs[run.id] = run
         self._persist(run)
-        future = self._executor.submit(self._execute, run, options, cleanup)
+        future = self._executor.submit(self._execute, run, options, cleanup, upload)
         with self._guard:
             self._futures[run.id] = future
         return run, future
 
-    def _execute(self, run: Run, options: dict[str, Any], cleanup: tuple[Path, ...]) -> Run:
+    def _execute(self, run: Run, options: dict[str, Any], cleanup: tuple[Path, ...],
+                 upload: UploadedFile | None = None) -> Run:
         fn = STEPS[run.step].run
         run.status, run.started_at = "running", now_iso()
         run.progress["stage"] = run.step
         self._persist(run)
         started = time.perf_counter()
         try:
-            result = fn(self.state.workspace, run.dataset, dict(options), Progress(run, self._persist))
+            extra = {"upload": upload} if upload is not None else {}
+            result = fn(self.state.workspace, run.dataset, dict(options), Progress(run, self._persist), **extra)
             run.result = jsonable(result)
             run.status = "succeeded"
             run.progress["stage"] = "done"

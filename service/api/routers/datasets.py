@@ -14,13 +14,14 @@ from fastapi.responses import StreamingResponse
 from embeddings.store import check_name
 from service.api import reports
 from service.api.deps import DatasetName, StateDep, WorkspaceDep, Writer, get_audit
-from service.api.errors import READ_ERRORS, WRITE_ERRORS, invalid
+from service.api.errors import READ_ERRORS, WRITE_ERRORS
 from service.api.exporting import EXPORT_FORMATS, MEDIA, SUFFIX, export_format, export_stream
+from service.api.runs import UploadedFile
 from service.api.schemas import DatasetDetail, DatasetSummary, Page, UploadOut
 from service.api.state import ApiState
 from service.api.uploads import receive_upload
 from service.datasets.readers import FORMATS, detect_format
-from service.errors import Conflict, InvalidInput, NotFound
+from service.errors import Conflict, InvalidInput, NotFound, invalid
 from service.workspace import dataset_counts
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def _flag(fields: dict[str, str], name: str, default: bool) -> bool:
     raise invalid(f"form.{name}", f"must be true or false, got {raw!r}")
 
 
-def _upload_options(fields: dict[str, str], original_name: str) -> tuple[str, dict[str, Any], bool]:
+def _upload_options(fields: dict[str, str]) -> tuple[str, dict[str, Any], bool]:
     unknown = sorted(set(fields) - set(UPLOAD_FIELDS))
     if unknown:
         raise invalid(f"form.{unknown[0]}", f"unknown form field(s) {unknown}; the fields are file, "
@@ -120,8 +121,7 @@ def _upload_options(fields: dict[str, str], original_name: str) -> tuple[str, di
     fmt = fields.get("format") or None
     if fmt is not None and fmt not in FORMATS:
         raise invalid("form.format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
-    options: dict[str, Any] = {"format": fmt, "original_name": original_name,
-                               "skip_invalid": _flag(fields, "skip_invalid", False)}
+    options: dict[str, Any] = {"format": fmt, "skip_invalid": _flag(fields, "skip_invalid", False)}
     for key in ("text_column", "label_column", "split_column", "id_column", "split"):
         value = (fields.get(key) or "").strip()
         if value:
@@ -142,18 +142,18 @@ async def create_dataset(request: Request, response: Response, state: StateDep) 
     folder = state.settings.home / "uploads"
     path, original, fields = await receive_upload(request, state.settings.max_upload_bytes, folder)
     try:
-        name, options, wait = _upload_options(fields, original)
+        name, options, wait = _upload_options(fields)
         if options["format"] is None:
             try:
                 detect_format(path)
             except InvalidInput as exc:
                 raise invalid("form.format", f"cannot tell the format of {original!r} from its name; send the "
                               f"form field `format` ({', '.join(FORMATS)})") from exc
-        options.update(path=str(path), upload=True)
         ws = await run_in_threadpool(lambda: state.workspace)
         existed = await run_in_threadpool(ws.catalog.exists, name)
         assert state.runs is not None
-        run, future = state.runs.submit(name, "ingest", options, cleanup=(path.parent,))
+        run, future = state.runs.submit(name, "ingest", options, cleanup=(path.parent,),
+                                        upload=UploadedFile(path, original))
     except BaseException:
         shutil.rmtree(path.parent, ignore_errors=True)
         raise

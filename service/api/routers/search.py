@@ -10,11 +10,11 @@ from fastapi import APIRouter, Request, Response
 
 from embeddings.store import check_name
 from service.api.deps import DatasetName, StateDep
-from service.api.errors import READ_ERRORS, invalid
+from service.api.errors import READ_ERRORS
 from service.api.queries import resolve_id, to_point_filter
 from service.api.schemas import CrossSearchIn, Page, SearchHit, SearchIn
 from service.api.state import ApiState
-from service.errors import InvalidInput, NotFound
+from service.errors import InvalidInput, NotFound, invalid
 
 router = APIRouter(prefix="/api", tags=["search"], responses=READ_ERRORS)
 

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Query
 from embeddings.store import PointFilter
 from service.api import reports
 from service.api.deps import CollectionDep, DatasetName, StateDep, snapshot_of
-from service.api.errors import READ_ERRORS, invalid
+from service.api.errors import READ_ERRORS
 from service.api.queries import bad_cursor, decode_cursor, decode_offset, encode_cursor, point_out
 from service.api.schemas import Cluster, ClusterChangesOut, ClusterDetail, Page, PointOut, Split, Triage
 from service.api.snapshots import Snapshot
 from service.api.state import ApiState
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, NotFound, invalid
 
 router = APIRouter(prefix="/api/datasets/{dataset}", tags=["views"], responses=READ_ERRORS)
 
