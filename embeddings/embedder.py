@@ -10,8 +10,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from embeddings.errors import IntegrityError, InvalidInput
 from embeddings.onnx_backend import OPSET, load_or_export, onnx_available
-from service.errors import IntegrityError, InvalidInput
 
 log = logging.getLogger(__name__)
 

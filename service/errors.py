@@ -8,23 +8,22 @@
     ├── TooLarge            an upload or body over the configured limit                -> 413
     ├── Unavailable         the store or prediction API cannot be reached              -> 503
     └── IntegrityError      shipped model weights whose hash does not match            -> 500
+
+DataDebuggerError, NotFound, InvalidInput, Conflict, Unavailable and IntegrityError are defined in
+`embeddings.errors` (the store and the embedder raise them) and re-exported here; the statuses are
+`STATUS` in `service.api.errors`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The store's own errors (defined in the embeddings layer, which imports nothing from service) are this
+# tree's root and first branches: the same classes, so one `except NotFound` catches either layer's.
+from embeddings.errors import Conflict, DataDebuggerError, IntegrityError, InvalidInput, NotFound, Unavailable
 
-class DataDebuggerError(Exception):
-    """Base of every error this project raises on purpose."""
-
-
-class NotFound(DataDebuggerError):
-    """A named resource does not exist."""
-
-
-class InvalidInput(DataDebuggerError):
-    """Input that cannot be used as given; the message names the field and the fix."""
+__all__ = ["Conflict", "DataDebuggerError", "IntegrityError", "InvalidInput", "InvalidRecords", "NotFound",
+           "RecordProblem", "TooLarge", "Unavailable", "invalid"]
 
 
 def invalid(field: str, message: str) -> InvalidInput:
@@ -61,17 +60,5 @@ class InvalidRecords(InvalidInput):
         super().__init__(f"{source}: {len(problems)} bad record(s); nothing was written:\n{shown}{more}\n{hint}")
 
 
-class Conflict(DataDebuggerError):
-    """The resource changed since it was read, or already exists."""
-
-
 class TooLarge(DataDebuggerError):
     """A body or upload over the configured limit."""
-
-
-class Unavailable(DataDebuggerError):
-    """A backing service (the store, the prediction API) cannot be reached or is locked."""
-
-
-class IntegrityError(DataDebuggerError):
-    """Files that do not match their pinned hash."""

@@ -13,9 +13,7 @@ import logging
 import threading
 from typing import Any
 
-import numpy as np
-
-from embeddings.store import Collection, PointId, Store, point_id
+from embeddings.store import MetadataStore, Store
 from service.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -23,12 +21,12 @@ log = logging.getLogger(__name__)
 AUDIT_COLLECTION = "audit"
 
 
-def _entry_id(dataset: str, change_id: int) -> PointId:
-    return point_id(f"audit:{dataset}:{change_id}")
+def _entry_id(dataset: str, change_id: int) -> str:
+    return f"audit:{dataset}:{change_id}"
 
 
-def _head_id(dataset: str) -> PointId:
-    return point_id(f"audit-head:{dataset}")
+def _head_id(dataset: str) -> str:
+    return f"audit-head:{dataset}"
 
 
 class AuditLog:
@@ -36,45 +34,31 @@ class AuditLog:
 
     def __init__(self, store: Store, dataset: str):
         self.dataset = dataset
-        self._store = store
-        self._entries: Collection | None = store.get(AUDIT_COLLECTION) if store.exists(AUDIT_COLLECTION) else None
+        self._entries = MetadataStore(store, AUDIT_COLLECTION)
         self._guard = threading.Lock()
-        self._count = 0
-        if self._entries is not None:
-            head = self._entries.retrieve([_head_id(dataset)])
-            self._count = int(head[0].payload.get("count", 0)) if head else 0
+        head = self._entries.get(_head_id(dataset))
+        self._count = int(head.get("count", 0)) if head else 0
         self._undone_by: dict[int, int] | None = None
 
     def __len__(self) -> int:
         return self._count
 
-    def _collection(self) -> Collection:
-        if self._entries is None:
-            store = self._store
-            self._entries = store.get(AUDIT_COLLECTION) if store.exists(AUDIT_COLLECTION) else store.create(
-                AUDIT_COLLECTION, 1)
-        return self._entries
-
     def append(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Store a new entry; returns it with its change_id."""
         with self._guard:
-            collection = self._collection()
             change_id = self._count + 1
             stored = {**entry, "dataset": self.dataset, "change_id": change_id}
             # Entry first, then the head: a crash between leaves an entry the head does not count yet,
             # which the next append overwrites with the same number (never a counted hole).
-            collection.upsert([_entry_id(self.dataset, change_id)], np.ones((1, 1), np.float32), [stored])
-            collection.upsert([_head_id(self.dataset)], np.ones((1, 1), np.float32),
-                              [{"dataset": self.dataset, "count": change_id, "head": True}])
+            self._entries.put(_entry_id(self.dataset, change_id), stored)
+            self._entries.put(_head_id(self.dataset), {"dataset": self.dataset, "count": change_id, "head": True})
             self._count = change_id
             if self._undone_by is not None and stored.get("undoes") is not None:
                 self._undone_by[int(stored["undoes"])] = change_id
         return self._decorate(stored)
 
     def _retrieve(self, change_ids: list[int]) -> list[dict[str, Any]]:
-        if self._entries is None or not change_ids:
-            return []
-        return [p.payload for p in self._entries.retrieve([_entry_id(self.dataset, c) for c in change_ids])]
+        return self._entries.get_many(_entry_id(self.dataset, c) for c in change_ids)
 
     def get(self, change_id: int) -> dict[str, Any]:
         found = self._retrieve([change_id]) if 0 < change_id <= self._count else []
@@ -117,12 +101,8 @@ class AuditLog:
 
     def delete(self) -> None:
         """Remove every entry of this dataset (the dataset itself is being deleted)."""
-        if self._entries is None:
-            return
-        ids = [_entry_id(self.dataset, c) for c in range(1, self._count + 1)]
-        for start in range(0, len(ids), 1000):
-            self._entries.delete(ids[start:start + 1000])
-        self._entries.delete([_head_id(self.dataset)])
+        self._entries.delete([*(_entry_id(self.dataset, c) for c in range(1, self._count + 1)),
+                              _head_id(self.dataset)])
         self._count = 0
         self._undone_by = {}
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from embeddings.store import MetadataStore
 from service.api.errors import describe
 from service.datasets.catalog import now_iso
 from service.errors import InvalidInput, InvalidRecords, Unavailable, invalid
@@ -347,32 +348,20 @@ class RunManager:
         except Unavailable as exc:
             log.warning("runs not recovered yet: %s", exc)
 
-    def _collection(self, create: bool = True):
-        """The runs collection; None when it does not exist yet and `create` is False (reads)."""
-        store = self.state.workspace.store
-        if store.exists(RUNS_COLLECTION):
-            return store.get(RUNS_COLLECTION)
-        return store.create(RUNS_COLLECTION, 1) if create else None
+    def _records(self) -> MetadataStore:
+        """The run records, keyed by run id (the collection is made by the first write)."""
+        return MetadataStore(self.state.workspace.store, RUNS_COLLECTION)
 
     def _recover(self) -> None:
         """Mark runs left queued or running by a previous process as interrupted."""
         if self._recovered:
             return
-        runs = self._collection(create=False)
-        if runs is None:
-            self._recovered = True
-            return
-        stale = []
-        offset = None
-        while True:
-            page, offset = runs.scroll_page(limit=1000, offset=offset)
-            stale.extend(p for p in page if p.payload.get("status") in ACTIVE and p.payload["id"] not in self._runs)
-            if offset is None:
-                break
-        for p in stale:
-            runs.set_payloads({p.id: {"status": "interrupted", "finished_at": now_iso(),
+        runs = self._records()
+        stale = [r for r in runs.scan() if r.get("status") in ACTIVE and r["id"] not in self._runs]
+        for r in stale:
+            runs.update(r["id"], {"status": "interrupted", "finished_at": now_iso(),
                                       "error": {"status": 503, "code": "interrupted", "field": None, "problems": [],
-                                                "message": "the service stopped during this run; start it again"}}})
+                                                "message": "the service stopped during this run; start it again"}})
         if stale:
             runs.flush()
             log.warning("%d run(s) were interrupted by the last shutdown", len(stale))
@@ -380,8 +369,7 @@ class RunManager:
 
     def _persist(self, run: Run) -> None:
         try:
-            runs = self._collection()
-            runs.upsert([_run_point(run.id)], np.ones((1, 1), np.float32), [jsonable(run.to_dict())])
+            self._records().put(run.id, jsonable(run.to_dict()))
         except Exception as exc:  # noqa: BLE001 - a run record is not worth failing the run for
             log.warning("could not persist run %s: %s", run.id, exc)
 
@@ -455,23 +443,14 @@ class RunManager:
             run = self._runs.get(run_id)
         if run is not None:
             return run
-        runs = self._collection(create=False)
-        found = runs.retrieve([_run_point(run_id)]) if runs is not None and _valid_id(run_id) else []
-        if not found:
-            return None
-        return _from_payload(found[0].payload)
+        found = self._records().get(run_id) if _valid_id(run_id) else None
+        return None if found is None else _from_payload(found)
 
     def list(self, dataset: str | None = None, status: str | None = None) -> list[Run]:
         """Every run known, newest first."""
         by_id: dict[str, Run] = {}
-        offset = None
-        runs = self._collection(create=False)
-        while runs is not None:
-            page, offset = runs.scroll_page(limit=1000, offset=offset)
-            for p in page:
-                by_id[p.payload["id"]] = _from_payload(p.payload)
-            if offset is None:
-                break
+        for payload in self._records().scan():
+            by_id[payload["id"]] = _from_payload(payload)
         with self._guard:
             by_id.update(self._runs)
         out = [r for r in by_id.values() if (dataset is None or r.dataset == dataset)
@@ -490,12 +469,6 @@ class RunManager:
 
 def _valid_id(run_id: str) -> bool:
     return len(run_id) == 16 and all(c in "0123456789abcdef" for c in run_id)
-
-
-def _run_point(run_id: str) -> str:
-    from embeddings.store import point_id
-
-    return str(point_id(run_id))
 
 
 def _from_payload(payload: dict[str, Any]) -> Run:
