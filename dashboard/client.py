@@ -9,14 +9,15 @@ from typing import Any
 import httpx
 import orjson
 
-from service.errors import Conflict, DataDebuggerError, InvalidInput, NotFound, TooLarge, Unavailable
+from service.errors import STATUSES, DataDebuggerError, InvalidInput, Unavailable
 
 log = logging.getLogger(__name__)
 
 # The API answers with the project's exception tree mapped to status codes; map them back so the
 # dashboard's states handle "not analysed yet" (404) and "changed meanwhile" (409) as the core does.
+# A 500 stays the base class: it is any failure, not only an integrity error.
 _BY_STATUS: dict[int, type[DataDebuggerError]] = {
-    400: InvalidInput, 404: NotFound, 409: Conflict, 413: TooLarge, 422: InvalidInput, 503: Unavailable,
+    400: InvalidInput, **{status: cls for cls, status, _ in STATUSES if status != 500},
 }
 
 

@@ -6,12 +6,13 @@
     │   └── InvalidRecords  one or more bad records in an ingested file (all listed)   -> 422
     ├── Conflict            a concurrent edit or an existing resource                  -> 409
     ├── TooLarge            an upload or body over the configured limit                -> 413
+    ├── NotAuthorized       a write without the service's bearer token                 -> 401
     ├── Unavailable         the store or prediction API cannot be reached              -> 503
     └── IntegrityError      shipped model weights whose hash does not match            -> 500
 
 DataDebuggerError, NotFound, InvalidInput, Conflict, Unavailable and IntegrityError are defined in
-`embeddings.errors` (the store and the embedder raise them) and re-exported here; the statuses are
-`STATUS` in `service.api.errors`.
+`embeddings.errors` (the store and the embedder raise them) and re-exported here; `STATUSES` below is the
+one table of statuses, read by the API, the prediction API and the dashboard's client.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from embeddings.errors import Conflict, DataDebuggerError, IntegrityError, InvalidInput, NotFound, Unavailable
 
 __all__ = ["Conflict", "DataDebuggerError", "IntegrityError", "InvalidInput", "InvalidRecords", "NotFound",
-           "RecordProblem", "TooLarge", "Unavailable", "invalid"]
+           "NotAuthorized", "RecordProblem", "STATUSES", "TooLarge", "Unavailable", "invalid", "status_of"]
 
 
 def invalid(field: str, message: str) -> InvalidInput:
@@ -62,3 +63,25 @@ class InvalidRecords(InvalidInput):
 
 class TooLarge(DataDebuggerError):
     """A body or upload over the configured limit."""
+
+
+class NotAuthorized(DataDebuggerError):
+    """A write without the bearer token the service was started with."""
+
+
+# Each class with its HTTP status and error code, most specific first; a subclass not listed takes its
+# nearest listed ancestor's (InvalidRecords answers 422).
+STATUSES: tuple[tuple[type[DataDebuggerError], int, str], ...] = (
+    (NotFound, 404, "not_found"),
+    (InvalidInput, 422, "invalid_input"),
+    (Conflict, 409, "conflict"),
+    (TooLarge, 413, "too_large"),
+    (NotAuthorized, 401, "not_authorized"),
+    (Unavailable, 503, "unavailable"),
+    (IntegrityError, 500, "integrity_error"),
+)
+
+
+def status_of(exc: DataDebuggerError) -> tuple[int, str]:
+    """The HTTP status and error code of an error of the tree (500, "error" for one nobody mapped)."""
+    return next(((status, code) for cls, status, code in STATUSES if isinstance(exc, cls)), (500, "error"))

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from embeddings.store import check_name
 from service.errors import NotFound
+from service.jsonable import jsonable
 
 REPORT_NAME = "analysis.json"
 
@@ -20,21 +18,6 @@ REPORT_NAME = "analysis.json"
 def report_path(settings, dataset: str) -> Path:
     """Where a dataset's report lives: settings.reports_dir / dataset / analysis.json."""
     return Path(settings.reports_dir) / check_name(dataset) / REPORT_NAME
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON values from numpy scalars and arrays; NaN and infinity become null."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def save_report(settings, dataset: str, report: dict[str, Any]) -> Path:

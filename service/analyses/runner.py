@@ -7,7 +7,6 @@ API can filter on them; the dataset-level views go to the report (service.analys
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -23,6 +22,7 @@ from service.analyses.context import AnalysisContext, build_context
 from service.analyses.registry import DEFAULT_ANALYSES, is_partial, owned_by, run_analyses
 from service.analyses.report import load_report, save_report
 from service.errors import InvalidInput, NotFound
+from service.jsonable import jsonable
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +91,6 @@ def _from_payloads(payloads: Sequence[dict[str, Any]]) -> tuple[np.ndarray | Non
     return probs, None, labels, ",".join(sorted(map(str, versions)))
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def iter_payload_updates(ctx: AnalysisContext, results: Mapping[str, AnalysisResult],
                          old: Sequence[dict[str, Any]], run_id: str, batch: int = 5_000,
                          owned: tuple[set[str], set[str]] | None = None,
@@ -121,10 +113,10 @@ def iter_payload_updates(ctx: AnalysisContext, results: Mapping[str, AnalysisRes
         stop = min(start + batch, ctx.n)
         merged: dict[str, list[Any]] = {}
         for name, arrays in columns.items():
-            values = [_plain(v) for v in arrays[0][start:stop].tolist()]
+            values = jsonable(arrays[0][start:stop])
             for later in arrays[1:]:  # two analyses share a field (suggested_label): the later fills gaps
                 values = [b if b is not None else a
-                          for a, b in zip(values, (_plain(v) for v in later[start:stop].tolist()), strict=True)]
+                          for a, b in zip(values, jsonable(later[start:stop]), strict=True)]
             merged[name] = values
         updates: dict[Any, dict[str, Any]] = {}
         stale: dict[tuple[str, ...], list[Any]] = {}

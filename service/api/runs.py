@@ -27,6 +27,7 @@ from embeddings.store import MetadataStore
 from service.api.errors import describe
 from service.datasets.catalog import now_iso
 from service.errors import InvalidInput, InvalidRecords, Unavailable, invalid
+from service.jsonable import jsonable as json_value
 from service.server_files import allowed_server_file
 
 if TYPE_CHECKING:
@@ -99,17 +100,9 @@ def jsonable(value: Any, depth: int = 0) -> Any:
         return {str(k): jsonable(v, depth + 1) for k, v in list(value.items())[:200]}
     if isinstance(value, list | tuple):
         return [jsonable(v, depth + 1) for v in value[:100]]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, str | int | bool) or value is None:
-        return value
-    if isinstance(value, Path):
-        return str(value)
     if isinstance(value, np.ndarray):
         return jsonable(value.tolist()[:100], depth + 1)
-    return str(value)[:500]
+    return json_value(value, default=lambda v: str(v)[:500])
 
 
 class _CountingEmbedder:
