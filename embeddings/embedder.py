@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -34,6 +35,25 @@ class Embedder(Protocol):
 
     def embed(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         """Vectors of shape (len(texts), dim), float32, unit length."""
+
+
+class LazyEmbedder:
+    """An embedder looked up only when used: building the real one imports torch (seconds), wasted on
+    text-only models, and the prediction app is built before the service's workspace is open."""
+
+    def __init__(self, resolve: Callable[[], Embedder]):
+        self._resolve = resolve
+
+    @property
+    def name(self) -> str:
+        return self._resolve().name
+
+    @property
+    def dim(self) -> int:
+        return self._resolve().dim
+
+    def embed(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        return self._resolve().embed(texts, show_progress=show_progress)
 
 
 def _sha256_file(path: Path) -> str:

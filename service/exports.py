@@ -24,13 +24,11 @@ from xml.sax.saxutils import quoteattr
 
 from embeddings.store import PointFilter, iter_points
 from service.analyses.report import load_report
+from service.choices import FORMATS
 from service.errors import InvalidInput
 from service.fields import FLAG_VALUES
 
 KINDS = ("points", "issues", "suggestions", "clusters", "queue")
-FORMATS = ("csv", "jsonl", "label-studio")
-MEDIA_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson", "label-studio": "application/json"}
-EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "label-studio": ".json"}
 # Kinds whose rows carry a text and a suggested label, so they can become Label Studio tasks.
 LABEL_STUDIO_KINDS = ("issues", "suggestions", "queue")
 

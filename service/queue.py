@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from embeddings.store import Collection, PointFilter, load_all
+from service.choices import STRATEGIES
 from service.errors import Conflict, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("entropy", "margin", "least_confidence", "random", "knn_disagreement", "hybrid")
 MAX_LIMIT = 100_000
 
 

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from service.choices import DEFAULT_STRATEGY, FORMATS, STRATEGIES
 from service.cli import count
 from service.errors import InvalidInput
-from service.exports import FORMATS, KINDS, label_studio_config, write_export
-from service.queue import STRATEGIES
+from service.exports import KINDS, label_studio_config, write_export
 from service.settings import Settings
 from service.workspace import Workspace
 
@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="dataset name (default: settings.default_dataset)")
     p.add_argument("-o", "--output", default="-", help="file to write ('-' = stdout)")
     p.add_argument("--format", choices=FORMATS, help="default: from the file name, else csv")
-    p.add_argument("--strategy", choices=STRATEGIES, default="hybrid", help="queue: how to rank")
+    p.add_argument("--strategy", choices=STRATEGIES, default=DEFAULT_STRATEGY, help="queue: how to rank")
     p.add_argument("--limit", type=count(1), help="queue: how many (default 50); issues, suggestions: at most")
     p.add_argument("--seed", type=count(0), default=0, help="queue: seed of the random strategy")
     p.add_argument("--only-flagged", action="store_true", help="issues: only points flagged label_issue")

@@ -45,10 +45,8 @@ def report_of(state: ApiState, dataset: str) -> dict[str, Any]:
         hit = _memo.get(key)
     if hit is not None and hit[0] == stamp:
         return hit[1]
-    try:
-        from service.analyses.report import load_report
-    except ModuleNotFoundError as exc:
-        raise not_analysed(dataset) from exc
+    from service.analyses.report import load_report
+
     try:
         report = load_report(state.settings, dataset)
     except NotFound as exc:
@@ -66,19 +64,15 @@ def maybe_report(state: ApiState, dataset: str) -> dict[str, Any] | None:
 
 
 def registry(state: ApiState):
-    """The model registry, or None where the predictions package is not installed."""
-    try:
-        from service.predictions.registry import ModelRegistry
-    except ModuleNotFoundError:
-        return None
+    """The model registry of the service's models folder."""
+    from service.predictions.registry import ModelRegistry  # on use: it imports scikit-learn
+
     return ModelRegistry(state.settings.models_dir)
 
 
 def model_versions(state: ApiState, dataset: str) -> list[dict[str, Any]]:
     """Every trained version of a dataset with headline metrics, oldest first."""
     reg = registry(state)
-    if reg is None:
-        return []
     production = reg.production(dataset)
     out = []
     for v in reg.versions(dataset):
