@@ -11,21 +11,19 @@ from pydantic import Field
 
 from service.analyses.base import Analysis, AnalysisResult, register
 from service.analyses.context import SPLITS, AnalysisContext
+from service.predictions.metrics import label_scores
 
 
 def split_metrics(y: np.ndarray, pred: np.ndarray, names: list[str]) -> dict[str, Any]:
-    """Per-label precision, recall, F1 and support, plus accuracy and macro F1."""
-    from sklearn.metrics import precision_recall_fscore_support
-
-    labels = list(range(len(names)))
-    p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    """Per-label precision, recall, F1 and support, plus accuracy and macro F1 (over the labels in truth)."""
+    p, r, f, s, predicted = label_scores(y, pred, len(names))
     present = s > 0
     return {
         "n": int(len(y)),
         "accuracy": float((y == pred).mean()) if len(y) else None,
         "macro_f1": float(f[present].mean()) if present.any() else None,
         "labels": {names[j]: {"precision": float(p[j]), "recall": float(r[j]), "f1": float(f[j]),
-                              "support": int(s[j])} for j in labels if s[j] or (pred == j).any()},
+                              "support": int(s[j])} for j in range(len(names)) if s[j] or predicted[j]},
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,11 @@ def save_report(settings, dataset: str, report: dict[str, Any]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def delete_report(settings, dataset: str) -> None:
+    """Remove a dataset's report folder (the dataset is being deleted)."""
+    shutil.rmtree(report_path(settings, dataset).parent, ignore_errors=True)
 
 
 def load_report(settings, dataset: str) -> dict[str, Any]:

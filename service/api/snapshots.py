@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from embeddings.store import PointId, iter_points
+from service.analyses.report import report_path
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,8 @@ MAP_COLUMNS = ("x", "y", "text", "label", "prediction", "confidence", "split", "
 
 def report_stamp(settings: Settings, dataset: str) -> tuple[int, int] | None:
     """Identity of the analysis report file (mtime, size): changes whenever analyze writes a new one."""
-    path = settings.reports_dir / dataset / "analysis.json"
     try:
-        st = path.stat()
+        st = report_path(settings, dataset).stat()
     except FileNotFoundError:
         return None
     return (st.st_mtime_ns, st.st_size)

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from embeddings.store import check_name
+from service.analyses.report import delete_report
 from service.api import reports
 from service.api.deps import DatasetName, StateDep, WorkspaceDep, Writer, get_audit
 from service.api.errors import READ_ERRORS, WRITE_ERRORS
@@ -190,7 +191,7 @@ def delete_dataset(dataset: DatasetName, state: StateDep) -> Response:
     if state.snapshots is not None:
         state.snapshots.drop(dataset)
     reports.forget(dataset)
-    shutil.rmtree(state.settings.reports_dir / dataset, ignore_errors=True)
+    delete_report(state.settings, dataset)
     state.bump(dataset)
     return Response(status_code=204)
 
