@@ -24,6 +24,7 @@ from service.predictions import data as training_data
 from service.predictions.compare import VersionPredictions, compare_by_cluster
 from service.predictions.gate import GatePolicy, Verdict, judge
 from service.predictions.registry import ModelRegistry, ModelVersion
+from service.predictions.tracking import Tracker, promote
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def _noop(**_: Any) -> None:
     pass
 
 
-def champion_of(registry: ModelRegistry, dataset: str) -> ModelVersion | None:
+def champion_of(registry: ModelRegistry, dataset: str) -> ModelVersion | None:  # noqa: D401
     """The version that serves: production, else the latest (promoted now, so that a challenger registered
     after it never becomes the default by being newer)."""
     production = registry.production(dataset)
@@ -157,7 +158,7 @@ def retrain(ws, dataset: str, options: RetrainOptions | None = None, report: Rep
     report(stage="train challenger")
     challenger = train_version(ws, dataset, model=options.model, folds=options.folds, seed=options.seed,
                                learning_repeats=options.learning_repeats, grids=options.grids,
-                               registry=registry)
+                               registry=registry, kind="retrain")
     record: dict[str, Any] = {"trigger": options.trigger, "started_at": now_iso(), "dry_run": options.dry_run,
                               "champion": champion.version if champion else None,
                               "labelled": len(d.ids), "sizes": d.sizes()}
@@ -170,15 +171,26 @@ def retrain(ws, dataset: str, options: RetrainOptions | None = None, report: Rep
     record.update(verdict=verdict.to_dict(), promoted=promoted, finished_at=now_iso())
     # The verdict is written before promotion: a version is never production without its reasons.
     registry.record(dataset, challenger.version, RECORD, record)
+    tracker = Tracker.from_settings(ws.settings)
+    if tracker is not None:
+        _quietly(tracker.log_verdict, registry, dataset, challenger.version, record["verdict"], promoted)
     result: dict[str, Any] = {"status": "promoted" if promoted else ("what-if" if options.dry_run else "refused"),
                               "champion": record["champion"], "challenger": challenger.version,
                               "promoted": promoted, "summary": verdict.summary(), "verdict": verdict.to_dict()}
     if promoted:
-        registry.promote(dataset, challenger.version)
+        promote(ws.settings, registry, dataset, challenger.version)
         result.update(_refresh(ws, dataset, challenger.version, options, report))
     log.info("retrain %s: %s %s in %.1f s", dataset, challenger.version, result["status"],
              time.perf_counter() - started)
     return result
+
+
+def _quietly(fn: Callable[..., None], *args: Any) -> None:
+    """Tracking is the registry's shadow: a failure there is logged, never undoes a verdict."""
+    try:
+        fn(*args)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("MLflow: %s failed: %s", getattr(fn, "__name__", fn), exc)
 
 
 def _refresh(ws, dataset: str, version: str, options: RetrainOptions, report: Report) -> dict[str, Any]:
