@@ -22,6 +22,7 @@ from service.datasets.catalog import now_iso
 from service.errors import InvalidInput
 from service.predictions import data as training_data
 from service.predictions.compare import VersionPredictions, compare_by_cluster
+from service.predictions.evaluation import honest_evaluation
 from service.predictions.gate import GatePolicy, Verdict, judge
 from service.predictions.registry import ModelRegistry, ModelVersion
 from service.predictions.tracking import Tracker, promote
@@ -168,6 +169,10 @@ def retrain(ws, dataset: str, options: RetrainOptions | None = None, report: Rep
         report(stage="compare with champion")
         verdict = compare(ws, dataset, champion, challenger, options.policy, d)
     promoted = verdict.promote and not options.dry_run
+
+    evaluation = {"challenger": honest_evaluation(ws, dataset, challenger, suspects_limit=10)}
+    if champion is not None:
+        evaluation["champion"] = honest_evaluation(ws, dataset, champion, suspects_limit=10)
     record.update(verdict=verdict.to_dict(), promoted=promoted, finished_at=now_iso())
     # The verdict is written before promotion: a version is never production without its reasons.
     registry.record(dataset, challenger.version, RECORD, record)
@@ -176,7 +181,8 @@ def retrain(ws, dataset: str, options: RetrainOptions | None = None, report: Rep
         _quietly(tracker.log_verdict, registry, dataset, challenger.version, record["verdict"], promoted)
     result: dict[str, Any] = {"status": "promoted" if promoted else ("what-if" if options.dry_run else "refused"),
                               "champion": record["champion"], "challenger": challenger.version,
-                              "promoted": promoted, "summary": verdict.summary(), "verdict": verdict.to_dict()}
+                              "promoted": promoted, "summary": verdict.summary(), "verdict": verdict.to_dict(),
+                              "evaluation": evaluation}
     if promoted:
         promote(ws.settings, registry, dataset, challenger.version)
         result.update(_refresh(ws, dataset, challenger.version, options, report))

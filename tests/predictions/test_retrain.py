@@ -96,3 +96,19 @@ def test_a_new_label_missing_from_evaluation_is_named(ws, registry, planted):
     _set_labels(ws, {rid: "mortgage_rates" for rid in training})
     with pytest.raises(InvalidInput, match="mortgage_rates"):
         retrain(ws, DATASET, RetrainOptions(**FAST), registry=registry)
+
+
+def test_points_marked_ambiguous_train_nothing(ws, planted):
+    from service.predictions.data import from_store
+
+    before = from_store(ws, DATASET)
+    doubtful = [rid for rid, label in planted.labels.items() if label is not None][:3]
+    collection = ws.collection(DATASET)
+    ids, payloads, _ = load_all(collection, with_vectors=False)
+    by_record = {p["record_id"]: pid for pid, p in zip(ids, payloads, strict=True)}
+    collection.set_payloads({by_record[rid]: {"review_status": "ambiguous"} for rid in doubtful})
+    collection.flush()
+    after = from_store(ws, DATASET)
+    assert len(after.ids) == len(before.ids) - 3
+    assert not {by_record[rid] for rid in doubtful} & set(after.ids)
+    assert after.vectors.shape[0] == len(after.ids)
