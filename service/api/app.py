@@ -45,7 +45,7 @@ def _prediction_app(state: ApiState) -> FastAPI:
     embedder = LazyEmbedder(lambda: state.workspace.embedder)  # the workspace opens in the lifespan, later
     return create_model_app(ModelRegistry(state.settings.models_dir), embedder,
                             api_key=key.get_secret_value() if key else None,
-                            default_project=state.settings.default_dataset)
+                            default_project=state.settings.default_dataset, settings=state.settings)
 
 
 def api_routes(routes: list[Any]) -> list[APIRoute]:
