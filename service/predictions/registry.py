@@ -250,7 +250,7 @@ class ModelRegistry:
             raise ValueError(f"record name {name!r} must be an identifier")
         folder = self._load(dataset, version).path
         tmp = folder / f".{name}.{uuid.uuid4().hex}"
-        tmp.write_text(json.dumps(data, indent=1, default=_jsonable))
+        tmp.write_text(json.dumps(jsonable(data), indent=1))
         os.replace(tmp, folder / f"{name}.json")
 
     def read_record(self, dataset: str, version: str, name: str) -> dict[str, Any] | None:
