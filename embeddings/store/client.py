@@ -199,7 +199,6 @@ class ClientStore:
             raise Unavailable(
                 f"cannot reach the Qdrant server at {url}: {exc}. Is it running (docker compose up)?"
             ) from exc
-        self._dims: dict[str, int] = {}
 
     def _qualified(self, name: str) -> str:
         return self.prefix + check_name(name)

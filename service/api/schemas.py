@@ -260,11 +260,6 @@ class ChangeOut(BaseModel):
     source: str = "api"
 
 
-class LabelOut(BaseModel):
-    point: PointOut
-    change: ChangeOut
-
-
 class ImportOut(BaseModel):
     """What a Label Studio import did."""
 
