@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ import orjson
 
 from embeddings.store import PointId, iter_points
 from service.analyses.report import report_path
+from service.jsonable import jsonable
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class SnapshotCache:
                     columns[name].append(payload.get(name))
         columns["revision"] = [r or 0 for r in columns["revision"]]
         for name in FLOAT_COLUMNS:  # NaN is not JSON; a missing value is null
-            columns[name] = [None if isinstance(v, float) and not math.isfinite(v) else v for v in columns[name]]
+            columns[name] = jsonable(columns[name])
         seconds = time.perf_counter() - started
         log.info("snapshot of %s: %d points in %.2f s", dataset, len(ids), seconds)
         return Snapshot(dataset, key, ids, columns, label_revision, seconds)
