@@ -9,8 +9,8 @@ import uuid
 import numpy as np
 import pytest
 
+from embeddings.errors import Conflict, InvalidInput, NotFound, Unavailable
 from embeddings.store import ClientStore, EdgeStore, PointFilter, iter_points, load_all, point_id
-from service.errors import Conflict, InvalidInput, NotFound, Unavailable
 
 BACKENDS = ["edge", "memory"] + (["server"] if os.environ.get("QDRANT_URL") else [])
 
