@@ -353,8 +353,8 @@ class RunManager:
         stale = [r for r in runs.scan() if r.get("status") in ACTIVE and r["id"] not in self._runs]
         for r in stale:
             runs.update(r["id"], {"status": "interrupted", "finished_at": now_iso(),
-                                      "error": {"status": 503, "code": "interrupted", "field": None, "problems": [],
-                                                "message": "the service stopped during this run; start it again"}})
+                                  "error": {"status": 503, "code": "interrupted", "field": None, "problems": [],
+                                            "message": "the service stopped during this run; start it again"}})
         if stale:
             runs.flush()
             log.warning("%d run(s) were interrupted by the last shutdown", len(stale))
