@@ -24,7 +24,7 @@ from xml.sax.saxutils import quoteattr
 
 from embeddings.store import PointFilter, iter_points
 from service.analyses.report import load_report
-from service.choices import FORMATS
+from service.choices import DEFAULT_STRATEGY, FORMATS
 from service.errors import InvalidInput
 from service.fields import FLAG_VALUES
 
@@ -107,7 +107,7 @@ def cluster_rows(ws, dataset: str, **_: Any) -> Iterator[dict[str, Any]]:
         yield {c: row.get(c) for c in CLUSTER_COLUMNS}
 
 
-def queue_rows(ws, dataset: str, strategy: str = "hybrid", limit: int = 50, seed: int = 0,
+def queue_rows(ws, dataset: str, strategy: str = DEFAULT_STRATEGY, limit: int = 50, seed: int = 0,
                **_: Any) -> Iterator[dict[str, Any]]:
     """The labelling queue (service.queue.build_queue)."""
     from service.queue import build_queue

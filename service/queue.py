@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from embeddings.store import Collection, PointFilter, load_all
-from service.choices import STRATEGIES
+from service.choices import DEFAULT_STRATEGY, STRATEGIES
 from service.errors import Conflict, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def _row(rank: int, pid: Any, payload: dict[str, Any], score: float, strategy: s
     }
 
 
-def build_queue(source, dataset: str | None = None, strategy: str = "hybrid", limit: int = 50, *,
+def build_queue(source, dataset: str | None = None, strategy: str = DEFAULT_STRATEGY, limit: int = 50, *,
                 seed: int = 0, report: dict[str, Any] | None = None, dedupe_threshold: float = 0.9,
                 ) -> list[dict[str, Any]]:
     """The `limit` unlabelled points to annotate next, best first, as rows (rank, id, text, score, ...).
