@@ -36,16 +36,30 @@ class AuditLog:
         self.dataset = dataset
         self._entries = MetadataStore(store, AUDIT_COLLECTION)
         self._guard = threading.Lock()
-        head = self._entries.get(_head_id(dataset))
-        self._count = int(head.get("count", 0)) if head else 0
+        self._count = 0
         self._undone_by: dict[int, int] | None = None
+        self._sync()
 
     def __len__(self) -> int:
         return self._count
 
+    def _sync(self) -> None:
+        """Catch up with the head in the store: another service process using the same Qdrant server may
+        have appended (or deleted the log) since this one last looked. Callers hold the guard."""
+        head = self._entries.get(_head_id(self.dataset))
+        count = int(head.get("count", 0)) if head else 0
+        if count < self._count:  # the log was deleted meanwhile
+            self._undone_by = None
+        elif count > self._count and self._undone_by is not None:
+            for entry in self._retrieve(list(range(self._count + 1, count + 1))):
+                if entry.get("undoes") is not None:
+                    self._undone_by[int(entry["undoes"])] = int(entry["change_id"])
+        self._count = count
+
     def append(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Store a new entry; returns it with its change_id."""
         with self._guard:
+            self._sync()
             change_id = self._count + 1
             stored = {**entry, "dataset": self.dataset, "change_id": change_id}
             # Entry first, then the head: a crash between leaves an entry the head does not count yet,
@@ -61,6 +75,8 @@ class AuditLog:
         return self._entries.get_many(_entry_id(self.dataset, c) for c in change_ids)
 
     def get(self, change_id: int) -> dict[str, Any]:
+        with self._guard:
+            self._sync()
         found = self._retrieve([change_id]) if 0 < change_id <= self._count else []
         if not found:
             raise NotFound(
@@ -88,11 +104,15 @@ class AuditLog:
 
     def newest(self, offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
         """Entries newest first, skipping `offset` of them."""
+        with self._guard:
+            self._sync()
         top = self._count - offset
         return [self._decorate(e) for e in self._retrieve(list(range(top, max(top - limit, 0), -1)))]
 
     def all(self) -> list[dict[str, Any]]:
         """Every entry, oldest first."""
+        with self._guard:
+            self._sync()
         out: list[dict[str, Any]] = []
         for start in range(1, self._count + 1, 1000):
             chunk = list(range(start, min(start + 1000, self._count + 1)))

@@ -1,6 +1,7 @@
-"""The metadata records (catalog, audit log, runs) against every backend, and a second store over the same
-data seeing them: the same folder reopened (edge, one process at a time) or, with QDRANT_URL set, a second
-client of the same server opened before the first one writes (what a second service process does)."""
+"""The metadata records (catalog, audit log, runs) against every backend, and a second service seeing them:
+two services' own Catalog and AuditLog objects over one store (each sees the other's writes: nothing is
+cached that hides them), the same folder reopened (edge admits one process at a time) and, with QDRANT_URL
+set, a second client of the same server opened before the first one writes (a second service process)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,27 @@ def test_a_reader_opened_before_the_first_write_sees_it(store):
     assert reader.get("x") is None
     MetadataStore(store, "late").put("x", {"v": 1})
     assert reader.get("x") == {"v": 1} and list(reader.scan()) == [{"v": 1}]
+
+
+def test_two_services_objects_over_one_store_see_each_others_writes(store):
+    # What two service processes on one Qdrant server each hold: their own Catalog and AuditLog objects,
+    # opened before the other one writes; only the store is shared.
+    catalog_a, catalog_b = Catalog(store), Catalog(store)
+    audit_a, audit_b = AuditLog(store, "shared"), AuditLog(store, "shared")
+    catalog_a.create("shared", 8, "fake-model", "csv")
+    assert catalog_b.names() == ["shared"] and catalog_b.get("shared")["dim"] == 8
+    assert audit_b.newest() == []
+    audit_a.append({"user": "ana", "point": 1})
+    audit_a.append({"user": "ana", "point": 1, "undoes": 1})
+    assert [(e["change_id"], e["undone_by"]) for e in audit_b.newest()] == [(2, None), (1, 2)]
+    assert len(audit_b) == 2
+    third = audit_b.append({"user": "bo", "point": 2})
+    assert third["change_id"] == 3, "an append numbers after the other process's entries, not over them"
+    assert [e["user"] for e in audit_a.all()] == ["ana", "ana", "bo"] and audit_a.get(3)["user"] == "bo"
+    audit_a.delete()
+    assert audit_b.newest() == [] and len(audit_b) == 0
+    catalog_b.drop("shared")
+    assert not catalog_a.exists("shared")
 
 
 def _write_everything(store: Store) -> None:
