@@ -81,7 +81,9 @@ def reviews_per_version(state: ApiState, dataset: str, history: list[dict[str, A
         if not any(key in (entry.get("new") or {}) for key in ("label", "split")):
             continue
         at = str(entry.get("at", ""))
-        first_after = next((r for r in reads if r > at), None)  # the first version to read it
+        # The first version to read it. Times are whole seconds and a retrain the review triggered reads the
+        # labels within the same second, so a read stamped with the review's second counts as after it.
+        first_after = next((r for r in reads if r >= at), None)
         if first_after is not None:
             counts[first_after] += 1
     for row in history:
