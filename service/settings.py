@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     min_free_bytes: int = Field(
         1024 * 1024 * 1024, ge=0,
         description="Free-space reserve under the home: writes are refused below it, reads still served.")
+    malloc_arenas: int = Field(
+        2, ge=0, description="glibc malloc arenas of `serve` (0 = glibc's default, 8 per core); see service/memory.py.")
     # Server-side files a client may name (a runs' ingest path, train's from_file): <home>/imports and these.
     import_dirs: list[Path] = Field(
         default_factory=list, description="More folders whose files clients may name for a server-side ingest.")
