@@ -10,8 +10,9 @@ import logging
 import os
 import re
 import sys
+from pathlib import Path
 
-from service.diskspace import ensure_space, home_space, human
+from service.diskspace import disk_space, ensure_space, human
 from service.errors import DataDebuggerError
 from service.settings import Settings
 
@@ -61,15 +62,20 @@ def as_os_error(exc: BaseException) -> OSError | None:
     return OSError(code, os.strerror(code), match.group(1))
 
 
-def file_system_message(exc: OSError, settings: Settings) -> str:
-    """One line for a file the command could not write: the path, the cause and the fix."""
-    where = exc.filename or settings.home
+def file_system_message(exc: OSError, settings: Settings, output: str | None = None) -> str:
+    """One line for a file the command could not write: the path (the error's, else the command's output
+    file), the cause and the fix."""
+    where = exc.filename or (output if output not in (None, "-") else None)
+    subject = str(where) if where else "writing"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        space = home_space(settings)
-        return (f"{where}: no space left on the device ({human(space.free_bytes)} free under {space.path}); free "
-                "some space there, or point DATA_DEBUGGER_HOME at a larger disk, then run the command again")
-    return (f"{where}: {exc.strerror or exc}; point DATA_DEBUGGER_HOME (or the output path) at a writable folder, "
-            "or make this one writable")
+        try:
+            free = f" ({human(disk_space(Path(where or settings.home), 0).free_bytes)} free there)"
+        except OSError:
+            free = ""
+        return (f"{subject}: no space left on the device{free}; free some space, or write to a larger disk "
+                "(DATA_DEBUGGER_HOME for the data, -o for an export), then run the command again")
+    return (f"{subject}: {exc.strerror or exc}; point DATA_DEBUGGER_HOME (or the output path) at a writable "
+            "folder, or make this one writable")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         os_error = as_os_error(exc)
         if os_error is None or os_error.errno not in FILE_SYSTEM_ERRORS:
             raise
-        print(f"error: {file_system_message(os_error, settings)}", file=sys.stderr)
+        print(f"error: {file_system_message(os_error, settings, getattr(args, 'output', None))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; what was written so far is kept, run the command again to resume", file=sys.stderr)

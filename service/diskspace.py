@@ -18,6 +18,7 @@ from service.errors import InsufficientStorage, Unavailable
 # Read-only file system, no permission, a file where a folder should be.
 UNWRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST}
 
+
 @dataclass(frozen=True)
 class DiskSpace:
     """Free bytes on the file system holding `path`, against the configured reserve."""

@@ -124,3 +124,15 @@ def test_a_store_error_ending_in_an_os_error_becomes_that_os_error():
     assert found is not None and found.errno == errno.ENOSPC
     assert found.filename == "/h/qdrant/data.hl/shard/segment.json"
     assert as_os_error(Exception("collection 'x' already exists")) is None
+
+
+def test_an_export_to_a_full_device_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    # /dev/full answers every write with ENOSPC, for any user: a real full disk without mounting one.
+    monkeypatch.setenv("DATA_DEBUGGER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DATA_DEBUGGER_FAKE_EMBEDDINGS", "1")
+    monkeypatch.setenv("DATA_DEBUGGER_STORE_BACKEND", "edge")
+    assert main(["ingest", str(HUMANLOOP_SMALL), "--dataset", "hl"]) == 0
+    capsys.readouterr()
+    assert main(["export", "points", "--dataset", "hl", "-o", "/dev/full", "--format", "csv"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: /dev/full: no space left on the device") and err.count("\n") == 1, err
