@@ -1,4 +1,5 @@
-"""Background runs of the heavy steps (ingest, train, predict, analyze), off the event loop.
+"""Background runs of the heavy steps (ingest, train, predict, analyze, Label Studio push/pull), off the event
+loop.
 
 One worker thread runs them in submission order: the embedded store admits one process, and two heavy
 steps on 2 cores would only slow each other. Runs are kept in the store collection "runs" (dimension 1)
@@ -151,6 +152,7 @@ class Step:
     module: str
     run: Callable[..., dict[str, Any]]  # (ws, dataset, options, progress[, upload]) -> result
     options: dict[str, type | tuple[type, ...]]
+    needs_state: bool = False  # the step writes through the review core (locks, audit log): it gets `state`
 
     def check(self, ws: Workspace, dataset: str, options: dict[str, Any]) -> dict[str, Any]:
         """Validated options (paths resolved) or InvalidInput naming `options.<name>`."""
@@ -295,6 +297,20 @@ def step_analyze(ws: Workspace, dataset: str, options: dict[str, Any], progress:
     return jsonable({k: report.get(k) for k in keys if k in report})
 
 
+def step_label_studio_push(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress,
+                           state: ApiState) -> dict[str, Any]:
+    from service.labelstudio.sync import push
+
+    return push(state, dataset, progress=progress, **options)
+
+
+def step_label_studio_pull(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress,
+                           state: ApiState) -> dict[str, Any]:
+    from service.labelstudio.sync import pull
+
+    return pull(state, dataset, progress=progress, **options)
+
+
 STEPS: dict[str, Step] = {
     "ingest": Step("ingest", "service.datasets.ingest", step_ingest, {
         "path": str, "format": str, "text_column": str, "label_column": str, "split_column": str,
@@ -306,6 +322,10 @@ STEPS: dict[str, Step] = {
         "force": bool}),
     "analyze": Step("analyze", "service.analyses.runner", step_analyze, {
         "analyses": list, "k": int, "knn_kind": str, "exact_threshold": int, "seed": int, "model_version": str}),
+    "label-studio-push": Step("label-studio-push", "service.labelstudio.sync", step_label_studio_push, {
+        "strategy": str, "limit": int, "seed": int}, needs_state=True),
+    "label-studio-pull": Step("label-studio-pull", "service.labelstudio.sync", step_label_studio_pull, {
+        "force": bool}, needs_state=True),
 }
 
 
@@ -405,6 +425,8 @@ class RunManager:
             _check_train(options)
         elif step == "analyze":
             _check_at_least(options, {"k": 1, "seed": 0, "exact_threshold": 0})
+        elif step == "label-studio-push":
+            _check_at_least(options, {"limit": 1, "seed": 0})
         self._recover()
         shown = {**options, "original_name": upload.original_name} if upload is not None else options
         run = Run(id=uuid.uuid4().hex[:16], dataset=dataset, step=step, params=jsonable(shown))
@@ -424,7 +446,9 @@ class RunManager:
         self._persist(run)
         started = time.perf_counter()
         try:
-            extra = {"upload": upload} if upload is not None else {}
+            extra: dict[str, Any] = {"upload": upload} if upload is not None else {}
+            if STEPS[run.step].needs_state:
+                extra["state"] = self.state
             result = fn(self.state.workspace, run.dataset, dict(options), Progress(run, self._persist), **extra)
             run.result = jsonable(result)
             run.status = "succeeded"
