@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "service.predictions.commands",
     "service.analyses.commands",
     "service.api.commands",
+    "service.labelstudio.commands",
     "service.pipeline",
 ]
 

@@ -323,7 +323,7 @@ STEPS: dict[str, Step] = {
     "analyze": Step("analyze", "service.analyses.runner", step_analyze, {
         "analyses": list, "k": int, "knn_kind": str, "exact_threshold": int, "seed": int, "model_version": str}),
     "label-studio-push": Step("label-studio-push", "service.labelstudio.sync", step_label_studio_push, {
-        "strategy": str, "limit": int, "seed": int}, needs_state=True),
+        "kind": str, "strategy": str, "limit": int, "seed": int}, needs_state=True),
     "label-studio-pull": Step("label-studio-pull", "service.labelstudio.sync", step_label_studio_pull, {
         "force": bool}, needs_state=True),
 }

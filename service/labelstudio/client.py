@@ -9,6 +9,7 @@ Errors: a server that cannot be reached, or answers an error, raises Unavailable
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +24,10 @@ WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELE
 def _plain(obj: Any) -> Any:
     """An SDK object as the JSON Label Studio sent (datetimes as ISO strings)."""
     if hasattr(obj, "model_dump"):
-        return obj.model_dump(mode="json", warnings=False, exclude_none=False)
+        # The SDK types a task's `annotations` as a string although the server sends the list: pydantic warns.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return obj.model_dump(mode="json", exclude_none=False)
     return obj
 
 

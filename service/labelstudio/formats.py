@@ -87,7 +87,7 @@ def flat_rows(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
         revision = row.get("revision")
         task["data"].update({
             "point_id": row.get("point_id"), "dataset": row.get("dataset") or None, "text": row.get("text"),
-            "revision": int(revision) if str(revision or "").strip().isdigit() else None,
+            "revision": int(revision) if str("" if revision is None else revision).strip().isdigit() else None,
         })
         choice = row.get(FROM_NAME)
         if choice in (None, "", [], {}):

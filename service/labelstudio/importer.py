@@ -182,14 +182,14 @@ class Importer:
         other = data.get("dataset")
         if other not in (None, "") and other != self.dataset:
             raise Skip(f"the task is from dataset {other!r}, not {self.dataset!r}; import it into {other!r}")
-        choice = task_choice(task, self.users)
         raw = task_point(task)
         if raw is None:
             raise Skip("no data.point_id / data.record_id / data.id to find the point")
-        if choice is None:
-            raise Skip("no annotation with a choice (every annotation was skipped, or chose nothing)")
         pid = resolve_id(raw)
         where["point_id"] = pid
+        choice = task_choice(task, self.users)
+        if choice is None:
+            raise Skip("no annotation with a choice (every annotation was skipped, or chose nothing)")
         found = self.collection.retrieve([pid])
         if not found:
             raise NotFound(f"no point {pid!r} in dataset {self.dataset!r}")
@@ -273,7 +273,7 @@ def retract(state, dataset: str, annotation_ids: list[Any], user: str = "label-s
     audit = get_audit(state, dataset)
     undone: list[int] = []
     kept: list[dict[str, Any]] = []
-    for entry in audit.all():
+    for entry in reversed(audit.all()):  # newest first: an annotation updated twice is undone back to front
         annotation = shown(entry).get("label_studio_annotation")
         if annotation is None or str(annotation) not in ids or entry.get("action") == "undo":
             continue

@@ -5,7 +5,8 @@ project id, each point's task (and the revision it was made from), and the annot
 a push sends no duplicate and a pull applies only what is new or updated since the last one.
 
     push: create the project (or update its labelling config), mark or remove tasks whose points were changed
-          in Data Debugger since (removed when nobody annotated them yet), send the queue's new points
+          in Data Debugger since (removed when nobody annotated them yet), send the new points of the queue
+          (or of the issues, the suggestions)
     pull: every task whose annotations are new or updated goes through the importer (accept / reviewed /
           relabel / stale); annotations deleted in Label Studio undo what they applied
 """
@@ -80,11 +81,24 @@ def _audit_by_point(state, dataset: str) -> dict[Any, list[dict[str, Any]]]:
     return out
 
 
-def push(state, dataset: str, strategy: str = "hybrid", limit: int = 50, seed: int = 0, progress=None,
-         client: LabelStudioClient | None = None) -> dict[str, Any]:
-    """Send the queue's points to the dataset's project (made or updated here); see the module docstring."""
-    from service.queue import build_queue
+KINDS = ("queue", "issues", "suggestions")
 
+
+def _rows(ws, dataset: str, kind: str, strategy: str, limit: int, seed: int) -> list[dict[str, Any]]:
+    """The points to send: the labelling queue, the issues not yet reviewed, or the suggestions."""
+    from service import exports
+
+    if kind not in KINDS:
+        raise InvalidInput(f"push kind {kind!r} is unknown; use one of {', '.join(KINDS)}")
+    if kind != "queue":
+        exports.load_report(ws.settings, dataset)  # never analysed: say so, rather than push nothing
+    return list(exports.ROWS[kind][1](ws, dataset, strategy=strategy, limit=limit, seed=seed))
+
+
+def push(state, dataset: str, strategy: str = "hybrid", limit: int = 50, seed: int = 0, kind: str = "queue",
+         progress=None, client: LabelStudioClient | None = None) -> dict[str, Any]:
+    """Send the queue's (or the issues', the suggestions') points to the dataset's project (made or updated
+    here); see the module docstring."""
     progress = progress or _Quiet()
     ws = state.workspace
     collection = ws.collection(dataset)
@@ -136,7 +150,7 @@ def push(state, dataset: str, strategy: str = "hybrid", limit: int = 50, seed: i
     sync.tasks = present
 
     progress.update(stage="queue")
-    rows = [r for r in build_queue(ws, dataset, strategy, limit, seed=seed)]
+    rows = _rows(ws, dataset, kind, strategy, limit, seed)
     new = [r for r in rows if str(r.get("point_id", r.get("id"))) not in present]
     progress.update(stage="send", done=0, total=len(new))
     sent = 0

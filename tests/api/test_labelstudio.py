@@ -140,6 +140,11 @@ async def test_json_min_and_csv_import_through_point_id_or_are_refused_by_name(l
     assert "chose 2 labels" in result["skipped"][0]["reason"]
     log = (await client.get(f"{BASE}/changes", params={"point": str(queue[0]["data"]["id"])})).json()["data"]
     assert log[0]["user"] == "label-studio user 2" and log[0]["evidence"]["shown"]["label_studio_task"] == 901
+    # Exported at revision 0, since changed by another annotation: stale (a revision of 0 is read as one).
+    later = {**rows[0], "label": "lost_card", "annotation_id": 9011, "annotator": 5}
+    stale = (await client.post(f"{BASE}/annotations/label-studio", json=[later])).json()
+    assert [s["point_id"] for s in stale["stale"]] == [queue[0]["data"]["id"]] and stale["applied"] == 0
+    assert stale["stale"][0]["changed_by"] == "label-studio user 2"
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=sorted(rows[1]))
     writer.writeheader()
