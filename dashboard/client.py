@@ -172,6 +172,20 @@ class ApiClient:
             return response.content
         return [json.loads(line) for line in response.text.splitlines() if line.strip()]
 
+    # -- Label Studio and runs ----------------------------------------------------------------------
+
+    def start_run(self, dataset: str, step: str, **options: Any) -> dict[str, Any]:
+        """Queue a background run (ingest, ..., label-studio-push, label-studio-pull); answers the run."""
+        return self.post(f"/api/datasets/{dataset}/runs", {"step": step, "options": options})
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """A run's status, progress, result and error."""
+        return self.get(f"/api/runs/{run_id}")
+
+    def label_studio(self, dataset: str) -> dict[str, Any]:
+        """Where the dataset's Label Studio project stands (server, project, tasks, last push and pull)."""
+        return self.get(f"/api/datasets/{dataset}/label-studio")
+
     # -- review --------------------------------------------------------------------------------------
 
     def label(self, dataset: str, point_id: Any, action: str, label: str | None = None, reason: str = "",

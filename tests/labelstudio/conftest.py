@@ -79,7 +79,7 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStud
         "LABEL_STUDIO_USERNAME": email, "LABEL_STUDIO_PASSWORD": secrets.token_hex(8),
         "LABEL_STUDIO_USER_TOKEN": token, "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
         # Its webhooks and ML-backend calls go to the service on 127.0.0.1, which it refuses by default.
-        "SSRF_PROTECTION_ENABLED": "false",
+        "SSRF_PROTECTION_ENABLED": "false", "ML_BLOCK_LOCAL_IP": "false",
     }
     (folder / "home").mkdir()
     log_path = folder / "label-studio.log"

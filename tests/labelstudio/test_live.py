@@ -198,7 +198,8 @@ def test_webhook_applies_annotations_as_they_are_made(label_studio: LabelStudio,
     updated = ls.http.patch(f"/api/annotations/{made}/", json={"result": [
         {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [before["label"]]}}]})
     assert updated.status_code == 200
-    assert point(service, rid)["review_status"] == "reviewed"  # the update confirmed the label it had
+    # Back to the label the point had, which is also its suggestion: an accept of the suggestion.
+    assert (point(service, rid)["label"], point(service, rid)["review_status"]) == (before["label"], "accepted")
     assert ls.http.delete(f"/api/annotations/{made}/").status_code == 204
     reverted = point(service, rid)
     assert reverted["label"] == before["label"] and reverted.get("review_status") is None
@@ -230,3 +231,22 @@ def test_ml_backend_serves_label_studio(label_studio: LabelStudio, service: Serv
     predictions = [p for t in tasks for p in t["predictions"]]
     assert len(predictions) == 2 and {p["model_version"] for p in predictions} == {"v1"}
     assert all(p["result"][0]["value"]["choices"][0] in LABELS and 0 < p["score"] <= 1 for p in predictions)
+
+
+def test_dashboard_queue_tab_runs_push_and_pull_with_progress(label_studio: LabelStudio, service: Service):
+    from dashboard.client import ApiClient
+    from dashboard.state.map import MapState
+    from dashboard.state.queue import QueueState
+
+    client = ApiClient(service.url)
+    queue = QueueState(client, MapState(client, dataset=DATASET), strategy="random", budget=6)
+    for start, done in ((queue.push_to_label_studio, "task(s) sent"), (queue.pull_from_label_studio, "accepted")):
+        start()
+        assert queue.run_id and queue.sync.startswith("Label Studio ")
+        while queue.run_active:
+            time.sleep(0.1)
+            queue.refresh_run()
+        assert done in queue.sync, queue.sync
+    status = client.label_studio(DATASET)
+    assert status["connected"] and status["project_id"] and status["last_push"] and status["last_pull"]
+    assert status["url"] == label_studio.url and status["tasks"] >= 6
