@@ -280,7 +280,7 @@ class ImportOut(BaseModel):
     changes: list[int]
 
 
-RunStep = Literal["ingest", "train", "predict", "analyze", "label-studio-push", "label-studio-pull"]
+RunStep = Literal["ingest", "train", "predict", "analyze", "retrain", "label-studio-push", "label-studio-pull"]
 RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted"]
 
 

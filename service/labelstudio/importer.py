@@ -287,6 +287,15 @@ def retract(state, dataset: str, annotation_ids: list[Any], user: str = "label-s
     return {"undone": undone, "kept": kept}
 
 
+def after_import(state, dataset: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Labels changed: let the improvement loop queue a retrain when enough changed (as any review write does)."""
+    if result.get("applied") or (result.get("retracted") or {}).get("undone") or result.get("undone"):
+        from service.api.loop import queue_retrain_if_due
+
+        queue_retrain_if_due(state, dataset)
+    return result
+
+
 def import_tasks(state, dataset: str, tasks: list[Any], *, fmt: str = "JSON", **options: Any) -> dict[str, Any]:
     """Apply a Label Studio export (already parsed into tasks); see the module docstring for the outcomes."""
-    return {**Importer(state, dataset, **options).apply_all(tasks), "format": fmt}
+    return after_import(state, dataset, {**Importer(state, dataset, **options).apply_all(tasks), "format": fmt})

@@ -23,7 +23,7 @@ from typing import Any
 from service.datasets.catalog import now_iso
 from service.errors import InvalidInput
 from service.labelstudio.client import LabelStudioClient
-from service.labelstudio.importer import Importer, foreign_change, retract
+from service.labelstudio.importer import Importer, after_import, foreign_change, retract
 from service.labelstudio.tasks import config_labels, label_studio_config, label_studio_task
 
 log = logging.getLogger(__name__)
@@ -226,4 +226,4 @@ def pull(state, dataset: str, force: bool = False, progress=None,
               "retracted": retracted}
     log.info("pulled %s from Label Studio project %s: %d task(s) changed, %d applied, %d stale, %d skipped",
              dataset, sync.project_id, changed, result["applied"], len(result["stale"]), len(result["skipped"]))
-    return result
+    return after_import(state, dataset, result)

@@ -13,7 +13,7 @@ from typing import Any
 
 from service.api.errors import NotAuthorized
 from service.errors import InvalidInput, Unavailable, invalid
-from service.labelstudio.importer import Importer, retract
+from service.labelstudio.importer import Importer, after_import, retract
 
 SECRET_HEADER = "X-Data-Debugger-Secret"
 APPLIED = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
@@ -57,7 +57,8 @@ def handle(state, dataset: str, payload: Any) -> dict[str, Any]:
     state.workspace.collection(dataset)
     if action in DELETED:
         ids = [a.get("id") for a in payload.get("annotations") or [] if isinstance(a, dict)]
-        return {"action": action, **retract(state, dataset, [i for i in ids if i is not None])}
+        return after_import(state, dataset, {"action": action,
+                                             **retract(state, dataset, [i for i in ids if i is not None])})
     if action not in APPLIED:
         return {"action": action, "ignored": True}
     task = payload.get("task")
@@ -68,4 +69,4 @@ def handle(state, dataset: str, payload: Any) -> dict[str, Any]:
     importer = Importer(state, dataset, users=user_lookup(settings), reason="label_studio_webhook")
     # The event's own annotation decides: other annotators' annotations were applied by their own events.
     outcome = importer.apply(0, {**task, "annotations": annotations})
-    return {"action": action, "outcome": outcome, **importer.result()}
+    return after_import(state, dataset, {"action": action, "outcome": outcome, **importer.result()})

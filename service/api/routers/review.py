@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Path, Query
 from service.api import review
 from service.api.deps import DatasetName, StateDep, Writer, get_audit
 from service.api.errors import READ_ERRORS, WRITE_ERRORS
+from service.api.loop import queue_retrain_if_due
 from service.api.queries import decode_cursor, encode_cursor, resolve_id
 from service.api.schemas import ChangeOut, LabelIn, Page, PointOut, UndoIn
 
@@ -32,6 +33,7 @@ def label_point(
     """Relabel, accept the suggestion, or mark reviewed/ambiguous, with a reason; the change is appended to
     the audit log. Send the `revision` you saw: a stale one answers 409 and changes nothing."""
     point, change = review.apply_action(state, dataset, point_id, body)
+    queue_retrain_if_due(state, dataset)
     return {**point, "change": change}
 
 
