@@ -54,7 +54,10 @@ def flat_text(text: str) -> tuple[str, list[Any]]:
     first = text.splitlines()[0] if text.strip() else ""
     delimiter = "\t" if first.count("\t") > first.count(",") else ","
     name = "TSV" if delimiter == "\t" else "CSV"
-    rows = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
+    try:
+        rows = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
+    except csv.Error as exc:  # a NUL byte, a field over the csv module's limit
+        raise invalid("body", f"is not a readable {name} export ({exc}); export the project again") from None
     if not rows:
         raise invalid("body", f"this {name} export has no rows; export the project again after annotating")
     return name, flat_rows([{k: _cell(v) for k, v in row.items() if k is not None} for row in rows], name)

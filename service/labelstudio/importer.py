@@ -72,10 +72,13 @@ def annotator_name(who: Any, users: UserLookup | None = None) -> str | None:
 
 
 def _choices(annotation: dict[str, Any]) -> list[str]:
-    for result in annotation.get("result") or []:
+    results = annotation.get("result")
+    for result in results if isinstance(results, list) else []:
         value = result.get("value") if isinstance(result, dict) else None
         choices = value.get("choices") if isinstance(value, dict) else None
-        if choices:
+        if isinstance(choices, str):
+            choices = [choices]
+        if isinstance(choices, list) and choices:
             return [str(c) for c in choices]
     return []
 
@@ -91,7 +94,8 @@ def task_choice(task: dict[str, Any], users: UserLookup | None = None) -> Choice
     """The choice the task's annotators agree on; None when none chose; Skip when they chose several labels or
     disagree (a point has one label, and the import does not pick for them)."""
     latest: dict[str, dict[str, Any]] = {}
-    annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict)]
+    given = task.get("annotations")
+    annotations = [a for a in given if isinstance(a, dict)] if isinstance(given, list) else []
     annotations.sort(key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""))
     for annotation in annotations:  # each annotator's latest annotation wins over their earlier ones
         latest[_annotator_key(annotation)] = annotation
@@ -239,7 +243,9 @@ def shown(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def annotation_ids(task: dict[str, Any]) -> set[str]:
-    return {str(a.get("id")) for a in task.get("annotations") or [] if isinstance(a, dict) and a.get("id") is not None}
+    given = task.get("annotations")
+    return {str(a.get("id")) for a in (given if isinstance(given, list) else [])
+            if isinstance(a, dict) and a.get("id") is not None}
 
 
 def foreign_change(history: list[dict[str, Any]], task: dict[str, Any], revision: int) -> dict[str, Any] | None:

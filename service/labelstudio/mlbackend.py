@@ -21,16 +21,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path
 
+from embeddings.store import NAME_PATTERN
 from service.labelstudio.tasks import FROM_NAME, TO_NAME
 
 MODEL_CLASS = "DataDebuggerClassifier"
 MAX_TASKS = 1000
-ProjectPath = Annotated[str, Path(min_length=1, max_length=64, description="The dataset whose model answers")]
+ProjectPath = Annotated[str, Path(min_length=1, max_length=64, pattern=NAME_PATTERN,
+                                   description="The dataset whose model answers")]
 
 
 def controls(label_config: str | None) -> tuple[str, str, str]:
     """(from_name, to_name, data field) of the config's first Choices control and its Text."""
-    if not label_config:
+    if not isinstance(label_config, str) or not label_config:
         return FROM_NAME, TO_NAME, TO_NAME
     try:
         root = ET.fromstring(label_config)
@@ -85,7 +87,8 @@ def ml_backend_router(predictor, api_key: str | None = None) -> APIRouter:
         if not isinstance(tasks, list) or len(tasks) > MAX_TASKS:
             raise HTTPException(422, f"body.tasks must be a list of at most {MAX_TASKS} tasks")
         params = body.get("params") if isinstance(body.get("params"), dict) else {}
-        chosen = predictor.version(project, params.get("model_version") or None)
+        wanted = params.get("model_version")
+        chosen = predictor.version(project, wanted if isinstance(wanted, str) and wanted else None)
         from_name, to_name, field = controls(body.get("label_config"))
         texts = [str(((t or {}).get("data") or {}).get(field) or "") if isinstance(t, dict) else "" for t in tasks]
         results: list[dict[str, Any]] = []

@@ -243,3 +243,23 @@ async def test_push_and_pull_runs_need_a_configured_server(ls):
         await asyncio.sleep(0.05)
         run = (await client.get(f"/api/runs/{run['id']}")).json()
     assert run["status"] == "failed" and "DATA_DEBUGGER_LABEL_STUDIO_URL" in run["error"]["message"]
+
+
+async def test_malformed_exports_are_refused_or_skipped_never_a_500(ls):
+    _, client = ls
+    url = f"{BASE}/annotations/label-studio"
+    odd = [{"data": {"point_id": 700001, "revision": 0}, "annotations": 5},
+           {"data": {"point_id": 700001}, "annotations": [{"result": {"value": 1}}, {"result": [{"value": "x"}]}]},
+           {"data": {"point_id": [1]}, "annotations": [{"result": [{"value": {"choices": "lost_card"}}]}]}]
+    answer = await client.post(url, json=odd)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["applied"] == 0 and len(answer.json()["skipped"]) == 3
+    long = b'point_id,label\n1,"' + b"x" * 140_000 + b'"\n'  # over the csv module's field limit
+    too_long = await client.post(url, content=long, headers={"content-type": "text/csv"})
+    assert too_long.status_code == 422 and "not a readable CSV export" in too_long.text
+    not_json = await client.post(url, content=b"[1,", headers={"content-type": "application/json"})
+    assert not_json.status_code == 422 and "is not JSON" in not_json.text
+    for config in (7, "<not xml", None):
+        predicted = await client.post("/label-studio/ml/hl/predict", json={"tasks": [], "label_config": config,
+                                                                          "params": {"model_version": 3}})
+        assert predicted.status_code in (200, 404), predicted.text  # 404 when no model is trained yet
