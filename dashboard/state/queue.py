@@ -62,7 +62,7 @@ class QueueState(param.Parameterized):
 
     def _start(self, step: str, **options: Any) -> QueueState:
         try:
-            run = self.client.start_run(self.map.dataset, step, **options)
+            run = self.client.start_run(self.map.dataset, step, options)
         except DataDebuggerError as exc:
             self.sync = f"{step}: {exc}"
             return self

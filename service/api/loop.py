@@ -38,7 +38,8 @@ def loop_state(state: ApiState, dataset: str) -> dict[str, Any]:
     cap = max(threshold, 1) * 4 if threshold else 10_000
     # Counted from the newest version's data: the champion's, or a refused challenger's (a refusal is not
     # retried on every later review, only after another `retrain_after` changes).
-    changes = changes_since(_newest(get_audit(state, dataset)), newest.created_at if newest else None, cap)
+    since = (newest.meta.get("data_read_at") or newest.created_at) if newest else None
+    changes = changes_since(_newest(get_audit(state, dataset)), since, cap)
     active = state.runs.active(dataset, "retrain") if state.runs is not None else None
     return {"champion": champion.version if champion else None, "newest": newest.version if newest else None,
             "changes_since": changes,

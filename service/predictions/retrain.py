@@ -151,9 +151,17 @@ def retrain(ws, dataset: str, options: RetrainOptions | None = None, report: Rep
     d = training_data.from_store(ws, dataset)
     champion = champion_of(registry, dataset)
     if champion is not None and champion.data_hash == d.content_hash() and not options.force:
-        return {"status": "unchanged", "champion": champion.version, "promoted": False,
-                "message": f"the labels have not changed since {champion.version} was trained; nothing to "
-                           "retrain (force to train anyway)"}
+        out = {"status": "unchanged", "champion": champion.version, "promoted": False,
+               "message": f"the labels have not changed since {champion.version} was trained; nothing to "
+                          "retrain (force to train anyway)"}
+        stale = _stale_points(ws, dataset, champion.version)
+        if stale and not options.dry_run:
+            # A promotion whose re-enrichment was cut short (the process died): finish it now.
+            out.update(_refresh(ws, dataset, champion.version, options, report), status="resumed",
+                       message=f"the labels have not changed since {champion.version} was trained, but {stale} "
+                               f"point(s) lacked its predictions (never predicted, or a promotion cut short); "
+                               "predicted them now")
+        return out
     _check_labels(d, champion)
 
     report(stage="train challenger")
@@ -189,6 +197,12 @@ def retrain(ws, dataset: str, options: RetrainOptions | None = None, report: Rep
     log.info("retrain %s: %s %s in %.1f s", dataset, challenger.version, result["status"],
              time.perf_counter() - started)
     return result
+
+
+def _stale_points(ws, dataset: str, version: str) -> int:
+    """Points not (yet) predicted by `version`."""
+    _, payloads, _ = load_all(ws.collection(dataset), with_vectors=False)
+    return sum(1 for p in payloads if p.get("model_version") != version)
 
 
 def _quietly(fn: Callable[..., None], *args: Any) -> None:
