@@ -237,16 +237,21 @@ def test_dashboard_queue_tab_runs_push_and_pull_with_progress(label_studio: Labe
     from dashboard.client import ApiClient
     from dashboard.state.map import MapState
     from dashboard.state.queue import QueueState
+    from dashboard.views.queue import QueueView
 
     client = ApiClient(service.url)
     queue = QueueState(client, MapState(client, dataset=DATASET), strategy="random", budget=6)
-    for start, done in ((queue.push_to_label_studio, "task(s) sent"), (queue.pull_from_label_studio, "accepted")):
-        start()
+    view = QueueView(queue)
+    for button, done in ((view.push, "task(s) sent"), (view.pull, "accepted")):
+        button.clicks += 1  # what a click in the browser does
         assert queue.run_id and queue.sync.startswith("Label Studio ")
         while queue.run_active:
             time.sleep(0.1)
-            queue.refresh_run()
-        assert done in queue.sync, queue.sync
+            queue.refresh_run()  # the view's periodic callback, which needs a served session to tick
+        assert done in queue.sync and done in view.sync.object, queue.sync
+        if view._poll is not None:
+            view._tick()
+        assert view._poll is None  # polling stops once the run ended
     status = client.label_studio(DATASET)
     assert status["connected"] and status["project_id"] and status["last_push"] and status["last_pull"]
     assert status["url"] == label_studio.url and status["tasks"] >= 6
