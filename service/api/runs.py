@@ -331,6 +331,17 @@ def _check_retrain(options: dict[str, Any]) -> None:
     _check_at_least(options, {"min_cluster_size": 1})
 
 
+def _check_label_studio_push(options: dict[str, Any]) -> None:
+    """An unknown kind or strategy is a 422 now, not a failed run later."""
+    from service.labelstudio.sync import KINDS
+    from service.queue import STRATEGIES
+
+    for key, known in (("kind", KINDS), ("strategy", STRATEGIES)):
+        if options.get(key) is not None and options[key] not in known:
+            raise invalid(f"options.{key}", f"{options[key]!r} is not one of {', '.join(known)}")
+    _check_at_least(options, {"limit": 1, "seed": 0})
+
+
 def step_label_studio_push(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress,
                            state: ApiState) -> dict[str, Any]:
     from service.labelstudio.sync import push
@@ -468,7 +479,7 @@ class RunManager:
         elif step == "retrain":
             _check_retrain(options)
         elif step == "label-studio-push":
-            _check_at_least(options, {"limit": 1, "seed": 0})
+            _check_label_studio_push(options)
         self._recover()
         shown = {**options, "original_name": upload.original_name} if upload is not None else dict(options)
         if step == "retrain":

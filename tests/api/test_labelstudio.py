@@ -236,6 +236,9 @@ async def test_push_and_pull_runs_need_a_configured_server(ls):
     _, client = ls
     bad = await client.post(f"{BASE}/runs", json={"step": "label-studio-push", "options": {"limit": 0}})
     assert bad.status_code == 422 and "options.limit" in bad.text
+    for option in ({"kind": "clusters"}, {"strategy": "vibes"}):
+        refused = await client.post(f"{BASE}/runs", json={"step": "label-studio-push", "options": option})
+        assert refused.status_code == 422 and f"options.{next(iter(option))}" in refused.text
     started = await client.post(f"{BASE}/runs", json={"step": "label-studio-pull", "options": {}})
     assert started.status_code == 202, started.text
     run = started.json()
