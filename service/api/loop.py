@@ -64,3 +64,25 @@ def queue_retrain_if_due(state: ApiState, dataset: str) -> dict[str, Any] | None
     except Exception as exc:  # noqa: BLE001 - the reviewer's write succeeded; the trigger tries again next time
         log.warning("could not queue a retrain of %s: %s", dataset, exc)
         return None
+
+
+def reviews_per_version(state: ApiState, dataset: str, history: list[dict[str, Any]]) -> None:
+    """Add to each history row (newest first) `reviewed_added`: the label changes logged between the previous
+    version reading its labels and this one doing so, i.e. the reviews this version was the first to learn."""
+    from service.api.deps import get_audit
+
+    reads = sorted(str(row.get("data_read_at") or "") for row in history)
+    counts = {at: 0 for at in reads}
+    if not reads:
+        return
+    for entry in get_audit(state, dataset).all():
+        if entry.get("undoes") is not None or entry.get("undone_by") is not None:
+            continue
+        if not any(key in (entry.get("new") or {}) for key in ("label", "split")):
+            continue
+        at = str(entry.get("at", ""))
+        first_after = next((r for r in reads if r > at), None)  # the first version to read it
+        if first_after is not None:
+            counts[first_after] += 1
+    for row in history:
+        row["reviewed_added"] = counts.get(str(row.get("data_read_at") or ""), 0)
