@@ -233,7 +233,8 @@ def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: 
     embedder = _CountingEmbedder(ws.embedder, progress)
     try:
         report = ingest(ws.catalog, embedder, dataset, sources, skip_invalid=bool(options.get("skip_invalid")),
-                        rejects_path=rejects, batch_size=ws.settings.ingest_batch_size)
+                        rejects_path=rejects, batch_size=ws.settings.ingest_batch_size,
+                        guard=lambda: ws.ensure_space(f"ingest into {dataset}"))
     except InvalidInput as exc:
         if upload is None:
             raise
