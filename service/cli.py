@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "service.predictions.loop_commands",
     "service.analyses.commands",
     "service.api.commands",
+    "service.labelstudio.commands",
     "service.pipeline",
 ]
 

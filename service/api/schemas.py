@@ -277,15 +277,21 @@ class LabelOut(BaseModel):
 
 
 class ImportOut(BaseModel):
-    """What a Label Studio import did."""
+    """What a Label Studio import did: per outcome counts (applied = accepted + reviewed + relabelled), the
+    stale tasks (the point changed after the task was made: who and when) and the skipped ones (why)."""
 
+    format: str = "JSON"
     applied: int
+    accepted: int = 0
+    reviewed: int = 0
+    relabelled: int = 0
     unchanged: int
+    stale: list[dict[str, Any]] = Field(default_factory=list)
     skipped: list[dict[str, Any]]
     changes: list[int]
 
 
-RunStep = Literal["ingest", "train", "predict", "analyze", "retrain"]
+RunStep = Literal["ingest", "train", "predict", "analyze", "retrain", "label-studio-push", "label-studio-pull"]
 RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted"]
 
 
