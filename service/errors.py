@@ -6,6 +6,7 @@
     │   └── InvalidRecords  one or more bad records in an ingested file (all listed)   -> 422
     ├── Conflict            a concurrent edit or an existing resource                  -> 409
     ├── TooLarge            an upload or body over the configured limit                -> 413
+    ├── InsufficientStorage the disk under the data home is below its free-space reserve -> 507
     ├── NotAuthorized       a write without the service's bearer token                 -> 401
     ├── Unavailable         the store or prediction API cannot be reached              -> 503
     └── IntegrityError      shipped model weights whose hash does not match            -> 500
@@ -23,8 +24,8 @@ from dataclasses import dataclass
 # tree's root and first branches: the same classes, so one `except NotFound` catches either layer's.
 from embeddings.errors import Conflict, DataDebuggerError, IntegrityError, InvalidInput, NotFound, Unavailable
 
-__all__ = ["Conflict", "DataDebuggerError", "IntegrityError", "InvalidInput", "InvalidRecords", "NotFound",
-           "NotAuthorized", "RecordProblem", "STATUSES", "TooLarge", "Unavailable", "invalid", "status_of"]
+__all__ = ["Conflict", "DataDebuggerError", "InsufficientStorage", "IntegrityError", "InvalidInput", "InvalidRecords",
+           "NotAuthorized", "NotFound", "RecordProblem", "STATUSES", "TooLarge", "Unavailable", "invalid", "status_of"]
 
 
 def invalid(field: str, message: str) -> InvalidInput:
@@ -65,6 +66,10 @@ class TooLarge(DataDebuggerError):
     """A body or upload over the configured limit."""
 
 
+class InsufficientStorage(DataDebuggerError):
+    """A write refused because the disk under the data home is below its free-space reserve."""
+
+
 class NotAuthorized(DataDebuggerError):
     """A write without the bearer token the service was started with."""
 
@@ -76,6 +81,7 @@ STATUSES: tuple[tuple[type[DataDebuggerError], int, str], ...] = (
     (InvalidInput, 422, "invalid_input"),
     (Conflict, 409, "conflict"),
     (TooLarge, 413, "too_large"),
+    (InsufficientStorage, 507, "insufficient_storage"),
     (NotAuthorized, 401, "not_authorized"),
     (Unavailable, 503, "unavailable"),
     (IntegrityError, 500, "integrity_error"),

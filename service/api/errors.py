@@ -6,6 +6,7 @@ Statuses and codes come from `service.errors.STATUSES`:
     RequestValidationError         -> 422 naming the field (e.g. "query.limit")
     service.errors.Conflict        -> 409
     service.errors.TooLarge        -> 413
+    service.errors.InsufficientStorage -> 507 (reads are still served)
     NotAuthorized                  -> 401 with WWW-Authenticate: Bearer
     service.errors.Unavailable,
     store transport errors         -> 503
@@ -24,7 +25,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.schemas import ErrorOut
-from service.errors import STATUSES, DataDebuggerError, InvalidRecords, NotAuthorized, Unavailable, status_of
+from service.errors import (
+    STATUSES,
+    DataDebuggerError,
+    InsufficientStorage,
+    InvalidRecords,
+    NotAuthorized,
+    Unavailable,
+    status_of,
+)
 
 __all__ = ["NotAuthorized", "READ_ERRORS", "WRITE_ERRORS", "answer_for", "describe", "error_body",
            "install_error_handlers", "responses"]
@@ -71,7 +80,9 @@ def describe(exc: BaseException) -> tuple[int, dict[str, Any]]:
         # A subclass nobody mapped is still ours, still safe to show.
         status, code = status_of(exc)
         problems = [str(p) for p in exc.problems[:200]] if isinstance(exc, InvalidRecords) else None
-        if status >= 500 and not isinstance(exc, Unavailable):
+        if isinstance(exc, InsufficientStorage):  # expected while the disk is low: one line, no traceback
+            log.warning("write refused: %s", exc)
+        elif status >= 500 and not isinstance(exc, Unavailable):
             log.error("request failed: %s", exc, exc_info=exc)
         return status, error_body(status, code, str(exc), getattr(exc, "field", None) or _field_named(str(exc)),
                                   problems)
@@ -157,9 +168,10 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "Malformed request", 401: "Missing or wrong bearer token", 404: "Unknown dataset, point or resource",
             409: "Conflict: a stale revision, an existing resource, or a step that has not run yet",
             413: "Body or upload over the size limit", 422: "Invalid input; `field` names the field at fault",
-            500: "Internal error (details in the service log)", 503: "The store cannot be reached"}
+            500: "Internal error (details in the service log)", 503: "The store cannot be reached",
+            507: "The disk under the data home is below its free-space reserve; reads are still served"}
     return {s: {"model": ErrorOut, "description": text[s]} for s in statuses}
 
 
 READ_ERRORS = responses(404, 422, 500, 503)
-WRITE_ERRORS = responses(401, 404, 409, 413, 422, 500, 503)
+WRITE_ERRORS = responses(401, 404, 409, 413, 422, 500, 503, 507)
