@@ -258,6 +258,9 @@ class ChangeOut(BaseModel):
     undoes: int | None = None
     undone_by: int | None = None
     source: str = "api"
+    status: Literal["applied", "pending", "not_applied"] = Field(
+        "applied", description="Whether the change reached its point: pending while being written; not_applied "
+        "when the service stopped before the point was written (undo refuses it)")
 
 
 class LabelOut(BaseModel):

@@ -21,7 +21,7 @@ VERSION = "0.1.0"
             responses={503: {"model": HealthOut, "description": "The store cannot be reached"}})
 def health(state: StateDep) -> JSONResponse:
     """200 when the store answers; 503 (same shape) while it cannot be opened or reached."""
-    pending = state.runs.pending() if state.runs is not None else 0
+    pending = state.runs.pending()
     backend = state.settings.resolved_backend
     try:
         datasets = len(state.workspace.catalog.names())
@@ -29,7 +29,7 @@ def health(state: StateDep) -> JSONResponse:
         log.warning("health: store unavailable: %s", exc)
         body = HealthOut(status="unavailable", store=backend, runs_pending=pending, version=VERSION)
         return JSONResponse(body.model_dump(), status_code=503)
-    ready = state.query_embedder is not None and state.query_embedder.ready
+    ready = state.query_embedder.ready
     body = HealthOut(status="ok", store=backend, datasets=datasets, runs_pending=pending, embedder_ready=ready,
                      version=VERSION)
     return JSONResponse(body.model_dump())
