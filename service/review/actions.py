@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from embeddings.store import Collection, PointId, Store, point_id
-from service.datasets.catalog import now_iso
+from service.datasets.catalog import data_collection_name, now_iso
 from service.errors import Conflict, InvalidInput, NotFound, invalid
 from service.review.audit import APPLIED, AuditBook, AuditLog, Settle, status_of
 from service.workspace import Workspace
@@ -80,10 +80,12 @@ def _nobody(write: PointWrite) -> None:
 def settle_by_point(store: Store, dataset: str) -> Settle:
     """How a pending entry of `dataset` is decided: by whether its point reached the change."""
 
+    name = data_collection_name(dataset)
+
     def settle(entry: dict[str, Any]) -> bool:
-        if not store.exists(dataset):
+        if not store.exists(name):
             return False
-        collection = store.get(dataset)
+        collection = store.get(name)
         found = collection.retrieve([entry["point_id"]])
         if not found:
             return False
@@ -201,11 +203,15 @@ def _write(ws: Workspace, audit: AuditLog, collection: Collection, pid: PointId,
         present_remove = [k for k in remove if k in payload]
         if present_remove:
             collection.delete_payload_keys([pid], present_remove)
-    except BaseException:
-        audit.settle(pending, settle_by_point(ws.store, audit.dataset))
-        raise
-    # No flush: the store's write-ahead log already makes the write durable, and a flush costs ~0.3 s.
-    change = audit.confirm(pending)
+    except Exception:
+        # Decide now what the point holds: a change it took whole (its removal finished by the check)
+        # stands and is answered; otherwise the entry says not applied (or stays pending) and the error goes up.
+        if audit.settle(pending, settle_by_point(ws.store, audit.dataset)) != APPLIED:
+            raise
+        change = audit.get(int(pending["change_id"]))
+    else:
+        # No flush: the store's write-ahead log already makes the write durable, and a flush costs ~0.3 s.
+        change = audit.confirm(pending)
     updated = {k: v for k, v in payload.items() if k not in remove}
     updated.update(set_fields)
     updated["revision"] = revision + 1
