@@ -6,6 +6,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from service.runs.steps import STEPS
+
 T = TypeVar("T")
 
 Triage = Literal["label_error", "model_error", "ambiguous", "outlier", "agree", "unlabelled"]
@@ -277,7 +279,7 @@ class ImportOut(BaseModel):
     changes: list[int]
 
 
-RunStep = Literal["ingest", "train", "predict", "analyze"]
+RunStep = Literal[tuple(STEPS)]  # type: ignore[valid-type] - the registered steps, so a new one needs no edit here
 RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted"]
 
 
