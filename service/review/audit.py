@@ -10,6 +10,10 @@ An entry is written `pending` before the point changes and marked `applied` once
 entry: it can only be the dataset's newest one, or one the head lists under `pending` (a write that failed
 and could not be checked at once); opening the log settles those against the point (see review.actions).
 Only applied entries count as changes: undo refuses the others and they undo nothing.
+
+Settling on open assumes no other process is mid-write on the same dataset: true of the embedded store
+(one process), and of a server store with one service writing; two services writing one dataset could see
+each other's in-flight entry as left behind.
 """
 
 from __future__ import annotations
