@@ -31,14 +31,18 @@ class InjectedCrash(OSError):
     """Raised by the store where the test says the process stops."""
 
 
-def fail_writes(monkeypatch, collection, method: str, times: int = 1) -> list[int]:
-    """Make the next `times` calls of `method` on `collection` raise (the other collections go through)."""
+def fail_writes(monkeypatch, collection, method: str, times: int = 1, after: int = 0) -> list[int]:
+    """Make `times` calls of `method` on `collection`, after the next `after`, raise (other collections go
+    through)."""
     calls: list[int] = []
+    seen: list[int] = []
     name = collection.name
     real = getattr(type(collection), method)
 
     def failing(self, *args, **kwargs):
-        if self.name == name and len(calls) < times:
+        if self.name == name:
+            seen.append(1)
+        if self.name == name and len(seen) > after and len(calls) < times:
             calls.append(1)
             raise InjectedCrash(f"injected: {method} on {name}")
         return real(self, *args, **kwargs)
@@ -110,6 +114,31 @@ async def test_an_unconfirmed_entry_is_pending_until_the_next_start_confirms_it(
         assert log[0]["status"] == "applied"
         assert (await client.get(url, params={"k": 0})).json()["label"] == "lost_card"
         assert (await client.post(f"/api/datasets/{DATASET}/changes/1/undo")).status_code == 200
+
+
+async def test_an_entry_that_cannot_be_checked_stays_pending_and_a_restart_settles_it(tmp_path, monkeypatch):
+    """The point write fails and so does the read that would decide it (the store is going down): the entry
+    stays pending, listed in the log's head, so a restart settles it even when it is no longer the newest."""
+    settings = settings_in(tmp_path)
+    async with running(settings) as (app, client):
+        ingest_fixture(app)
+        ids = point_ids_of(app)
+        collection = app.state.api.workspace.collection(DATASET)
+        fail_writes(monkeypatch, collection, "set_payloads")
+        fail_writes(monkeypatch, collection, "retrieve", after=1)  # the point is read; the check after is not
+        first = await client.post(f"/api/datasets/{DATASET}/points/{ids[700007]}/label",
+                                  json={"action": "relabel", "label": "lost_card"})
+        monkeypatch.undo()
+        assert first.status_code == 500, first.text
+        later = await client.post(f"/api/datasets/{DATASET}/points/{ids[700008]}/label", json={"action": "reviewed"})
+        assert later.status_code == 200
+        log = (await client.get(f"/api/datasets/{DATASET}/changes")).json()["data"]
+        assert [e["status"] for e in log] == ["applied", "pending"]
+    async with running(settings) as (app, client):
+        log = (await client.get(f"/api/datasets/{DATASET}/changes")).json()["data"]
+        assert [e["status"] for e in log] == ["applied", "not_applied"]
+        point = (await client.get(f"/api/datasets/{DATASET}/points/{ids[700007]}", params={"k": 0})).json()
+        assert point["label"] != "lost_card" and point["revision"] == 0
 
 
 def test_the_review_core_needs_only_a_workspace_and_a_lock(tmp_path):
