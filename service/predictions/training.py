@@ -182,6 +182,8 @@ def train_version(ws, dataset: str, from_file: Path | None = None, progress: Pro
     tracker = Tracker.from_settings(ws.settings)
     tracked = tracker is not None and tracker.ready()  # an unreachable server fails here, before training
 
+    # When the labels were read: reviews logged after this belong to the next version (service/api/loop.py).
+    data_read_at = now_iso()
     progress(stage="load")
     if from_file is not None:
         d = training_data.from_file(ws, Path(from_file), options.get("fmt"), options.get("columns"))
@@ -225,6 +227,7 @@ def train_version(ws, dataset: str, from_file: Path | None = None, progress: Pro
         "labels": labels,
         "params": {**chosen.params(), "folds": folds, "seed": seed},
         "data_hash": d.content_hash(),
+        "data_read_at": data_read_at,
         "sizes": d.sizes(),
         "metrics": metrics,
         "curves": curves,

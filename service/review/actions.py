@@ -12,6 +12,7 @@ the point reached the change's revision (finishing a half-done key removal), not
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -144,7 +145,8 @@ def _client_evidence(evidence: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(text)
 
 
-def _changes_for(payload: dict[str, Any], act: ReviewAction, known_labels: set[str]) -> dict[str, Any]:
+def _changes_for(payload: dict[str, Any], act: ReviewAction, known_labels: set[str],
+                 validation_share: float = 0.0, pid: PointId | None = None) -> dict[str, Any]:
     """The fields an action sets on a point."""
     label = payload.get("label")
     if act.action == "relabel":
@@ -175,10 +177,22 @@ def _changes_for(payload: dict[str, Any], act: ReviewAction, known_labels: set[s
         fields["label"] = new
         if "original_label" not in payload:
             fields["original_label"] = label
+        if label is None:
+            # A newly labelled point trains the next version; evaluation splits never grow silently.
+            fields["split"] = split_for_new_label(pid if pid is not None else payload.get("record_id"),
+                                                  validation_share)
         status = _status_for(payload.get("prediction"), new)
         if status is not None:
             fields["prediction_status"] = status
     return fields
+
+
+def split_for_new_label(pid: Any, validation_share: float) -> str:
+    """training, or validation for a stable seeded share of ids (DATA_DEBUGGER_NEW_LABEL_VALIDATION_SHARE)."""
+    if validation_share <= 0:
+        return "training"
+    draw = int.from_bytes(hashlib.sha256(f"new-label:{pid}".encode()).digest()[:8], "big") / 2**64
+    return "validation" if draw < validation_share else "training"
 
 
 def _write(ws: Workspace, audit: AuditLog, collection: Collection, pid: PointId, payload: dict[str, Any],
@@ -245,7 +259,7 @@ def apply_action(ws: Workspace, lock: AbstractContextManager[Any], dataset: str,
         payload = _point(collection, dataset, pid)
         _check_revision(payload, act.revision, pid)
         known = set(collection.facet("label")) if act.action == "relabel" else set()
-        fields = _changes_for(payload, act, known)
+        fields = _changes_for(payload, act, known, ws.settings.new_label_validation_share, pid)
         evidence = {k: payload[k] for k in EVIDENCE_FIELDS if k in payload}
         shown = _client_evidence(act.evidence)
         if shown:

@@ -89,15 +89,18 @@ class RunManager:
             self.records.mark_interrupted(keep=mine)
             self._recovered = True
 
-    def submit(self, dataset: str, step: str, options: dict[str, Any],
-               cleanup: tuple[Path, ...] = (), upload: UploadedFile | None = None) -> tuple[Run, Future]:
+    def submit(self, dataset: str, step: str, options: dict[str, Any], cleanup: tuple[Path, ...] = (),
+               upload: UploadedFile | None = None, trigger: str | None = None) -> tuple[Run, Future]:
         """Queue a run; the future resolves to the finished Run (its error is kept, not raised). `options` are
-        the client's, checked by the step's options model; `upload` is the service's own received file."""
+        the client's, checked by the step's options model; `upload` (the service's own received file) and
+        `trigger` (who asked, when the service itself did) are never options."""
         if step not in STEPS:
             raise invalid("body.step", f"{step!r} is not one of {', '.join(STEPS)}")
         spec = STEPS[step]
         if upload is not None and not spec.takes_upload:
             raise ValueError(f"the {step} step takes no uploaded file")
+        if trigger is not None and not spec.takes_trigger:
+            raise ValueError(f"the {step} step has no trigger")
         if not spec.available():
             raise Unavailable(f"the {step} step is not part of this installation")
         if self._executor is None:
@@ -107,21 +110,24 @@ class RunManager:
         shown = checked.given()
         if upload is not None:
             shown["original_name"] = upload.original_name
+        if spec.takes_trigger:
+            shown["trigger"] = trigger or "api"  # who asked: the service's own trigger or a client
         run = Run(id=uuid.uuid4().hex[:16], dataset=dataset, step=step, params=jsonable(shown))
         with self._guard:
             self._runs[run.id] = run
         self.records.save(run)
-        future = self._executor.submit(self._execute, run, checked, cleanup, upload)
+        future = self._executor.submit(self._execute, run, checked, cleanup, upload, trigger)
         return run, future
 
     def _execute(self, run: Run, options: StepOptions, cleanup: tuple[Path, ...],
-                 upload: UploadedFile | None) -> Run:
+                 upload: UploadedFile | None, trigger: str | None) -> Run:
         run.status, run.started_at = "running", now_iso()
         run.progress["stage"] = run.step
         self.records.save(run)
         started = time.perf_counter()
         try:
-            ctx = StepContext(self._workspace(), run.dataset, run.id, RunProgress(run, self.records.save), upload)
+            ctx = StepContext(self._workspace(), run.dataset, run.id, RunProgress(run, self.records.save), upload,
+                              trigger)
             run.result = jsonable(STEPS[run.step].run(ctx, options))
             run.status = "succeeded"
             run.progress["stage"] = "done"
@@ -146,7 +152,27 @@ class RunManager:
             except Exception as exc:  # noqa: BLE001 - the run itself is done; a listener failing does not undo it
                 log.warning("after run %s: %s", run.id, exc)
         self.records.save(run)
+        if run.status == "succeeded":
+            self._follow_up(run)
         return run
+
+    def _follow_up(self, run: Run) -> None:
+        """Queue the run the finished step asks for, unless one of that step is queued for the dataset."""
+        decide = STEPS[run.step].follow_up
+        follow = decide(run.result or {}) if decide is not None else None
+        if follow is None or self.active(run.dataset, follow.step) is not None:
+            return
+        try:
+            queued, _ = self.submit(run.dataset, follow.step, follow.options, trigger=follow.trigger)
+            log.info("%s: run %s (%s) queued %s %s", run.dataset, run.id, run.step, follow.step, queued.id)
+        except Exception as exc:  # noqa: BLE001 - the finished run stands; the follow-up can be asked for by hand
+            log.warning("could not queue %s of %s after run %s: %s", follow.step, run.dataset, run.id, exc)
+
+    def active(self, dataset: str, step: str) -> Run | None:
+        """A queued or running run of `step` on `dataset` in this process, if any."""
+        with self._guard:
+            return next((r for r in self._runs.values() if r.dataset == dataset and r.step == step
+                         and r.status in ACTIVE), None)
 
     def get(self, run_id: str) -> Run | None:
         with self._guard:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from service.runs.steps import analyze, ingest, predict, train
-from service.runs.steps.base import Step, StepContext, StepOptions, UploadedFile
+from service.runs.steps import analyze, ingest, predict, retrain, train
+from service.runs.steps.base import FollowUp, Step, StepContext, StepOptions, UploadedFile
 
-STEPS: dict[str, Step] = {m.STEP.name: m.STEP for m in (ingest, train, predict, analyze)}
+STEPS: dict[str, Step] = {m.STEP.name: m.STEP for m in (ingest, train, predict, analyze, retrain)}
 
-__all__ = ["STEPS", "Step", "StepContext", "StepOptions", "UploadedFile"]
+__all__ = ["STEPS", "FollowUp", "Step", "StepContext", "StepOptions", "UploadedFile"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
 
@@ -46,13 +46,25 @@ OptionsT = TypeVar("OptionsT", bound=StepOptions)
 
 @dataclass(frozen=True)
 class StepContext:
-    """What a step runs against: the workspace, the dataset, the run's id, its progress and its upload."""
+    """What a step runs against: the workspace, the dataset, the run's id and progress, and what the service
+    itself hands it, never a client: its uploaded file, and who asked (a retrain's trigger)."""
 
     ws: Workspace
     dataset: str
     run_id: str
     progress: ProgressFn = no_progress
     upload: UploadedFile | None = None
+    trigger: str | None = None
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A run a finished step asks the manager to queue (unless one of that step is already queued for the
+    dataset), e.g. the retrain an ingest's labelled batch calls for."""
+
+    step: str
+    trigger: str
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,9 @@ class Step(Generic[OptionsT]):
     options: type[OptionsT]
     run: Callable[[StepContext, OptionsT], dict[str, Any]]
     takes_upload: bool = False
+    takes_trigger: bool = False
+    # Given the step's result, the run to queue next (or None).
+    follow_up: Callable[[dict[str, Any]], FollowUp | None] | None = None
 
     def available(self) -> bool:
         try:

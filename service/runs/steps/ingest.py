@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 
 from service.errors import InvalidInput, InvalidRecords, invalid
 from service.progress import ProgressFn
-from service.runs.steps.base import Step, StepContext, StepOptions, UploadedFile
+from service.runs.steps.base import FollowUp, Step, StepContext, StepOptions, UploadedFile
 from service.server_files import allowed_server_file
 from service.workspace import Workspace
 
@@ -87,6 +87,7 @@ def run(ctx: StepContext, options: IngestOptions) -> dict[str, Any]:
                         split=options.split_column or "split", id=options.id_column or "id",
                         fixed_split=options.split or None)
     sources = make_sources([path], fmt, columns)
+    existed = ws.catalog.exists(ctx.dataset)
     rejects = ws.settings.home / "rejects" / f"{ctx.dataset}-{ctx.run_id}.jsonl"
     progress(stage="validate")
     try:
@@ -107,7 +108,20 @@ def run(ctx: StepContext, options: IngestOptions) -> dict[str, Any]:
         collection.optimize()
     result = dataclasses.asdict(report)
     result["problems"] = result["problems"][:50]
+    if existed and (report.inserted or report.updated) and ws.settings.retrain_accuracy_drop > 0:
+        from service.predictions.triggers import check_batch
+
+        progress(stage="check the champion on the new batch")
+        # A labelled batch the champion does poorly on is news: the loop retrains (see `follow_up`).
+        result["champion_check"] = check_batch(ws, ctx.dataset, path, fmt, columns,
+                                               ws.settings.retrain_accuracy_drop)
     return result
+
+
+def follow_up(result: dict[str, Any]) -> FollowUp | None:
+    """A retrain when the champion scored worse on the new labelled batch than its test figures promised."""
+    check = result.get("champion_check")
+    return FollowUp("retrain", trigger="batch") if check and check.get("retrain_due") else None
 
 
 # The readers speak to the command line; an upload's client knows its form fields and its own file name.
@@ -133,4 +147,4 @@ def _in_upload_terms(exc: InvalidInput, path: Path, original: str) -> InvalidInp
     return out
 
 
-STEP = Step("ingest", "service.datasets.ingest", IngestOptions, run, takes_upload=True)
+STEP = Step("ingest", "service.datasets.ingest", IngestOptions, run, takes_upload=True, follow_up=follow_up)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from service.runs.records import jsonable
 from service.runs.steps.base import Step, StepContext, StepOptions, UploadedFile
@@ -12,24 +12,26 @@ from service.server_files import allowed_server_file
 from service.workspace import Workspace
 
 
+def _known_model(value: str) -> str:
+    """A model family the trainer does not know is a 422 now, not a failed run later."""
+    from service.predictions.models import FAMILIES
+
+    if value != "auto" and value not in FAMILIES:
+        raise ValueError(f"{value!r} is not 'auto' or one of {', '.join(FAMILIES)}")
+    return value
+
+
+ModelFamily = Annotated[str, AfterValidator(_known_model)]
+
+
 class TrainOptions(StepOptions):
     """The model family ("auto" compares them all), cross-validation and the learning curve's draws."""
 
-    model: str | None = None
+    model: ModelFamily | None = None
     folds: int | None = Field(None, ge=2)
     seed: int | None = Field(None, ge=0)
     learning_repeats: int | None = Field(None, ge=1)
     from_file: str | None = None
-
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, value: str | None) -> str | None:
-        """A model family the trainer does not know is a 422 now, not a failed run later."""
-        from service.predictions.models import FAMILIES
-
-        if value is not None and value != "auto" and value not in FAMILIES:
-            raise ValueError(f"{value!r} is not 'auto' or one of {', '.join(FAMILIES)}")
-        return value
 
     def resolved(self, ws: Workspace, dataset: str, upload: UploadedFile | None) -> Self:
         if not self.from_file:
