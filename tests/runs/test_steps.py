@@ -64,6 +64,10 @@ class Heard:
     ("analyze", {"k": 0}, "options.k", "greater than or equal to 1"),
     ("analyze", {"analyses": "clusters"}, "options.analyses", "list"),
     ("analyze", {"registry": "x"}, "options.registry", "it takes analyses, exact_threshold, k"),
+    ("retrain", {"tolerance": 1.5}, "options.tolerance", "less than or equal to 1"),
+    ("retrain", {"min_cluster_size": 0}, "options.min_cluster_size", "greater than or equal to 1"),
+    ("retrain", {"model": "bogus"}, "options.model", "not 'auto'"),
+    ("retrain", {"trigger": "changes"}, "options.trigger", "takes no such option"),  # the service's, not a client's
 ])
 def test_each_step_has_one_options_model_that_names_the_bad_field(step, options, field_name, words):
     with pytest.raises(InvalidInput) as caught:
