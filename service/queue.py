@@ -86,7 +86,8 @@ def cluster_weights(payloads: list[dict[str, Any]], report: dict[str, Any] | Non
 
 def _row(rank: int, pid: Any, payload: dict[str, Any], score: float, strategy: str) -> dict[str, Any]:
     return {
-        "rank": rank, "id": payload.get("record_id", pid), "point_id": pid, "text": payload.get("text"),
+        "rank": rank, "id": payload.get("record_id", pid), "point_id": pid,
+        "revision": int(payload.get("revision") or 0), "text": payload.get("text"),
         "score": round(float(score), 6), "strategy": strategy,
         "suggested_label": payload.get("suggested_label") or payload.get("prediction"),
         "suggestion_confidence": payload.get("suggestion_confidence", payload.get("confidence")),

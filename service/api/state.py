@@ -112,9 +112,12 @@ class ApiState:
         def finished(run: Run) -> None:
             views.after_run(run.dataset, run.status == "succeeded")
 
-        runs = RunManager(opener, describe=lambda exc: describe(exc)[1], on_finished=finished)
+        built: list[ApiState] = []  # the Label Studio steps write through this state's review core, once built
+        runs = RunManager(opener, describe=lambda exc: describe(exc)[1], on_finished=finished,
+                          service=lambda: built[0])
         query_embedder = QueryEmbedder(lambda: opener().embedder)
-        return cls(settings, opener, DatasetLocks(), audits, views, runs, query_embedder)
+        built.append(cls(settings, opener, DatasetLocks(), audits, views, runs, query_embedder))
+        return built[0]
 
     @property
     def workspace(self) -> Workspace:

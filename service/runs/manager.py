@@ -60,15 +60,18 @@ class RunProgress:
             self._last = now
             self._persist(self.run)
 
+    update = __call__  # the spelling of code written against a progress object (tqdm, service.labelstudio)
+
 
 class RunManager:
     """Queues runs on one worker thread and keeps their records."""
 
     def __init__(self, workspace: Callable[[], Workspace], *, describe: Describe = plain_error,
-                 on_finished: OnFinished | None = None):
+                 on_finished: OnFinished | None = None, service: Callable[[], Any] | None = None):
         self._workspace = workspace
         self._describe = describe
         self._on_finished = on_finished
+        self._service = service  # the running service, for steps that write through its review core
         self.records = RunRecords(workspace)
         self._runs: dict[str, Run] = {}
         self._guard = threading.Lock()
@@ -101,6 +104,8 @@ class RunManager:
             raise ValueError(f"the {step} step takes no uploaded file")
         if trigger is not None and not spec.takes_trigger:
             raise ValueError(f"the {step} step has no trigger")
+        if spec.needs_service and self._service is None:
+            raise Unavailable(f"the {step} step runs inside the service only")
         if not spec.available():
             raise Unavailable(f"the {step} step is not part of this installation")
         if self._executor is None:
@@ -126,8 +131,9 @@ class RunManager:
         self.records.save(run)
         started = time.perf_counter()
         try:
+            service = self._service() if STEPS[run.step].needs_service and self._service is not None else None
             ctx = StepContext(self._workspace(), run.dataset, run.id, RunProgress(run, self.records.save), upload,
-                              trigger)
+                              trigger, service)
             run.result = jsonable(STEPS[run.step].run(ctx, options))
             run.status = "succeeded"
             run.progress["stage"] = "done"

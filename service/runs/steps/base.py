@@ -55,6 +55,9 @@ class StepContext:
     progress: ProgressFn = no_progress
     upload: UploadedFile | None = None
     trigger: str | None = None
+    # The running service (service.api.state.ApiState) for a step that writes through its review core, so
+    # its changes take the dataset's lock, land in its audit log and patch its cached views.
+    service: Any = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Step(Generic[OptionsT]):
     run: Callable[[StepContext, OptionsT], dict[str, Any]]
     takes_upload: bool = False
     takes_trigger: bool = False
+    needs_service: bool = False
     # Given the step's result, the run to queue next (or None).
     follow_up: Callable[[dict[str, Any]], FollowUp | None] | None = None
 
