@@ -4,13 +4,10 @@ it queues by itself after DATA_DEBUGGER_RETRAIN_AFTER changes (one at a time per
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from service.predictions.registry import ModelRegistry
 from service.predictions.triggers import changes_since
-
-if TYPE_CHECKING:
-    from service.api.state import ApiState
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +24,9 @@ def _newest(audit) -> Any:
         offset += len(page)
 
 
-def loop_state(state: ApiState, dataset: str) -> dict[str, Any]:
+# `state` is the service's ApiState; not imported even for the type checker, since the review paths of
+# service.labelstudio call in here and the state builds the run steps that call them (an import cycle).
+def loop_state(state: Any, dataset: str) -> dict[str, Any]:
     """The champion, the label changes since its data, the threshold, and a retrain queued or running."""
     registry = ModelRegistry(state.settings.models_dir)
     champion = registry.get(dataset) if registry.default_version(dataset) else None
@@ -45,7 +44,7 @@ def loop_state(state: ApiState, dataset: str) -> dict[str, Any]:
             "active_run": active.to_dict() if active else None}
 
 
-def queue_retrain_if_due(state: ApiState, dataset: str) -> dict[str, Any] | None:
+def queue_retrain_if_due(state: Any, dataset: str) -> dict[str, Any] | None:
     """After a review write: queue a retrain when the changes since the champion reach the threshold and no
     retrain of the dataset is queued or running. Returns the queued run, or None. Never fails the write."""
     threshold = state.settings.retrain_after
@@ -64,7 +63,7 @@ def queue_retrain_if_due(state: ApiState, dataset: str) -> dict[str, Any] | None
         return None
 
 
-def reviews_per_version(state: ApiState, dataset: str, history: list[dict[str, Any]]) -> None:
+def reviews_per_version(state: Any, dataset: str, history: list[dict[str, Any]]) -> None:
     """Add to each history row (newest first) `reviewed_added`: the label changes logged between the previous
     version reading its labels and this one doing so, i.e. the reviews this version was the first to learn."""
     reads = sorted(str(row.get("data_read_at") or "") for row in history)

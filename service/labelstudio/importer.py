@@ -23,10 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.api.queries import resolve_id
-from service.api.schemas import LabelIn
 from service.errors import Conflict, InvalidInput, NotFound
 from service.review.actions import ReviewAction
+from service.review.actions import resolve_point as resolve_id
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +212,10 @@ class Importer:
         action = "reviewed" if choice.label == label else "accept" if choice.label == suggestion else "relabel"
         evidence = {"label_studio_task": task.get("id"), "label_studio_annotation": choice.annotation_id,
                     "annotators": choice.annotators, "exported_revision": exported}
-        body = LabelIn(action=action, label=choice.label if action != "reviewed" else None, reason=self.reason,
-                       user=choice.annotator or self.user, revision=current, evidence=evidence,
-                       allow_new_label=self.allow_new_label or choice.label in self.known)
-        change = self.state.apply_review(self.dataset, pid, ReviewAction(**body.model_dump()),
-                                         source="label-studio").change
+        body = ReviewAction(action=action, label=choice.label if action != "reviewed" else None,
+                            reason=self.reason, user=choice.annotator or self.user, revision=current,
+                            evidence=evidence, allow_new_label=self.allow_new_label or choice.label in self.known)
+        change = self.state.apply_review(self.dataset, pid, body, source="label-studio").change
         self.changes.append(int(change["change_id"]))
         if self._history is not None:  # a later task of the same point sees this change
             self._history.setdefault(pid, []).append(change)

@@ -172,7 +172,7 @@ def push(state, dataset: str, strategy: str = "hybrid", limit: int = 50, seed: i
 
 
 def _point_key(raw: Any) -> Any:
-    from service.api.queries import resolve_id
+    from service.review.actions import resolve_point as resolve_id
 
     return resolve_id(raw)
 

@@ -50,6 +50,15 @@ class ReviewAction:
     evidence: dict[str, Any] | None = None
     allow_new_label: bool = False
 
+    def __post_init__(self) -> None:
+        """The API's bounds (service.api.schemas.LabelIn), held here too for callers that are not the API."""
+        for name, value, low, high in (("label", self.label or "x", 1, 200), ("reason", self.reason or "", 0, 200),
+                                       ("user", self.user, 1, 100)):
+            if not low <= len(value) <= high:
+                raise invalid(f"body.{name}", f"is {len(value)} characters; it must be {low} to {high}")
+        if self.revision is not None and self.revision < 0:
+            raise invalid("body.revision", f"is {self.revision}; it must be 0 or more")
+
 
 @dataclass(frozen=True)
 class PointWrite:
