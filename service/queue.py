@@ -3,9 +3,10 @@
 entropy, margin, least_confidence   the model's uncertainty (from the predict step's payload fields)
 random                              a seeded shuffle: the baseline every strategy should beat
 knn_disagreement                    the model's prediction against the labelled neighbours' majority
-hybrid                              uncertainty x cluster weight (clusters with high error and low label
-                                    coverage weigh more), picked greedily with diminishing returns per
-                                    cluster (diversity), skipping near-duplicates of points already picked
+hybrid                              (uncertainty + the neighbours' contradiction) x cluster weight (clusters
+                                    with high error and low label coverage weigh more), picked greedily; a
+                                    cluster's picks lose pull past its share of the uncertainty (diversity),
+                                    near-duplicates of points already picked are skipped
 """
 
 from __future__ import annotations
