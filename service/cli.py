@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 
+from service import numba_cache
 from service.errors import DataDebuggerError
 from service.settings import Settings
 
@@ -65,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     settings = Settings()
     try:
-        return int(args.handler(args, settings) or 0)
+        # Set before anything imports numba: UMAP's compiled functions persist under the data home.
+        with numba_cache.configured(settings.home):
+            return int(args.handler(args, settings) or 0)
     except DataDebuggerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
