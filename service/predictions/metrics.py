@@ -118,8 +118,9 @@ def format_report(name: str, m: dict[str, Any]) -> str:
     acc_text = f" (95% CI {acc_ci[0]:.3f}-{acc_ci[1]:.3f})" if acc_ci else ""
     lines = [
         f"{name} (n={m['n']}): accuracy {m['accuracy']:.3f}{acc_text}, macro-F1 {m['macro_f1']:.3f}{ci_text}",
-        f"  macro P {m['macro_precision']:.3f} R {m['macro_recall']:.3f}; micro F1 {m['micro_f1']:.3f}; "
-        f"weighted F1 {m['weighted_f1']:.3f}; log loss {m['log_loss']:.3f}; ECE {m['ece']:.3f}",
+        f"  micro P {m['micro_precision']:.3f} R {m['micro_recall']:.3f} F1 {m['micro_f1']:.3f}; "
+        f"macro P {m['macro_precision']:.3f} R {m['macro_recall']:.3f} F1 {m['macro_f1']:.3f}",
+        f"  weighted F1 {m['weighted_f1']:.3f}; log loss {m['log_loss']:.3f}; ECE {m['ece']:.3f}",
     ]
     width = max(len(label) for label in m["per_class"])
     lines.append(f"  {'label':<{width}}  prec   rec    f1     n")
