@@ -121,6 +121,7 @@ def _confusion(version: ModelVersion, reports_dir: Path) -> str:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from service.predictions.tracking import promote
     from service.predictions.training import train_version
 
     dataset = args.dataset or settings.default_dataset
@@ -135,7 +136,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                                 if_changed=args.if_changed)
     kept = before is not None and version.version == before.version
     if args.promote:
-        registry.promote(dataset, version.version)
+        promote(settings, registry, dataset, version.version)
     if args.json:
         print(json.dumps({**version.summary(), "metrics": version.metrics, "retrained": not kept}, indent=1))
     else:
@@ -163,12 +164,13 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from service.errors import InvalidInput
+    from service.predictions.tracking import promote
 
     registry = ModelRegistry(settings.models_dir)
     if args.promote:
         if not args.dataset:
             raise InvalidInput("--promote needs --dataset NAME")
-        registry.promote(args.dataset, args.promote)
+        promote(settings, registry, args.dataset, args.promote)
         print(f"{args.dataset} {args.promote} is now production")
     rows = []
     for name in [args.dataset] if args.dataset else registry.datasets():
