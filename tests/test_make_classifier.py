@@ -73,7 +73,7 @@ def test_make_train_then_make_api_answer_the_readme_curl(make_env, stamp, tmp_pa
         assert f"{split} (n=213)" in out and f"{split} confusion matrix" in out
     assert out.count("micro P") == 2 and out.count("macro P") == 2
     images = [Path(line.split("image: ")[1]) for line in out.splitlines() if "image: " in line]
-    assert len(images) == 2 and all(image.read_text().startswith("<svg") for image in images)
+    assert len(images) == 2 and all(image.read_bytes().startswith(b"\x89PNG") for image in images)
 
     again = _make("train", stamp, make_env, timeout=900)  # nothing changed: nothing retrained
     assert again.returncode == 0 and "humanloop v1 was trained on the same data" in again.stdout

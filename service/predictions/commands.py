@@ -9,7 +9,7 @@ from pathlib import Path
 
 from service.cli import count
 from service.datasets.readers import FORMATS, ColumnMap
-from service.predictions.metrics import format_report
+from service.predictions.metrics import format_confusion, format_report
 from service.predictions.models import FAMILIES
 from service.predictions.registry import ModelRegistry, ModelVersion
 from service.predictions.retry import RetryPolicy
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep the latest version instead of training when it was trained on the same data, "
                    "embeddings and options")
     p.add_argument("--confusion", action="store_true",
-                   help="also print the validation and test confusion matrices and write them as SVG images")
+                   help="also print the validation and test confusion matrices and write them as PNG images")
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("predict", help="enrich a dataset with predictions from a prediction API")
@@ -107,16 +107,17 @@ def _ingest_humanloop(ws: Workspace, dataset: str) -> None:
 
 
 def _confusion(version: ModelVersion, reports_dir: Path) -> str:
-    """The validation and test confusion matrices as text, each with the path of its SVG image."""
-    from service.predictions.confusion import format_matrix, write_svg
+    """The validation and test confusion matrices as text, each with the path of its image (PNG)."""
+    from service.predictions.plots import confusion_png
 
     blocks = []
     for split in ("validation", "test"):
         confusion = version.metrics.get(split, {}).get("confusion")
         if confusion:
-            image = write_svg(reports_dir / version.dataset / f"confusion_{version.version}_{split}.svg",
-                              f"{version.dataset} {version.version}: {split} confusion matrix", confusion)
-            blocks.append(f"{format_matrix(split, confusion)}\n  image: {image}")
+            image = confusion_png(confusion["matrix"], confusion["labels"],
+                                  reports_dir / version.dataset / f"confusion_{version.version}_{split}.png",
+                                  f"{version.dataset} {version.version}: {split}")
+            blocks.append(f"{format_confusion(split, confusion)}\n  image: {image}")
     return "\n".join(blocks)
 
 

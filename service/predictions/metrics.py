@@ -128,3 +128,16 @@ def format_report(name: str, m: dict[str, Any]) -> str:
         lines.append(f"  {label:<{width}}  {row['precision']:.3f}  {row['recall']:.3f}  {row['f1']:.3f}  "
                      f"{row['support']:>4}")
     return "\n".join(lines)
+
+
+def format_confusion(name: str, confusion: dict[str, Any]) -> str:
+    """The confusion matrix as text: a row per true label, columns numbered like the rows (labels are too long
+    for column headers)."""
+    labels, matrix = confusion["labels"], confusion["matrix"]
+    width = max(len(label) for label in labels)
+    cell = max(4, len(str(max((max(row) for row in matrix), default=0))) + 1)
+    lines = [f"{name} confusion matrix (rows: true label; columns: predicted, numbered as the rows)",
+             " " * (width + 6) + "".join(f"{j + 1:>{cell}}" for j in range(len(labels)))]
+    for i, (label, row) in enumerate(zip(labels, matrix, strict=True)):
+        lines.append(f"  {i + 1:>2}. {label:<{width}}" + "".join(f"{count:>{cell}}" for count in row))
+    return "\n".join(lines)
