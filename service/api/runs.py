@@ -1,4 +1,5 @@
-"""Background runs of the heavy steps (ingest, train, predict, analyze), off the event loop.
+"""Background runs of the heavy steps (ingest, train, predict, analyze, Label Studio push/pull), off the event
+loop.
 
 One worker thread runs them in submission order: the embedded store admits one process, and two heavy
 steps on 2 cores would only slow each other. Runs are kept in the store collection "runs" (dimension 1)
@@ -151,6 +152,7 @@ class Step:
     module: str
     run: Callable[..., dict[str, Any]]  # (ws, dataset, options, progress[, upload]) -> result
     options: dict[str, type | tuple[type, ...]]
+    needs_state: bool = False  # the step writes through the review core (locks, audit log): it gets `state`
 
     def check(self, ws: Workspace, dataset: str, options: dict[str, Any]) -> dict[str, Any]:
         """Validated options (paths resolved) or InvalidInput naming `options.<name>`."""
@@ -231,7 +233,8 @@ def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: 
     embedder = _CountingEmbedder(ws.embedder, progress)
     try:
         report = ingest(ws.catalog, embedder, dataset, sources, skip_invalid=bool(options.get("skip_invalid")),
-                        rejects_path=rejects, batch_size=ws.settings.ingest_batch_size)
+                        rejects_path=rejects, batch_size=ws.settings.ingest_batch_size,
+                        guard=lambda: ws.ensure_space(f"ingest into {dataset}"))
     except InvalidInput as exc:
         if upload is None:
             raise
@@ -329,6 +332,31 @@ def _check_retrain(options: dict[str, Any]) -> None:
     _check_at_least(options, {"min_cluster_size": 1})
 
 
+def _check_label_studio_push(options: dict[str, Any]) -> None:
+    """An unknown kind or strategy is a 422 now, not a failed run later."""
+    from service.labelstudio.sync import KINDS
+    from service.queue import STRATEGIES
+
+    for key, known in (("kind", KINDS), ("strategy", STRATEGIES)):
+        if options.get(key) is not None and options[key] not in known:
+            raise invalid(f"options.{key}", f"{options[key]!r} is not one of {', '.join(known)}")
+    _check_at_least(options, {"limit": 1, "seed": 0})
+
+
+def step_label_studio_push(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress,
+                           state: ApiState) -> dict[str, Any]:
+    from service.labelstudio.sync import push
+
+    return push(state, dataset, progress=progress, **options)
+
+
+def step_label_studio_pull(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress,
+                           state: ApiState) -> dict[str, Any]:
+    from service.labelstudio.sync import pull
+
+    return pull(state, dataset, progress=progress, **options)
+
+
 STEPS: dict[str, Step] = {
     "ingest": Step("ingest", "service.datasets.ingest", step_ingest, {
         "path": str, "format": str, "text_column": str, "label_column": str, "split_column": str,
@@ -343,6 +371,10 @@ STEPS: dict[str, Step] = {
     "retrain": Step("retrain", "service.predictions.retrain", step_retrain, {
         "dry_run": bool, "force": bool, "tolerance": (int, float), "min_cluster_size": int,
         "max_cluster_regression": (int, float), "model": str, "folds": int, "seed": int, "analyze": bool}),
+    "label-studio-push": Step("label-studio-push", "service.labelstudio.sync", step_label_studio_push, {
+        "kind": str, "strategy": str, "limit": int, "seed": int}, needs_state=True),
+    "label-studio-pull": Step("label-studio-pull", "service.labelstudio.sync", step_label_studio_pull, {
+        "force": bool}, needs_state=True),
 }
 
 
@@ -447,6 +479,8 @@ class RunManager:
             _check_at_least(options, {"k": 1, "seed": 0, "exact_threshold": 0})
         elif step == "retrain":
             _check_retrain(options)
+        elif step == "label-studio-push":
+            _check_label_studio_push(options)
         self._recover()
         shown = {**options, "original_name": upload.original_name} if upload is not None else dict(options)
         if step == "retrain":
@@ -472,6 +506,8 @@ class RunManager:
         self._persist(run)
         started = time.perf_counter()
         try:
+            if STEPS[run.step].needs_state:
+                extra = {**extra, "state": self.state}
             result = fn(self.state.workspace, run.dataset, dict(options), Progress(run, self._persist), **extra)
             run.result = jsonable(result)
             run.status = "succeeded"

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "embeddings and options")
     p.add_argument("--confusion", action="store_true",
                    help="also print the validation and test confusion matrices and write them as PNG images")
-    p.set_defaults(handler=cmd_train)
+    p.set_defaults(handler=cmd_train, writes=True)
 
     p = sub.add_parser("predict", help="enrich a dataset with predictions from a prediction API")
     p.add_argument("--dataset", help="dataset name (default: settings.default_dataset)")
@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     p.add_argument("--retries", type=int, default=6, help="retries per batch on 429, 5xx and timeouts")
     p.add_argument("--force", action="store_true", help="re-predict points already predicted by that version")
-    p.set_defaults(handler=cmd_predict)
+    p.set_defaults(handler=cmd_predict, writes=True)
 
     p = sub.add_parser("models", help="list model versions with their metrics; promote one")
     p.add_argument("--dataset", help="only this dataset")

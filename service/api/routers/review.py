@@ -1,4 +1,5 @@
-"""Relabelling with an audit trail: review actions on a point, the change log, undo, Label Studio import."""
+"""Relabelling with an audit trail: review actions on a point, the change log, undo (Label Studio imports:
+routers/labelstudio.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,9 @@ from service.api.deps import DatasetName, StateDep, Writer, get_audit
 from service.api.errors import READ_ERRORS, WRITE_ERRORS
 from service.api.loop import queue_retrain_if_due
 from service.api.queries import decode_cursor, encode_cursor, resolve_id
-from service.api.schemas import ChangeOut, ImportOut, LabelIn, Page, PointOut, UndoIn
+from service.api.schemas import ChangeOut, LabelIn, Page, PointOut, UndoIn
 
 router = APIRouter(prefix="/api/datasets/{dataset}", tags=["review"], responses=READ_ERRORS)
-
-MAX_TASKS = 100_000
 
 
 class ReviewedPoint(PointOut):
@@ -73,22 +72,3 @@ def undo_change(
     state.workspace.catalog.get(dataset)
     point, change = review.undo(state, dataset, change_id, body.user, body.reason)
     return {**point, "change": change}
-
-
-@router.post("/annotations/label-studio", operation_id="import_label_studio", response_model=ImportOut,
-             dependencies=[Writer], responses=WRITE_ERRORS)
-def import_label_studio(
-    dataset: DatasetName, state: StateDep,
-    tasks: Annotated[list[Any], Body(max_length=MAX_TASKS, description="A Label Studio JSON export (a list "
-                                     "of tasks); tasks that are not objects are skipped")],
-    user: Annotated[str, Query(min_length=1, max_length=100, description="Annotator when a task names none")]
-    = "label-studio",
-    allow_new_label: bool = False,
-) -> dict[str, Any]:
-    """Apply a Label Studio export: each task's latest choice relabels its point (data.point_id, else
-    data.record_id or data.id), logged like any change. Tasks that cannot apply are listed in `skipped`."""
-    state.workspace.catalog.get(dataset)
-    result = review.import_label_studio(state, dataset, tasks, user, allow_new_label)
-    if result.get("applied"):
-        queue_retrain_if_due(state, dataset)
-    return result
