@@ -6,6 +6,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from service.runs.steps import STEPS
+
 T = TypeVar("T")
 
 Triage = Literal["label_error", "model_error", "ambiguous", "outlier", "agree", "unlabelled"]
@@ -269,6 +271,9 @@ class ChangeOut(BaseModel):
     undoes: int | None = None
     undone_by: int | None = None
     source: str = "api"
+    status: Literal["applied", "pending", "not_applied"] = Field(
+        "applied", description="Whether the change reached its point: pending while being written; not_applied "
+        "when the service stopped before the point was written (undo refuses it)")
 
 
 class ImportOut(BaseModel):
@@ -286,7 +291,7 @@ class ImportOut(BaseModel):
     changes: list[int]
 
 
-RunStep = Literal["ingest", "train", "predict", "analyze", "retrain", "label-studio-push", "label-studio-pull"]
+RunStep = Literal[tuple(STEPS)]  # type: ignore[valid-type] - the registered steps, so a new one needs no edit here
 RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted"]
 
 

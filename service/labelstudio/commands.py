@@ -76,7 +76,7 @@ def _run(settings: Settings, fn) -> Any:
     from service.workspace import Workspace
 
     with Workspace(settings) as ws:
-        return fn(ApiState(settings, workspace_given=ws))
+        return fn(ApiState.build(settings, ws))
 
 
 def _print(result: dict[str, Any]) -> None:

@@ -23,11 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.api import review
-from service.api.deps import get_audit
-from service.api.queries import resolve_id
-from service.api.schemas import LabelIn
 from service.errors import Conflict, InvalidInput, NotFound
+from service.review.actions import ReviewAction
+from service.review.actions import resolve_point as resolve_id
 
 log = logging.getLogger(__name__)
 
@@ -214,10 +212,10 @@ class Importer:
         action = "reviewed" if choice.label == label else "accept" if choice.label == suggestion else "relabel"
         evidence = {"label_studio_task": task.get("id"), "label_studio_annotation": choice.annotation_id,
                     "annotators": choice.annotators, "exported_revision": exported}
-        body = LabelIn(action=action, label=choice.label if action != "reviewed" else None, reason=self.reason,
-                       user=choice.annotator or self.user, revision=current, evidence=evidence,
-                       allow_new_label=self.allow_new_label or choice.label in self.known)
-        _, change = review.apply_action(self.state, self.dataset, pid, body, source="label-studio")
+        body = ReviewAction(action=action, label=choice.label if action != "reviewed" else None,
+                            reason=self.reason, user=choice.annotator or self.user, revision=current,
+                            evidence=evidence, allow_new_label=self.allow_new_label or choice.label in self.known)
+        change = self.state.apply_review(self.dataset, pid, body, source="label-studio").change
         self.changes.append(int(change["change_id"]))
         if self._history is not None:  # a later task of the same point sees this change
             self._history.setdefault(pid, []).append(change)
@@ -231,7 +229,7 @@ class Importer:
         """The point's entries of the audit log, oldest first (the log is read once per import)."""
         if self._history is None:
             self._history = {}
-            for entry in get_audit(self.state, self.dataset).all():
+            for entry in self.state.audit(self.dataset).all():
                 self._history.setdefault(entry.get("point_id"), []).append(entry)
         return self._history.get(pid, [])
 
@@ -276,7 +274,7 @@ def _stale(pid: Any, exported: int, current: int, change: dict[str, Any]) -> dic
 def retract(state, dataset: str, annotation_ids: list[Any], user: str = "label-studio") -> dict[str, Any]:
     """Annotations deleted in Label Studio: undo the changes they made, where nothing changed the point since."""
     ids = {str(a) for a in annotation_ids}
-    audit = get_audit(state, dataset)
+    audit = state.audit(dataset)
     undone: list[int] = []
     kept: list[dict[str, Any]] = []
     for entry in reversed(audit.all()):  # newest first: an annotation updated twice is undone back to front
@@ -286,7 +284,8 @@ def retract(state, dataset: str, annotation_ids: list[Any], user: str = "label-s
         if audit.undone_by(int(entry["change_id"])) is not None:
             continue
         try:
-            _, change = review.undo(state, dataset, int(entry["change_id"]), user, "label_studio_annotation_deleted")
+            change = state.undo_review(dataset, int(entry["change_id"]), user,
+                                       "label_studio_annotation_deleted").change
             undone.append(int(change["change_id"]))
         except Conflict as exc:
             kept.append({"change": entry["change_id"], "annotation": annotation, "reason": str(exc)})

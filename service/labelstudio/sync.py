@@ -73,10 +73,8 @@ class _Quiet:
 
 
 def _audit_by_point(state, dataset: str) -> dict[Any, list[dict[str, Any]]]:
-    from service.api.deps import get_audit
-
     out: dict[Any, list[dict[str, Any]]] = {}
-    for entry in get_audit(state, dataset).all():
+    for entry in state.audit(dataset).all():
         out.setdefault(entry.get("point_id"), []).append(entry)
     return out
 
@@ -174,7 +172,7 @@ def push(state, dataset: str, strategy: str = "hybrid", limit: int = 50, seed: i
 
 
 def _point_key(raw: Any) -> Any:
-    from service.api.queries import resolve_id
+    from service.review.actions import resolve_point as resolve_id
 
     return resolve_id(raw)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from embeddings.store import EdgeStore, MetadataStore
-from service.api.runs import RUNS_COLLECTION, Run
+from service.runs.records import RUNS_COLLECTION, Run
 from tests.api.conftest import DATASET, ingest_fixture, running, settings_in
 
 pytestmark = pytest.mark.anyio

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from embeddings.store import ClientStore, EdgeStore, MetadataStore, Store
-from service.api.audit import AUDIT_COLLECTION, AuditLog
-from service.api.runs import RUNS_COLLECTION
 from service.datasets.catalog import CATALOG, Catalog
+from service.review.audit import AUDIT_COLLECTION, AuditLog
+from service.runs.records import RUNS_COLLECTION
 
 BACKENDS = ["edge", "memory"] + (["server"] if os.environ.get("QDRANT_URL") else [])
 

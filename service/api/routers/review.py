@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 
-from service.api import review
-from service.api.deps import DatasetName, StateDep, Writer, get_audit
+from service.api.deps import DatasetName, StateDep, Writer
 from service.api.errors import READ_ERRORS, WRITE_ERRORS
 from service.api.loop import queue_retrain_if_due
-from service.api.queries import decode_cursor, encode_cursor, resolve_id
+from service.api.queries import decode_cursor, encode_cursor, point_out, resolve_id
 from service.api.schemas import ChangeOut, LabelIn, Page, PointOut, UndoIn
+from service.review.actions import ReviewAction, Reviewed
 
 router = APIRouter(prefix="/api/datasets/{dataset}", tags=["review"], responses=READ_ERRORS)
 
@@ -21,6 +21,10 @@ class ReviewedPoint(PointOut):
     """The point after the change, and the change as logged."""
 
     change: ChangeOut
+
+
+def _answer(done: Reviewed) -> dict[str, Any]:
+    return {**point_out(done.point_id, done.payload), "change": done.change}
 
 
 @router.post("/points/{point_id}/label", operation_id="label_point", response_model=ReviewedPoint,
@@ -32,9 +36,9 @@ def label_point(
 ) -> dict[str, Any]:
     """Relabel, accept the suggestion, or mark reviewed/ambiguous, with a reason; the change is appended to
     the audit log. Send the `revision` you saw: a stale one answers 409 and changes nothing."""
-    point, change = review.apply_action(state, dataset, point_id, body)
+    done = state.apply_review(dataset, point_id, ReviewAction(**body.model_dump()))
     queue_retrain_if_due(state, dataset)
-    return {**point, "change": change}
+    return _answer(done)
 
 
 @router.get("/changes", operation_id="list_changes", response_model=Page[ChangeOut])
@@ -44,9 +48,10 @@ def list_changes(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
-    """The audit log, newest first."""
+    """The audit log, newest first. `status` says whether each change reached its point: `applied`,
+    `pending` (being written) or `not_applied` (the service stopped before the point was written)."""
     state.workspace.catalog.get(dataset)
-    audit = get_audit(state, dataset)
+    audit = state.audit(dataset)
     offset = decode_cursor(cursor, int) or 0
     if point is None:
         data = audit.newest(offset, limit)
@@ -67,8 +72,7 @@ def undo_change(
     body: Annotated[UndoIn | None, Body()] = None,
 ) -> dict[str, Any]:
     """Revert a change by appending its inverse (the log is never rewritten). 409 when it was already
-    undone or the point changed after it."""
+    undone, never applied, or the point changed after it."""
     body = body or UndoIn()
     state.workspace.catalog.get(dataset)
-    point, change = review.undo(state, dataset, change_id, body.user, body.reason)
-    return {**point, "change": change}
+    return _answer(state.undo_review(dataset, change_id, body.user, body.reason))
