@@ -79,8 +79,8 @@ def test_two_services_objects_over_one_store_see_each_others_writes(store):
     catalog_a.create("shared", 8, "fake-model", "csv")
     assert catalog_b.names() == ["shared"] and catalog_b.get("shared")["dim"] == 8
     assert audit_b.newest() == []
-    audit_a.append({"user": "ana", "point": 1})
-    audit_a.append({"user": "ana", "point": 1, "undoes": 1})
+    audit_a.confirm(audit_a.append({"user": "ana", "point": 1}))
+    audit_a.confirm(audit_a.append({"user": "ana", "point": 1, "undoes": 1}))
     assert [(e["change_id"], e["undone_by"]) for e in audit_b.newest()] == [(2, None), (1, 2)]
     assert len(audit_b) == 2
     third = audit_b.append({"user": "bo", "point": 2})
@@ -97,8 +97,8 @@ def _write_everything(store: Store) -> None:
     catalog.create("shared", 8, "fake-model", "csv")
     catalog.update("shared", rows=3)
     audit = AuditLog(store, "shared")
-    audit.append({"user": "ana", "point": 1, "new": {"label": "b"}})
-    audit.append({"user": "ana", "point": 1, "undoes": 1})
+    audit.confirm(audit.append({"user": "ana", "point": 1, "new": {"label": "b"}}))
+    audit.confirm(audit.append({"user": "ana", "point": 1, "undoes": 1}))
     MetadataStore(store, RUNS_COLLECTION).put("00000000000000ab", {"id": "00000000000000ab", "status": "done"})
 
 
