@@ -6,13 +6,12 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from service.analyses.registry import flag_values
+
 T = TypeVar("T")
 
 Triage = Literal["label_error", "model_error", "ambiguous", "outlier", "agree", "unlabelled"]
-Flag = Literal[
-    "label_issue", "confident_disagreement", "outlier", "duplicate", "conflicting_duplicate", "leak",
-    "knn_disagreement", "suggestion_conflict", "reviewed", "ambiguous",
-]
+Flag = Literal[flag_values()]  # type: ignore[valid-type]  # the analyses' declared flags and the reviewers'
 Status = Literal["correct", "incorrect", "unlabelled"]
 Split = Literal["training", "validation", "testing"]
 PointKey = int | str
