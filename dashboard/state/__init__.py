@@ -27,6 +27,7 @@ class DashboardState(param.Parameterized):
 
     dataset = param.Selector(objects=[], doc="the dataset shown")
     message = param.String(default="")
+    analysis_warning = param.String(default="", doc="the dataset's analysis state when wrong (e.g. incomplete)")
 
     def __init__(self, client: ApiClient, defer_rest: bool = False, cache: Any = None, **params: Any):
         super().__init__(**params)
@@ -66,6 +67,8 @@ class DashboardState(param.Parameterized):
         except DataDebuggerError as exc:
             self.message = f"cannot load {dataset!r}: {exc}"
             return
+        self.analysis_warning = self._analysis_warning(dataset)
+        self.message = self.analysis_warning
         if self.defer_rest:
             self.defer_rest = False  # only the first page load waits; a dataset switch loads everything
         else:
@@ -76,4 +79,12 @@ class DashboardState(param.Parameterized):
         self.clusters.load()
         self.review.load()
         self.models.load()
-        self.message = ""
+        self.message = self.analysis_warning
+
+    def _analysis_warning(self, dataset: str) -> str:
+        """What the dataset detail says is wrong with its analysis ("analysis incomplete: re-run analyze")."""
+        try:
+            return self.client.dataset(dataset).get("analysis_warning") or ""
+        except DataDebuggerError as exc:  # the map loaded, so the views still help; say why this is unknown
+            log.warning("could not read the analysis state of %s: %s", dataset, exc)
+            return ""

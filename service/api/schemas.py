@@ -76,6 +76,9 @@ class DatasetDetail(DatasetSummary):
     last_ingest_at: str | None = None
     last_analysis_at: str | None = None
     analysis_run: str | None = None
+    analysis_state: Literal["none", "complete", "incomplete"] = Field(
+        "none", description="incomplete: an analysis write-back was interrupted; re-run analyze")
+    analysis_warning: str | None = Field(None, description="What is wrong with the analysis state, and the fix")
     model_versions: list[ModelVersionOut] = Field(default_factory=list)
     label_revision: int = Field(0, description="Number of label changes in the audit log")
 

@@ -17,6 +17,7 @@ import orjson
 
 from embeddings.store import PointId, iter_points
 from service.analyses.registry import snapshot_columns
+from service.analyses.report import REPORT_NAME, WRITEBACK_NAME
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,14 +39,19 @@ MAP_COLUMNS = ("x", "y", "text", "label", "prediction", "confidence", "split", "
                "mislabel_score", "entropy", "review_status")
 
 
-def report_stamp(settings: Settings, dataset: str) -> tuple[int, int] | None:
-    """Identity of the analysis report file (mtime, size): changes whenever analyze writes a new one."""
-    path = settings.reports_dir / dataset / "analysis.json"
+def report_stamp(settings: Settings, dataset: str) -> tuple[int, ...] | None:
+    """Identity of the analysis report file (mtime, size) and of a write-back marker beside it: changes
+    whenever analyze writes a new report or starts writing to the points."""
+    folder = settings.reports_dir / dataset
     try:
-        st = path.stat()
+        st = (folder / REPORT_NAME).stat()
     except FileNotFoundError:
         return None
-    return (st.st_mtime_ns, st.st_size)
+    try:
+        marker = (folder / WRITEBACK_NAME).stat().st_mtime_ns
+    except FileNotFoundError:
+        marker = 0
+    return (st.st_mtime_ns, st.st_size, marker)
 
 
 def correct_of(status: Any) -> bool | None:
