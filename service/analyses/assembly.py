@@ -9,6 +9,7 @@ from typing import Any
 
 from service.analyses.base import REGISTRY, AnalysisResult, Part
 from service.analyses.context import AnalysisContext
+from service.analyses.registry import registered
 
 # Where the built-in analyses' parts have always sat in the report JSON, kept so the file and the API's
 # answer stay byte-for-byte what they were. A part not named here still gets written, after these, in run
@@ -29,7 +30,7 @@ def _ordered(parts: list[Part], order: tuple[str, ...]) -> list[Part]:
 def _parts(results: Mapping[str, AnalysisResult], summary: bool) -> dict[str, Any]:
     """Every registered analysis' declared report (or summary) parts, in their place: the analysis' value
     where it ran and produced one, else the part's empty value."""
-    declared = {name: cls.summary_parts if summary else cls.report_parts for name, cls in REGISTRY.items()}
+    declared = {cls.name: cls.summary_parts if summary else cls.report_parts for cls in registered()}
     owner = {p.name: name for name, parts in declared.items() for p in parts}
     out: dict[str, Any] = {}
     for part in _ordered([p for parts in declared.values() for p in parts], SUMMARY_ORDER if summary else PART_ORDER):

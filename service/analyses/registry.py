@@ -35,14 +35,22 @@ for _module in MODULES:
     importlib.import_module(f"service.analyses.{_module}")
 
 
+def registered() -> list[type[Analysis]]:
+    """Every registered analysis in MODULES order, then any other in registration order: the order does not
+    depend on which module some caller happened to import first."""
+    rank = {f"service.analyses.{module}": i for i, module in enumerate(MODULES)}
+    return [cls for _, cls in sorted(enumerate(REGISTRY.values()),
+                                     key=lambda ic: (rank.get(ic[1].__module__, len(rank)), ic[0]))]
+
+
 def default_analyses() -> list[str]:
-    """Every registered analysis, in registration order: what a full run runs."""
-    return list(REGISTRY)
+    """Every registered analysis, in order: what a full run runs."""
+    return [cls.name for cls in registered()]
 
 
 def declared_fields() -> dict[str, PayloadField]:
     """Every payload field some analysis declares, by name (two analyses may fill one field)."""
-    return {f.name: f for cls in REGISTRY.values() for f in cls.payload_fields}
+    return {f.name: f for cls in registered() for f in cls.payload_fields}
 
 
 def analysis_fields() -> tuple[str, ...]:
@@ -53,7 +61,7 @@ def analysis_fields() -> tuple[str, ...]:
 
 def flag_values() -> tuple[str, ...]:
     """Every flag a point can carry: each analysis' declared flags and the reviewers', in FLAG_ORDER first."""
-    flags = [flag for cls in REGISTRY.values() for flag in cls.sets_flags] + list(REVIEW_FLAGS)
+    flags = [flag for cls in registered() for flag in cls.sets_flags] + list(REVIEW_FLAGS)
     return tuple(sorted(dict.fromkeys(flags), key=lambda f: FLAG_ORDER.index(f) if f in FLAG_ORDER
                         else len(FLAG_ORDER) + flags.index(f)))
 
@@ -85,7 +93,7 @@ def is_partial(names: list[str] | None) -> bool:
 
 def analysis_schemas() -> dict[str, dict[str, Any]]:
     """Each registered analysis' declaration: inputs, fields, flags, report parts, output, parameters."""
-    return {name: cls.declaration() for name, cls in REGISTRY.items()}
+    return {cls.name: cls.declaration() for cls in registered()}
 
 
 def make_analysis(name: str, params: Mapping[str, Any] | None = None) -> Analysis:

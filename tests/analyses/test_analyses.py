@@ -9,7 +9,7 @@ from embeddings.neighbors import build_knn_graph
 from service.analyses.base import REGISTRY, AnalysisResult, run_order
 from service.analyses.clusters import ClusterMap, ctfidf_keywords
 from service.analyses.context import build_context
-from service.analyses.registry import make_analysis, run_analyses
+from service.analyses.registry import MODULES, analysis_schemas, default_analyses, make_analysis, run_analyses
 from service.errors import InvalidInput
 from tests.analyses.conftest import planted_context
 
@@ -339,3 +339,16 @@ def test_every_analysis_copes_with_a_tiny_dataset(n):
     assert not skipped
     assert results["clusters"].fields["x"].shape == (n,)
     assert len(results["triage"].fields["triage"]) == n
+
+
+def test_default_order_follows_the_registration_lines_not_the_import_order():
+    # A module that imports service.analyses.clusters before the registry registers Clusters first.
+    saved = dict(REGISTRY)
+    try:
+        REGISTRY.clear()
+        REGISTRY.update({"clusters": saved["clusters"], **{k: v for k, v in saved.items() if k != "clusters"}})
+        assert default_analyses() == list(MODULES)
+        assert list(analysis_schemas()) == list(MODULES)
+    finally:
+        REGISTRY.clear()
+        REGISTRY.update(saved)
