@@ -82,7 +82,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(result, indent=1, default=str))
         return 0
-    if result["status"] == "unchanged":
+    if result["status"] in ("unchanged", "resumed"):
         print(result["message"])
         return 0
     print(f"{dataset}: challenger {result['challenger']} vs champion {result['champion'] or '(none)'}: "
