@@ -15,7 +15,6 @@ A new backend is one module here plus one line in `registry.BACKENDS`.
 from __future__ import annotations
 
 from embeddings.store.base import (
-    INDEXED_FIELDS,
     OVERSAMPLING,
     QUANTILE,
     SEARCH_EF,
@@ -35,7 +34,7 @@ from embeddings.store.metadata import MetadataStore
 from embeddings.store.registry import BACKENDS, open_store
 
 __all__ = [
-    "BACKENDS", "EDGE_SEARCH_THREADS", "INDEXED_FIELDS", "NAME_PATTERN", "OVERSAMPLING", "QUANTILE", "SEARCH_EF",
+    "BACKENDS", "EDGE_SEARCH_THREADS", "NAME_PATTERN", "OVERSAMPLING", "QUANTILE", "SEARCH_EF",
     "ClientCollection", "ClientStore", "ClusterLayout", "Collection", "EdgeCollection", "EdgeStore", "Hit",
     "MetadataStore", "PointFilter", "PointId", "Store", "StoredPoint", "check_name", "iter_points", "load_all",
     "open_store", "point_id",

@@ -21,22 +21,6 @@ import numpy as np
 from embeddings.errors import InvalidInput
 from embeddings.store.ids import PointId
 
-# Payload fields the API filters on, with their index type.
-INDEXED_FIELDS: dict[str, str] = {
-    "label": "keyword",
-    "split": "keyword",
-    "prediction": "keyword",
-    "prediction_status": "keyword",
-    "triage": "keyword",
-    "flags": "keyword",
-    "suggested_label": "keyword",
-    "cluster": "integer",
-    "mislabel_score": "float",
-    "confidence": "float",
-    "entropy": "float",
-    "text": "text",
-}
-
 # HNSW beam width for searches: as accurate as the engine's default at a lower cost (README, "Search
 # latency"); it must be >= k.
 SEARCH_EF = 64
@@ -146,7 +130,7 @@ class Store(Protocol):
     def exists(self, name: str) -> bool: ...
 
     def create(self, name: str, dim: int, indexed: Mapping[str, str] | None = None) -> Collection:
-        """A new collection; `indexed` = payload fields to index (default INDEXED_FIELDS)."""
+        """A new collection; `indexed`: payload field -> index type, the caller's schema (the store knows no fields)."""
 
     def get(self, name: str) -> Collection: ...
 

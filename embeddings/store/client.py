@@ -11,7 +11,6 @@ import numpy as np
 
 from embeddings.errors import Conflict, NotFound, Unavailable
 from embeddings.store.base import (
-    INDEXED_FIELDS,
     OVERSAMPLING,
     QUANTILE,
     SEARCH_EF,
@@ -224,7 +223,7 @@ class ClientStore:
             **self.layout.create_kwargs(),
         )
         collection = ClientCollection(name, self._client, self._qualified(name), dim, self.in_memory)
-        collection.ensure_indexes(INDEXED_FIELDS if indexed is None else indexed)
+        collection.ensure_indexes(indexed or {})
         return collection
 
     def get(self, name: str) -> ClientCollection:

@@ -16,7 +16,6 @@ import numpy as np
 
 from embeddings.errors import Conflict, NotFound, Unavailable
 from embeddings.store.base import (
-    INDEXED_FIELDS,
     OVERSAMPLING,
     QUANTILE,
     SEARCH_EF,
@@ -261,7 +260,7 @@ class EdgeStore:
                 shutil.rmtree(path)
             shard = qe.EdgeShard.create(str(shard_path), _edge_config(dim))
             collection = EdgeCollection(name, shard, dim)
-            collection.ensure_indexes(INDEXED_FIELDS if indexed is None else indexed)
+            collection.ensure_indexes(indexed or {})
             collection.flush()
             # Written last: a folder without it is not a collection yet.
             (path / "dim").write_text(str(dim))
