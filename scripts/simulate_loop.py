@@ -354,12 +354,18 @@ def save(results: dict[str, Any], path: Path) -> None:
 
 
 def merged(paths: list[Path]) -> dict[str, Any]:
-    """Several runs' result files as one (later files win for the same dataset and mode)."""
+    """Several runs' result files as one (later files win for the same dataset and mode, or strategy)."""
     out: dict[str, Any] = {"fixing": {}, "labelling": {}}
     for path in paths:
         data = json.loads(path.read_text())
         out["fixing"].update(data.get("fixing", {}))
-        out["labelling"].update(data.get("labelling", {}))
+        for dataset, runs in data.get("labelling", {}).items():
+            if dataset not in out["labelling"]:
+                out["labelling"][dataset] = runs
+                continue
+            # Same seeds, more (or re-run) strategies: seed by seed, the later file's strategies win.
+            for mine, theirs in zip(out["labelling"][dataset], runs, strict=True):
+                mine.update(theirs)
     return out
 
 
