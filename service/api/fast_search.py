@@ -37,7 +37,7 @@ class FastSearch:
         self.answered = 0  # requests the lane answered itself (tests read it)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        match = PATH.match(scope.get("path", "")) if scope["type"] == "http" and scope["method"] == "POST" else None
+        match = PATH.fullmatch(scope.get("path", "")) if scope["type"] == "http" and scope["method"] == "POST" else None
         if match is None or any(name == b"origin" for name, _ in scope["headers"]):
             # Cross-origin requests need the CORS middleware's headers: full path.
             await self.app(scope, receive, send)
