@@ -65,7 +65,7 @@ def _prediction_app(state: ApiState) -> FastAPI | None:
     key = state.settings.prediction_api_key
     return create_model_app(ModelRegistry(state.settings.models_dir), _WorkspaceEmbedder(state),
                             api_key=key.get_secret_value() if key else None,
-                            default_project=state.settings.default_dataset)
+                            default_project=state.settings.default_dataset, settings=state.settings)
 
 
 def api_routes(routes: list[Any]) -> list[APIRoute]:
