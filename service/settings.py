@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     token: SecretStr | None = Field(None, description="Bearer token required for every write when set.")
+    read_token: SecretStr | None = Field(
+        None, description="Bearer token required for every other route too when set (the write token also "
+        "reads); /api/health and the API docs stay open. Set it to the write token for one token for everything.")
     cors_origins: list[str] = Field(default_factory=list)
     max_upload_bytes: int = 200 * 1024 * 1024
     # Server-side files a client may name (a runs' ingest path, train's from_file): <home>/imports and these.

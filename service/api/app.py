@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
+from service.api.auth import ReadGuard
 from service.api.deps import Writer
 from service.api.errors import READ_ERRORS, WRITE_ERRORS, install_error_handlers
 from service.api.fast_search import FastSearch
@@ -145,12 +146,15 @@ def create_app(
         title="Data Debugger",
         version=health.VERSION,
         description="Find wrong labels, weak spots and what to label next in a text classifier's data. "
-        "Writes need `Authorization: Bearer <token>` when the service has a token.",
+        "Writes need `Authorization: Bearer <token>` when the service has a token; every route but /api/health "
+        "and these docs needs one (the read or the write token) when it has a read token.",
         lifespan=lifespan,
     )
     app.state.api = state
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    if settings.read_token is not None:
+        app.add_middleware(ReadGuard, settings=settings)  # inside CORS, so a 401 carries its headers
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["*"], allow_headers=["*"], expose_headers=["ETag", "X-Model-Version"])
