@@ -89,6 +89,7 @@ class Settings(BaseSettings):
         "reads); /api/health and the API docs stay open. Set it to the write token for one token for everything.")
     cors_origins: list[str] = Field(default_factory=list)
     max_upload_bytes: int = 200 * 1024 * 1024
+    max_import_bytes: int = Field(64 * 1024 * 1024, description="Largest Label Studio import body (413 above).")
     # Server-side files a client may name (a runs' ingest path, train's from_file): <home>/imports and these.
     import_dirs: list[Path] = Field(
         default_factory=list, description="More folders whose files clients may name for a server-side ingest.")

@@ -17,7 +17,7 @@ from service.api.auth import ReadGuard
 from service.api.deps import Writer
 from service.api.errors import READ_ERRORS, WRITE_ERRORS, install_error_handlers
 from service.api.fast_search import FastSearch
-from service.api.limits import BodyLimit
+from service.api.limits import BodyLimit, body_limits
 from service.api.query_embedder import QueryEmbedder
 from service.api.routers import datasets, health, points, queue, review, runs, search, views
 from service.api.runs import RunManager
@@ -152,15 +152,16 @@ def create_app(
     )
     app.state.api = state
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
-    if settings.read_token is not None:
-        app.add_middleware(ReadGuard, settings=settings)  # inside CORS, so a 401 carries its headers
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
-                           allow_methods=["*"], allow_headers=["*"], expose_headers=["ETag", "X-Model-Version"])
     for router in ROUTERS:
         app.include_router(router)
     predictions = _prediction_app(state) if model_app is True else (model_app or None)
     if predictions is not None:
         _include_prediction_routes(app, predictions)
+    # Middleware last, once every route is known: the body limits are per route. The last added runs first.
+    app.add_middleware(BodyLimit, limits=body_limits(app, settings))
+    if settings.read_token is not None:
+        app.add_middleware(ReadGuard, settings=settings)  # before any body is read, inside CORS for its headers
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["*"], allow_headers=["*"], expose_headers=["ETag", "X-Model-Version"])
     return app
