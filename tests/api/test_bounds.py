@@ -147,3 +147,13 @@ async def test_a_trailing_newline_cannot_name_a_new_dataset(shared):
     assert got.status_code == 422 and "not allowed" in got.json()["message"], got.text
     assert not any(name.startswith("fresh") for name in state.workspace.catalog.names())
     assert not any(r.dataset.startswith("fresh") for r in state.runs.list(None, None))
+
+
+async def test_label_studio_tasks_with_ids_past_the_store_are_skipped(shared):
+    app, client = shared
+    tasks = [{"data": {"point_id": pid}, "annotations": [{"result": [{"type": "choices",
+                                                                     "value": {"choices": ["lost_card"]}}]}]}
+             for pid in (U64, U64 + 1, 10**30, str(10**30), "\u00b2")]
+    got = await client.post(f"/api/datasets/{DATASET}/annotations/label-studio", json=tasks)
+    assert got.status_code == 200 and got.json()["applied"] == 0, got.text
+    assert len(got.json()["skipped"]) == len(tasks)
