@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from service.api.errors import error_body
+from service.api.limits import route_path
 
 # Open without a token: the health check (load balancers and container probes carry no secret; it shows the
 # store's state, counts and the version, no data) and the API's description (routes and schemas, no data).
@@ -47,14 +48,15 @@ def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
 def may_read(scope: dict, settings: Any) -> bool:
     """Whether a request may pass the read guard: no read token set, an open path, a CORS preflight, the read
     or write token as a bearer, or (prediction routes only) the prediction API's own X-API-Key."""
-    if settings.read_token is None or scope.get("method") == "OPTIONS" or scope.get("path") in OPEN_PATHS:
+    path = route_path(scope)
+    if settings.read_token is None or scope.get("method") == "OPTIONS" or path in OPEN_PATHS:
         return True
     headers = scope.get("headers", [])
     given = bearer_of(headers)
     if token_matches(given, settings.read_token) or token_matches(given, settings.token):
         return True
     # Clients of the Humanloop predict contract authenticate with X-API-Key, not a bearer.
-    return not scope.get("path", "").startswith("/api/") and token_matches(
+    return not path.startswith("/api/") and token_matches(
         _header(headers, b"x-api-key"), settings.prediction_api_key)
 
 

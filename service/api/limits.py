@@ -83,9 +83,15 @@ def _document(route: Any, limit: int, setting: str | None) -> None:
                            "responses": {**extra.get("responses", {}), "413": too_large}}
 
 
+def route_path(scope: dict) -> str:
+    """The path the router matches: without the root path a proxy mounts the app under (as Starlette does)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
 def limit_for(limits: list[RouteLimit], scope: dict, default: int) -> tuple[int, str | None]:
     """The limit of the route a request goes to (the first whose path and method match), else `default`."""
-    path, method = scope.get("path", ""), scope.get("method", "")
+    path, method = route_path(scope), scope.get("method", "")
     for entry in limits:
         if method in entry.methods and entry.path.match(path):
             return entry.limit, entry.setting

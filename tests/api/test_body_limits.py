@@ -57,12 +57,13 @@ class Client:
         elif message["type"] == "http.response.body":
             self.body += message.get("body", b"")
 
-    async def post(self, app, path: str, length: int | None = None) -> Client:
+    async def post(self, app, path: str, length: int | None = None, root: str = "") -> Client:
         headers = [(b"content-type", b"application/json"), (b"host", b"test")]
         if length is not None:
             headers.append((b"content-length", str(length).encode()))
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                 "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+                 "scheme": "http", "path": root + path, "raw_path": (root + path).encode(), "root_path": root,
+                 "query_string": b"",
                  "headers": headers, "client": ("127.0.0.1", 50000), "server": ("test", 80)}
         await app(scope, self.receive, self.send)
         return self
@@ -105,6 +106,14 @@ async def test_a_body_under_the_limit_is_served(small_limits):
     small = b"".join(tasks(3))
     got = await client.post(IMPORT, content=small, headers={"content-type": "application/json"})
     assert got.status_code == 200 and got.json()["applied"] + got.json()["unchanged"] == 3, got.text
+
+
+async def test_limits_follow_the_route_behind_a_root_path(small_limits):
+    app, _ = small_limits  # a proxy mounting the service under /dd: the import keeps its own limit
+    under = await Client(iter([b"".join(tasks(2000))])).post(app, IMPORT, root="/dd")
+    assert under.status == 200 and 100_000 < under.pulled < IMPORT_LIMIT, (under.status, under.body[:200])
+    over = await Client(tasks(1_000_000)).post(app, IMPORT, length=IMPORT_LIMIT + 1, root="/dd")
+    assert over.status == 413 and over.pulled == 0
 
 
 async def test_each_route_has_its_own_limit(small_limits):
