@@ -8,8 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from service.cli import main
 from service.datasets.ingest import ingest, make_sources
 from service.spreadsheet import FORMULA_TRIGGERS, safe_cell
 from tests.api.conftest import running, settings_in
-from tests.dashboard.conftest import free_port
+from tests.api.live_server import live
 
 DATASET = "formulas"
 # Texts a hostile source could carry, one per formula trigger.
@@ -174,8 +172,6 @@ async def test_api_queue_and_original_exports(home):
 
 
 def test_dashboard_queue_download_is_spreadsheet_safe(home):
-    import uvicorn
-
     from dashboard.client import ApiClient
     from dashboard.state.map import MapState
     from dashboard.state.queue import QueueState
@@ -183,19 +179,8 @@ def test_dashboard_queue_download_is_spreadsheet_safe(home):
     from service.api.app import create_app
 
     settings, _ = home
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, embedder=FakeEmbedder()), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            assert thread.is_alive(), "the API server did not start"
-            time.sleep(0.05)
-        client = ApiClient(f"http://127.0.0.1:{port}")
+    with live(create_app(settings, embedder=FakeEmbedder())) as url:
+        client = ApiClient(url)
         queue = QueueState(client, MapState(client, dataset=DATASET), strategy="random", budget=500)
         rows = cells(queue.download("csv").getvalue().decode("utf-8"))
-        assert len(rows) > len(TEXTS) and assert_spreadsheet_safe(rows) > 0
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    assert len(rows) > len(TEXTS) and assert_spreadsheet_safe(rows) > 0

@@ -5,8 +5,6 @@ write token; the dashboard's client and the CLI's dashboard send it."""
 from __future__ import annotations
 
 import re
-import threading
-import time
 
 import pytest
 
@@ -17,6 +15,7 @@ from service.api.commands import ServeContext, dashboard_token
 from service.api.deps import require_writer
 from service.errors import DataDebuggerError
 from tests.api.conftest import DATASET, ingest_fixture, plant_analysis, running, settings_in
+from tests.api.live_server import live
 
 pytestmark = pytest.mark.anyio
 
@@ -114,29 +113,14 @@ async def test_without_a_read_token_reads_stay_open(shared):
 
 
 def test_dashboard_client_and_cli_send_the_token(tmp_path):
-    import uvicorn
-
     from embeddings.embedder import FakeEmbedder
     from service.api.app import create_app
-    from tests.dashboard.conftest import free_port
 
     settings = settings_in(tmp_path, read_token=READ)
     assert dashboard_token(ServeContext(settings, "127.0.0.1", "")) == READ
     both = settings_in(tmp_path, read_token=READ, token=WRITE)
     assert dashboard_token(ServeContext(both, "127.0.0.1", "")) == WRITE  # it relabels, and the write token reads
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, embedder=FakeEmbedder()), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            assert thread.is_alive(), "the API server did not start"
-            time.sleep(0.05)
-        url = f"http://127.0.0.1:{port}"
+    with live(create_app(settings, embedder=FakeEmbedder())) as url:
         assert ApiClient(url, token=READ).get("/api/datasets")["count"] == 0
         with pytest.raises(DataDebuggerError, match="401"):
             ApiClient(url).get("/api/datasets")
-    finally:
-        server.should_exit = True
-        thread.join(30)
