@@ -9,7 +9,15 @@ from typing import Any
 import httpx
 import orjson
 
-from service.errors import Conflict, DataDebuggerError, InvalidInput, NotFound, TooLarge, Unavailable
+from service.errors import (
+    Conflict,
+    DataDebuggerError,
+    InsufficientStorage,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +25,7 @@ log = logging.getLogger(__name__)
 # dashboard's states handle "not analysed yet" (404) and "changed meanwhile" (409) as the core does.
 _BY_STATUS: dict[int, type[DataDebuggerError]] = {
     400: InvalidInput, 404: NotFound, 409: Conflict, 413: TooLarge, 422: InvalidInput, 503: Unavailable,
+    507: InsufficientStorage,
 }
 
 

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     max_upload_bytes: int = 200 * 1024 * 1024
     max_import_bytes: int = Field(64 * 1024 * 1024, description="Largest Label Studio import body (413 above).")
+    # The embedded store writes through mmap: on a full disk it dies of SIGBUS instead of raising, so
+    # writes are refused (507 / a CLI error) while less than this is free under the home (service/diskspace.py).
+    min_free_bytes: int = Field(
+        1024 * 1024 * 1024, ge=0,
+        description="Free-space reserve under the home: writes are refused below it, reads still served.")
+    malloc_arenas: int = Field(
+        2, ge=0, description="glibc malloc arenas of `serve` (0 = glibc's default, 8 per core); see service/memory.py.")
     # Server-side files a client may name (a runs' ingest path, train's from_file): <home>/imports and these.
     import_dirs: list[Path] = Field(
         default_factory=list, description="More folders whose files clients may name for a server-side ingest.")

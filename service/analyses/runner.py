@@ -22,6 +22,7 @@ from service.analyses.base import AnalysisResult, run_order
 from service.analyses.context import AnalysisContext, build_context
 from service.analyses.registry import DEFAULT_ANALYSES, is_partial, owned_by, run_analyses
 from service.analyses.report import load_report, save_report
+from service.diskspace import ensure_space
 from service.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,8 @@ def analyze(ws, dataset: str, *, analyses: list[str] | None = None,
     run_id = new_run_id()
     owned = owned_by(analyses) if analyses is not None and is_partial(analyses) else None
     if write:
+        # Checked before the first point is written: a full disk mid-write-back would kill the process (SIGBUS).
+        ensure_space(ws.settings, f"the analysis write-back of {dataset}")
         write_payloads(collection, iter_payload_updates(ctx, results, payloads, run_id, owned=owned))
         lap("write")
     report = assemble_report(ctx, results, skipped, run_id, dataset)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.memory import limit_malloc_arenas
 from service.settings import Settings
 from service.workspace import Workspace
 
@@ -87,6 +88,8 @@ def serve(settings: Settings, workspace: Workspace | None = None, host: str | No
 
     from service.api.app import create_app
 
+    # Before the server's worker threads exist: they would each take an arena (service/memory.py).
+    limit_malloc_arenas(settings.malloc_arenas)
     host = host or settings.host
     port = settings.port if port is None else port
     app = create_app(settings, workspace)

@@ -15,6 +15,7 @@ from service.api.auth import token_matches
 from service.api.errors import NotAuthorized
 from service.api.snapshots import Snapshot, report_stamp
 from service.api.state import ApiState
+from service.diskspace import ensure_space
 from service.errors import InvalidInput
 from service.workspace import Workspace
 
@@ -67,7 +68,15 @@ async def require_writer(
         raise NotAuthorized("the bearer token is wrong; use the one the service was started with")
 
 
-Writer = Depends(require_writer)
+async def require_write_room(request: Request, state: StateDep, _: Annotated[None, Depends(require_writer)]) -> None:
+    """A write that passed the token check is refused (507) while the home's disk is below the free-space
+    reserve, before it starts; after the token check, so a client without it learns nothing of the disk.
+    A delete is let through: it is how space is freed, and it writes no more than a few log records."""
+    if request.method != "DELETE":
+        ensure_space(state.settings, f"{request.method} {request.url.path}")
+
+
+Writer = Depends(require_write_room)
 
 
 async def dataset_collection(dataset: DatasetName, ws: WorkspaceDep) -> Collection:

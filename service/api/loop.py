@@ -38,7 +38,8 @@ def loop_state(state: ApiState, dataset: str) -> dict[str, Any]:
     cap = max(threshold, 1) * 4 if threshold else 10_000
     # Counted from the newest version's data: the champion's, or a refused challenger's (a refusal is not
     # retried on every later review, only after another `retrain_after` changes).
-    changes = changes_since(_newest(get_audit(state, dataset)), newest.created_at if newest else None, cap)
+    since = (newest.meta.get("data_read_at") or newest.created_at) if newest else None
+    changes = changes_since(_newest(get_audit(state, dataset)), since, cap)
     active = state.runs.active(dataset, "retrain") if state.runs is not None else None
     return {"champion": champion.version if champion else None, "newest": newest.version if newest else None,
             "changes_since": changes,
@@ -63,3 +64,25 @@ def queue_retrain_if_due(state: ApiState, dataset: str) -> dict[str, Any] | None
     except Exception as exc:  # noqa: BLE001 - the reviewer's write succeeded; the trigger tries again next time
         log.warning("could not queue a retrain of %s: %s", dataset, exc)
         return None
+
+
+def reviews_per_version(state: ApiState, dataset: str, history: list[dict[str, Any]]) -> None:
+    """Add to each history row (newest first) `reviewed_added`: the label changes logged between the previous
+    version reading its labels and this one doing so, i.e. the reviews this version was the first to learn."""
+    from service.api.deps import get_audit
+
+    reads = sorted(str(row.get("data_read_at") or "") for row in history)
+    counts = {at: 0 for at in reads}
+    if not reads:
+        return
+    for entry in get_audit(state, dataset).all():
+        if entry.get("undoes") is not None or entry.get("undone_by") is not None:
+            continue
+        if not any(key in (entry.get("new") or {}) for key in ("label", "split")):
+            continue
+        at = str(entry.get("at", ""))
+        first_after = next((r for r in reads if r > at), None)  # the first version to read it
+        if first_after is not None:
+            counts[first_after] += 1
+    for row in history:
+        row["reviewed_added"] = counts.get(str(row.get("data_read_at") or ""), 0)

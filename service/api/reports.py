@@ -4,13 +4,17 @@ absent), memoised per report file, and a clear 409 "not analysed yet" until anal
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from service.api.snapshots import report_stamp
 from service.api.state import ApiState
 from service.errors import Conflict, NotFound
 
-_memo: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
+# (reports folder, dataset) -> (file stamp, report), least recently used first. Module-wide, so bounded: a
+# process that serves many homes or datasets over its life (tests, a long-running service) keeps the newest.
+MEMO_SIZE = 32
+_memo: OrderedDict[tuple[str, str], tuple[Any, dict[str, Any]]] = OrderedDict()
 _memo_lock = threading.Lock()
 
 
@@ -43,6 +47,8 @@ def report_of(state: ApiState, dataset: str) -> dict[str, Any]:
     key = (str(state.settings.reports_dir), dataset)
     with _memo_lock:
         hit = _memo.get(key)
+        if hit is not None:
+            _memo.move_to_end(key)
     if hit is not None and hit[0] == stamp:
         return hit[1]
     try:
@@ -55,6 +61,9 @@ def report_of(state: ApiState, dataset: str) -> dict[str, Any]:
         raise not_analysed(dataset) from exc
     with _memo_lock:
         _memo[key] = (stamp, report)
+        _memo.move_to_end(key)
+        while len(_memo) > MEMO_SIZE:
+            _memo.popitem(last=False)
     return report
 
 

@@ -225,12 +225,14 @@ def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: 
         fixed_split=options.get("split") or None,
     )
     sources = make_sources([path], fmt, columns)
+    existed = ws.catalog.exists(dataset)
     rejects = ws.settings.home / "rejects" / f"{dataset}-{progress.run.id}.jsonl"
     progress.update(stage="validate")
     embedder = _CountingEmbedder(ws.embedder, progress)
     try:
         report = ingest(ws.catalog, embedder, dataset, sources, skip_invalid=bool(options.get("skip_invalid")),
-                        rejects_path=rejects, batch_size=ws.settings.ingest_batch_size)
+                        rejects_path=rejects, batch_size=ws.settings.ingest_batch_size,
+                        guard=lambda: ws.ensure_space(f"ingest into {dataset}"))
     except InvalidInput as exc:
         if upload is None:
             raise
@@ -245,6 +247,13 @@ def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: 
         collection.optimize()
     result = dataclasses.asdict(report)
     result["problems"] = result["problems"][:50]
+    if existed and (report.inserted or report.updated) and ws.settings.retrain_accuracy_drop > 0:
+        from service.predictions.triggers import check_batch
+
+        progress.update(stage="check the champion on the new batch")
+        # A labelled batch the champion does poorly on is news: the loop retrains (RunManager queues it).
+        result["champion_check"] = check_batch(ws, dataset, path, fmt, columns,
+                                               ws.settings.retrain_accuracy_drop)
     return result
 
 
@@ -486,8 +495,21 @@ class RunManager:
         if run.status == "succeeded":
             log.info("run %s (%s %s) done in %.1f s", run.id, run.step, run.dataset, time.perf_counter() - started)
             self._warm(run.dataset)
+            self._retrain_if_drifted(run)
         self._persist(run)
         return run
+
+    def _retrain_if_drifted(self, run: Run) -> None:
+        """An ingest whose labelled batch the champion did poorly on queues a retrain (one per dataset)."""
+        check = (run.result or {}).get("champion_check") if run.step == "ingest" else None
+        if not check or not check.get("retrain_due") or self.active(run.dataset, "retrain") is not None:
+            return
+        try:
+            queued, _ = self.submit(run.dataset, "retrain", {}, trigger="batch")
+            log.info("%s: %s scored %.3f on the new batch (test %.3f); retrain %s queued", run.dataset,
+                     check["champion"], check["accuracy"], check["test_accuracy"] or 0.0, queued.id)
+        except Exception as exc:  # noqa: BLE001 - the ingest succeeded; the retrain can be asked for by hand
+            log.warning("could not queue a retrain of %s: %s", run.dataset, exc)
 
     def get(self, run_id: str) -> Run | None:
         with self._guard:

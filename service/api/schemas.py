@@ -57,6 +57,15 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
+class DiskOut(BaseModel):
+    """Free space under the data home against the reserve below which writes answer 507."""
+
+    path: str
+    free_bytes: int
+    reserve_bytes: int = Field(description="DATA_DEBUGGER_MIN_FREE_BYTES")
+    low: bool = Field(description="Below the reserve: writes are refused (507), reads are still served")
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "unavailable"]
     store: str
@@ -64,6 +73,8 @@ class HealthOut(BaseModel):
     runs_pending: int = 0
     embedder_ready: bool = Field(False, description="The query embedding model is loaded (text search is warm)")
     version: str
+    disk: DiskOut | None = Field(None, description="Free space under the data home (null if it cannot be read)")
+    reason: str | None = Field(None, description="Why the store is unavailable")
 
 
 class DatasetSummary(BaseModel):

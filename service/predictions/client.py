@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from embeddings.store import PointId, iter_points
+from service.diskspace import ensure_space
 from service.errors import DataDebuggerError, InvalidInput, NotFound, Unavailable
 from service.predictions.retry import RETRY_STATUSES, RetryPolicy
 from service.predictions.schemas import MAX_TEXTS
@@ -285,6 +286,8 @@ async def enrich_async(ws, dataset: str, api_url: str | None = None, transport=N
         report.batches = len(batches)
         log.info("%s: %d points to predict (%d already by %s) in %d batches via %s", dataset, len(todo),
                  report.skipped, learned, len(batches), where)
+        if batches:  # each answered batch is written at once: check the disk before the first
+            ensure_space(ws.settings, f"writing the predictions of {dataset}")
         await _run_batches(client, collection, batches, concurrency, report, show_progress)
         report.requests, report.retries = client.requests, client.retries
     collection.flush()

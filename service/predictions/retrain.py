@@ -151,9 +151,17 @@ def retrain(ws, dataset: str, options: RetrainOptions | None = None, report: Rep
     d = training_data.from_store(ws, dataset)
     champion = champion_of(registry, dataset)
     if champion is not None and champion.data_hash == d.content_hash() and not options.force:
-        return {"status": "unchanged", "champion": champion.version, "promoted": False,
-                "message": f"the labels have not changed since {champion.version} was trained; nothing to "
-                           "retrain (force to train anyway)"}
+        out = {"status": "unchanged", "champion": champion.version, "promoted": False,
+               "message": f"the labels have not changed since {champion.version} was trained; nothing to "
+                          "retrain (force to train anyway)"}
+        stale = _stale_points(ws, dataset, champion.version)
+        if stale and not options.dry_run:
+            # A promotion whose re-enrichment was cut short (the process died): finish it now.
+            out.update(_refresh(ws, dataset, champion.version, options, report), status="resumed",
+                       message=f"the labels have not changed since {champion.version} was trained, but {stale} "
+                               f"point(s) lacked its predictions (never predicted, or a promotion cut short); "
+                               "predicted them now")
+        return out
     _check_labels(d, champion)
 
     report(stage="train challenger")
@@ -191,6 +199,12 @@ def retrain(ws, dataset: str, options: RetrainOptions | None = None, report: Rep
     return result
 
 
+def _stale_points(ws, dataset: str, version: str) -> int:
+    """Points not (yet) predicted by `version`."""
+    _, payloads, _ = load_all(ws.collection(dataset), with_vectors=False)
+    return sum(1 for p in payloads if p.get("model_version") != version)
+
+
 def _quietly(fn: Callable[..., None], *args: Any) -> None:
     """Tracking is the registry's shadow: a failure there is logged, never undoes a verdict."""
     try:
@@ -225,6 +239,7 @@ def history(registry: ModelRegistry, dataset: str) -> list[dict[str, Any]]:
         metrics = version.metrics.get("test") or version.metrics.get("validation") or {}
         rows.append({
             "version": version.version, "created_at": version.created_at, "production": version.version == production,
+            "data_read_at": version.meta.get("data_read_at") or version.created_at,
             "labelled": version.sizes.get("labelled"), "accuracy": metrics.get("accuracy"),
             "accuracy_ci": metrics.get("accuracy_ci"), "macro_f1": metrics.get("macro_f1"),
             "macro_f1_ci": metrics.get("macro_f1_ci"),

@@ -174,6 +174,8 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
     tracker = Tracker.from_settings(ws.settings)
     tracked = tracker is not None and tracker.ready()  # an unreachable server fails here, before training
 
+    # When the labels were read: reviews logged after this belong to the next version (service/api/loop.py).
+    data_read_at = now_iso()
     if from_file is not None:
         d = training_data.from_file(ws, Path(from_file), options.get("fmt"), options.get("columns"))
     else:
@@ -214,6 +216,7 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
         "labels": labels,
         "params": {**chosen.params(), "folds": folds, "seed": seed},
         "data_hash": d.content_hash(),
+        "data_read_at": data_read_at,
         "sizes": d.sizes(),
         "metrics": metrics,
         "curves": curves,

@@ -4,7 +4,10 @@ when a newly uploaded labelled batch shows the champion doing worse than its tes
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 # Audit actions that can change what a model trains on (a label or a point's split).
 LABEL_FIELDS = ("label", "split")
@@ -33,3 +36,33 @@ def accuracy_drop(champion_test_accuracy: float | None, batch_accuracy: float, t
         return None
     drop = champion_test_accuracy - batch_accuracy
     return drop if drop > threshold else None
+
+
+def check_batch(ws, dataset: str, path: Path, fmt: str | None, columns, threshold: float) -> dict[str, Any] | None:
+    """The champion's accuracy on the labelled records of a just-ingested file against its own test accuracy;
+    None when there is no champion or the file holds no labelled record. `retrain_due` says whether the drop
+    is beyond `threshold` (DATA_DEBUGGER_RETRAIN_ACCURACY_DROP)."""
+    from service.datasets.readers import read_records
+    from service.datasets.records import validate
+    from service.predictions.registry import ModelRegistry
+
+    registry = ModelRegistry(ws.settings.models_dir)
+    if registry.default_version(dataset) is None:
+        return None
+    champion = registry.get(dataset)
+    texts, labels = [], []
+    for raw in read_records(path, fmt, columns):
+        record, _ = validate(raw)
+        if record is not None and record.label is not None:
+            texts.append(record.text)
+            labels.append(record.label)
+    if not texts:
+        return None
+    vectors = np.asarray(ws.embedder.embed(texts), np.float32) if champion.needs_vectors else None
+    proba = champion.predict_proba(texts, vectors)
+    predicted = np.asarray(champion.labels, dtype=object)[proba.argmax(axis=1)]
+    accuracy = float(np.mean(predicted == np.asarray(labels, dtype=object)))
+    test = (champion.metrics.get("test") or {}).get("accuracy")
+    drop = accuracy_drop(test, accuracy, threshold)
+    return {"champion": champion.version, "labelled": len(texts), "accuracy": accuracy, "test_accuracy": test,
+            "threshold": threshold, "retrain_due": drop is not None}

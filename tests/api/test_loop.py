@@ -87,6 +87,9 @@ async def test_relabels_trigger_a_retrain_that_is_promoted_then_a_worse_one_is_r
         by_version = {row["version"]: row for row in history}
         assert by_version[challenger]["retrain"]["trigger"] == "changes"
         assert by_version[challenger]["retrain"]["promoted"] and by_version[challenger]["production"]
+        # The challenger was the first to learn the three fixes that triggered it (the fourth came during it
+        # or after, and counts toward the next version).
+        assert by_version[challenger]["reviewed_added"] >= 3 and by_version[champion]["reviewed_added"] == 0
         worse = by_version[refused["challenger"]]["retrain"]
         assert worse["trigger"] == "api" and worse["promoted"] is False and worse["reasons"]
 
@@ -115,3 +118,34 @@ async def test_a_newly_labelled_point_joins_training_and_the_log_says_so(tmp_pat
         internal = await client.post(f"/api/datasets/{DATASET}/runs", json={"step": "retrain",
                                                                             "options": {"trigger": "changes"}})
         assert internal.status_code == 422 and internal.json()["field"] == "options.trigger"
+
+
+async def test_a_labelled_batch_the_champion_gets_wrong_queues_a_retrain(tmp_path):
+    planted = write_planted(tmp_path / "planted.csv")
+    settings = settings_in(tmp_path, retrain_after=0, retrain_accuracy_drop=0.2)
+    async with running(settings) as (app, client):
+        ws = app.state.api.workspace
+        ingest(ws.catalog, ws.embedder, DATASET, make_sources([planted.csv]))
+        registry = ModelRegistry(settings.models_dir)
+        registry.promote(DATASET, train_version(ws, DATASET, grids=TEST_GRIDS, learning_repeats=1,
+                                                registry=registry).version)
+        # New labelled texts whose labels the world now uses differently: every intent moved to the next one.
+        fresh = write_planted(tmp_path / "fresh.csv", seed=99)
+        intents = sorted(set(fresh.truth.values()))
+        lines = ["id,text,label,split"]
+        for row in fresh.csv.read_text().splitlines()[1:60]:
+            rid, text, label, split = row.split(",")
+            if label:
+                lines.append(f"batch-{rid},{text},{intents[(intents.index(label) + 1) % 4]},training")
+        batch = tmp_path / "batch.csv"
+        batch.write_text("\n".join(lines) + "\n")
+        files = {"file": ("batch.csv", batch.read_bytes(), "text/csv")}
+        answer = await client.post("/api/datasets", files=files, data={"name": DATASET, "format": "csv"})
+        assert answer.status_code == 200, answer.text
+        check = answer.json()["run"]["result"]["champion_check"]
+        assert check["retrain_due"] and check["accuracy"] < check["test_accuracy"] - 0.2
+        runs = (await client.get("/api/runs", params={"dataset": DATASET})).json()["data"]
+        queued = [r for r in runs if r["step"] == "retrain"]
+        assert len(queued) == 1 and queued[0]["params"]["trigger"] == "batch"
+        done = await wait_for(client, queued[0]["id"])
+        assert done["status"] == "succeeded" and done["result"]["status"] in ("promoted", "refused")

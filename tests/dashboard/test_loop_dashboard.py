@@ -49,6 +49,7 @@ def test_loop_state_counts_changes_runs_a_retrain_and_tells_the_verdict(service,
     state = LoopState(client, map_state).load()
     before = len(state.history)
     assert state.champion is not None and state.headline().startswith(f"{state.changes} label change")
+    assert "as ingested" in state.evaluation and "as reviewed" in state.evaluation
     for rid in planted.flipped[:2]:
         client.label(LOOP, rid, "relabel", planted.truth[rid], user="ana")
     state.load()
@@ -62,7 +63,7 @@ def test_loop_state_counts_changes_runs_a_retrain_and_tells_the_verdict(service,
         state.poll()
     assert state.verdict.split(":")[0] in ("Promoted", "Refused"), state.verdict
     assert len(state.history) == before + 1 and state.history.iloc[0]["verdict"] in ("promoted", "refused")
-    assert state.history.iloc[0]["trigger"] == "api"
+    assert state.history.iloc[0]["trigger"] == "api" and state.history.iloc[0]["reviews_added"] >= 2
 
 
 @pytest.mark.browser

@@ -25,6 +25,8 @@ def test_retrain_and_evaluate_from_the_command_line(cli_home, capsys):
     assert main(["retrain", "--dataset", DATASET, "--folds", "3", "--no-analyze"]) == 0
     out = capsys.readouterr()
     assert "have not changed since" in out.out and "retrain: check labels" in out.err
+    assert main(["retrain", "--dataset", DATASET, "--folds", "3", "--no-analyze", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "unchanged"
     champion = registry.production(DATASET)
     count = len(registry.versions(DATASET))
 

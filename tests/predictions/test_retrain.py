@@ -30,6 +30,9 @@ def test_unchanged_labels_train_nothing_unless_forced(ws, registry):
     champion = champion_of(registry, DATASET)
     # The champion was trained on exactly today's labels: nothing to do.
     assert champion is not None and registry.production(DATASET) == champion.version
+    # Never predicted: the champion's predictions are written first, then there is nothing left to do.
+    first = retrain(ws, DATASET, RetrainOptions(**FAST), registry=registry)
+    assert first["status"] == "resumed" and first["predicted"] > 0
     out = retrain(ws, DATASET, RetrainOptions(**FAST), registry=registry)
     assert out["status"] == "unchanged" and champion.version in out["message"]
     assert [v.version for v in registry.versions(DATASET)] == before
@@ -47,8 +50,17 @@ def test_fixed_labels_promote_and_repredict_then_damaged_labels_are_refused(ws, 
     new = out["challenger"]
     assert registry.production(DATASET) == new and out["champion"] == champion
     assert seen[:3] == ["check labels", "train challenger", "compare with champion"] and "predict" in seen
-    _, payloads, _ = load_all(ws.collection(DATASET), with_vectors=False)
+    ids, payloads, _ = load_all(ws.collection(DATASET), with_vectors=False)
     assert {p.get("model_version") for p in payloads} == {new}  # every point re-predicted by the new champion
+
+    # A promotion cut short while re-predicting (the process died): some points still carry the old version.
+    # The next retrain finds the labels unchanged, finishes the re-prediction and trains nothing.
+    count = len(registry.versions(DATASET))
+    ws.collection(DATASET).set_payloads({pid: {"model_version": champion} for pid in ids[:40]})
+    resumed = retrain(ws, DATASET, RetrainOptions(**FAST), registry=registry)
+    assert resumed["status"] == "resumed" and len(registry.versions(DATASET)) == count
+    _, payloads, _ = load_all(ws.collection(DATASET), with_vectors=False)
+    assert {p.get("model_version") for p in payloads} == {new}
 
     # Damage half of the training labels: the challenger must lose on the clean test points.
     rng = np.random.default_rng(0)
