@@ -12,7 +12,7 @@ from dashboard.client import ApiClient
 from service.api.app import api_routes
 from service.api.auth import OPEN_PATHS
 from service.api.commands import ServeContext, dashboard_token
-from service.api.deps import require_writer
+from service.api.deps import Writer
 from service.errors import DataDebuggerError
 from tests.api.conftest import DATASET, ingest_fixture, plant_analysis, running, settings_in
 from tests.api.live_server import live
@@ -32,7 +32,7 @@ def routes_of(app) -> list[tuple[str, str, str, bool]]:
     out = []
     for route in api_routes(app.routes):
         url = re.sub(r"\{(\w+)\}", lambda m: SAMPLE[m.group(1)], route.path)
-        write = any(d.dependency is require_writer for d in route.dependencies)
+        write = any(d.dependency is Writer.dependency for d in route.dependencies)
         for method in sorted(route.methods or ()):
             out.append((method, url, route.operation_id, write))
     return out
