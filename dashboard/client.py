@@ -195,6 +195,10 @@ class ApiClient:
         """A run's status, progress, result or error."""
         return self.get(f"/api/runs/{run_id}")
 
+    def label_studio(self, dataset: str) -> dict[str, Any]:
+        """Where the dataset's Label Studio project stands (server, project, tasks, last push and pull)."""
+        return self.get(f"/api/datasets/{dataset}/label-studio")
+
     # -- review --------------------------------------------------------------------------------------
 
     def label(self, dataset: str, point_id: Any, action: str, label: str | None = None, reason: str = "",

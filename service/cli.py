@@ -12,6 +12,7 @@ import re
 import sys
 from pathlib import Path
 
+from service import numba_cache
 from service.diskspace import disk_space, ensure_space, human
 from service.errors import DataDebuggerError
 from service.settings import Settings
@@ -23,6 +24,7 @@ COMMAND_MODULES = [
     "service.predictions.loop_commands",
     "service.analyses.commands",
     "service.api.commands",
+    "service.labelstudio.commands",
     "service.pipeline",
 ]
 
@@ -113,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "writes", False):
             ensure_space(settings, f"data-debugger {args.command}")
-        return int(args.handler(args, settings) or 0)
+        # Set before anything imports numba: UMAP's compiled functions persist under the data home.
+        with numba_cache.configured(settings.home):
+            return int(args.handler(args, settings) or 0)
     except DataDebuggerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

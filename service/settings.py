@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     import_dirs: list[Path] = Field(
         default_factory=list, description="More folders whose files clients may name for a server-side ingest.")
 
+    # Label Studio (connected mode: push/pull; the token is a Label Studio user's API token, never logged)
+    label_studio_url: str | None = Field(None, description="Label Studio server, e.g. http://localhost:8080.")
+    label_studio_token: SecretStr | None = Field(None, description="API token of the Label Studio user to act as.")
+    label_studio_webhook_secret: SecretStr | None = Field(
+        None, description="Shared secret Label Studio's webhooks send (X-Data-Debugger-Secret); unset = webhook off.")
+    label_studio_webhook_base: str | None = Field(
+        None, description="This service's URL as Label Studio reaches it; set = push registers the webhook.")
+
     @property
     def resolved_backend(self) -> str:
         """The store backend actually used."""

@@ -8,6 +8,7 @@ routes and the search fast lane included, and refuses before a body is read.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from typing import Any
@@ -55,9 +56,25 @@ def may_read(scope: dict, settings: Any) -> bool:
     given = bearer_of(headers)
     if token_matches(given, settings.read_token) or token_matches(given, settings.token):
         return True
-    # Clients of the Humanloop predict contract authenticate with X-API-Key, not a bearer.
-    return not path.startswith("/api/") and token_matches(
-        _header(headers, b"x-api-key"), settings.prediction_api_key)
+    # Label Studio's webhook carries its own secret, and can send no bearer token.
+    if path.endswith("/label-studio/webhook") and token_matches(
+            _header(headers, b"x-data-debugger-secret"), getattr(settings, "label_studio_webhook_secret", None)):
+        return True
+    # Clients of the Humanloop predict contract and Label Studio's ML backend authenticate with the prediction
+    # key (X-API-Key, or as the Basic auth password), not a bearer; it opens those routes, never /api.
+    return not path.startswith("/api/") and (
+        token_matches(_header(headers, b"x-api-key"), settings.prediction_api_key)
+        or token_matches(_basic_password(headers), settings.prediction_api_key))
+
+
+def _basic_password(headers: list[tuple[bytes, bytes]]) -> str | None:
+    value = _header(headers, b"authorization") or ""
+    if not value.lower().startswith("basic "):
+        return None
+    try:
+        return base64.b64decode(value[6:]).decode().partition(":")[2]
+    except ValueError:
+        return None
 
 
 class ReadGuard:

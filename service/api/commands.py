@@ -133,8 +133,6 @@ def serve(settings: Settings, workspace: Workspace | None = None, host: str | No
 def _warm_views(state: Any) -> None:
     """Pre-build every dataset's snapshot (map, rankings) in the background once serving, so a dataset's
     first page view does not wait for the store to be read."""
-    from service.api.deps import warm_snapshot
-
     try:
         names = state.workspace.catalog.names()
     except Exception as exc:  # noqa: BLE001 - the store may be unavailable; pages build them later
@@ -142,7 +140,7 @@ def _warm_views(state: Any) -> None:
         return
     for name in names:
         try:
-            warm_snapshot(state, name)
+            state.views.warm(name)
         except Exception as exc:  # noqa: BLE001 - as above
             log.warning("could not pre-build the views of %s: %s", name, exc)
 

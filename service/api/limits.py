@@ -31,6 +31,8 @@ ROUTE_LIMITS: dict[str, int | str] = {
     "import_label_studio": "max_import_bytes",
     "predict": PREDICT_BODY,
     "project_predict": PREDICT_BODY,
+    "label_studio_webhook": DEFAULT_BODY,  # read raw by the route: one task and its annotation
+    "ml_backend_predict": 8 * MIB,  # a batch of Label Studio tasks to pre-annotate
 }
 
 

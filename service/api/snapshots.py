@@ -1,4 +1,4 @@
-"""Columnar snapshots of a dataset's payloads, built once per (dataset, ingest, analysis run, generation)
+"""Columnar snapshots of a dataset's payloads, built once per (dataset, ingest, analysis run, invalidations)
 and patched in place by relabels, so the map and the ranked views are not rebuilt on every page view."""
 
 from __future__ import annotations

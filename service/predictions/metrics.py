@@ -118,12 +118,26 @@ def format_report(name: str, m: dict[str, Any]) -> str:
     acc_text = f" (95% CI {acc_ci[0]:.3f}-{acc_ci[1]:.3f})" if acc_ci else ""
     lines = [
         f"{name} (n={m['n']}): accuracy {m['accuracy']:.3f}{acc_text}, macro-F1 {m['macro_f1']:.3f}{ci_text}",
-        f"  macro P {m['macro_precision']:.3f} R {m['macro_recall']:.3f}; micro F1 {m['micro_f1']:.3f}; "
-        f"weighted F1 {m['weighted_f1']:.3f}; log loss {m['log_loss']:.3f}; ECE {m['ece']:.3f}",
+        f"  micro P {m['micro_precision']:.3f} R {m['micro_recall']:.3f} F1 {m['micro_f1']:.3f}; "
+        f"macro P {m['macro_precision']:.3f} R {m['macro_recall']:.3f} F1 {m['macro_f1']:.3f}",
+        f"  weighted F1 {m['weighted_f1']:.3f}; log loss {m['log_loss']:.3f}; ECE {m['ece']:.3f}",
     ]
     width = max(len(label) for label in m["per_class"])
     lines.append(f"  {'label':<{width}}  prec   rec    f1     n")
     for label, row in m["per_class"].items():
         lines.append(f"  {label:<{width}}  {row['precision']:.3f}  {row['recall']:.3f}  {row['f1']:.3f}  "
                      f"{row['support']:>4}")
+    return "\n".join(lines)
+
+
+def format_confusion(name: str, confusion: dict[str, Any]) -> str:
+    """The confusion matrix as text: a row per true label, columns numbered like the rows (labels are too long
+    for column headers)."""
+    labels, matrix = confusion["labels"], confusion["matrix"]
+    width = max(len(label) for label in labels)
+    cell = max(4, len(str(max((max(row) for row in matrix), default=0))) + 1)
+    lines = [f"{name} confusion matrix (rows: true label; columns: predicted, numbered as the rows)",
+             " " * (width + 6) + "".join(f"{j + 1:>{cell}}" for j in range(len(labels)))]
+    for i, (label, row) in enumerate(zip(labels, matrix, strict=True)):
+        lines.append(f"  {i + 1:>2}. {label:<{width}}" + "".join(f"{count:>{cell}}" for count in row))
     return "\n".join(lines)

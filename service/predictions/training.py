@@ -17,6 +17,7 @@ from service.predictions import data as training_data
 from service.predictions.metrics import evaluate, macro_f1
 from service.predictions.models import FAMILIES, GRIDS, Classifier, build
 from service.predictions.registry import ModelRegistry, ModelVersion
+from service.progress import ProgressFn, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,17 @@ def _take(values: list, idx: np.ndarray) -> list:
 
 
 def select_model(d: training_data.TrainingData, y: np.ndarray, n_labels: int, families: list[str],
-                 grids: dict[str, list[dict]] | None = None) -> tuple[Classifier, list[dict[str, Any]]]:
+                 grids: dict[str, list[dict]] | None = None,
+                 progress: ProgressFn = no_progress) -> tuple[Classifier, list[dict[str, Any]]]:
     """Fit every family x grid point on training, score on validation; best macro-F1 wins, then log loss."""
+    grids = grids or GRIDS
+    progress(stage="select model", done=0, total=sum(len(grids[family]) for family in families))
     train, val = np.flatnonzero(d.mask("training")), np.flatnonzero(d.mask("validation"))
     texts_tr, texts_va = _take(d.texts, train), _take(d.texts, val)
     candidates: list[dict[str, Any]] = []
     best: tuple[tuple[float, float], Classifier] | None = None
     for family in families:
-        for params in (grids or GRIDS)[family]:
+        for params in grids[family]:
             started = time.perf_counter()
             model = _quiet_fit(build(family, **params), texts_tr, d.vectors[train], y[train], n_labels)
             proba = model.predict_proba(texts_va, d.vectors[val])
@@ -55,6 +59,7 @@ def select_model(d: training_data.TrainingData, y: np.ndarray, n_labels: int, fa
             key = (f1, -loss)
             if best is None or key > best[0]:
                 best = (key, model)
+            progress(advance=1)
     assert best is not None
     return best[1], candidates
 
@@ -131,7 +136,7 @@ def iteration_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int,
 
 
 def out_of_fold(d: training_data.TrainingData, y: np.ndarray, n_labels: int, chosen: Classifier,
-                folds: int = 5, seed: int = 0) -> np.ndarray:
+                folds: int = 5, seed: int = 0, progress: ProgressFn = no_progress) -> np.ndarray:
     """k-fold probabilities over every labelled point: each row from a model that did not see that point."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -145,21 +150,38 @@ def out_of_fold(d: training_data.TrainingData, y: np.ndarray, n_labels: int, cho
         # Labels rarer than the fold count trigger a warning; their points still get held-out rows.
         warnings.simplefilter("ignore")
         splits = list(splitter.split(np.zeros(len(y)), y))
+    progress(stage="out-of-fold", done=0, total=len(splits))
     for fit_idx, held_idx in splits:
         model = _quiet_fit(build(chosen.kind, **params), _take(d.texts, fit_idx), d.vectors[fit_idx],
                            y[fit_idx], n_labels)
         proba[held_idx] = model.predict_proba(_take(d.texts, held_idx), d.vectors[held_idx])
         seen[held_idx] += 1
+        progress(advance=1)
     assert (seen == 1).all(), "every point must be held out exactly once"
     return proba
 
 
-def train_version(ws, dataset: str, from_file: Path | None = None, **options: Any) -> ModelVersion:
+def unchanged_version(registry: ModelRegistry, dataset: str, d: training_data.TrainingData,
+                      request: dict[str, Any]) -> ModelVersion | None:
+    """The latest version if it was trained on exactly this data (ids, texts, labels, splits), embedding
+    model and request; None when anything differs or there is no version yet."""
+    latest = registry.latest(dataset)
+    if latest is None or latest.meta.get("request") != request:
+        return None
+    if latest.data_hash != d.content_hash() or latest.embedding_model != d.embedding_model:
+        return None
+    return latest
+
+
+def train_version(ws, dataset: str, from_file: Path | None = None, progress: ProgressFn = no_progress,
+                  **options: Any) -> ModelVersion:
     """Train, evaluate and register a new version of `dataset`'s classifier.
 
     options: model ("auto" = compare every family, or one of models.FAMILIES), folds (5), seed (0),
     grids (override the hyper-parameter grids), learning_repeats (3 draws per learning-curve size),
-    fmt and columns (for from_file), registry.
+    fmt and columns (for from_file), registry, if_changed (return the latest version instead of training
+    when it was trained on the same data, embeddings and options). `progress` hears each stage and the folds
+    done.
     """
     started = time.perf_counter()
     model_opt = options.get("model") or "auto"
@@ -176,18 +198,27 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
 
     # When the labels were read: reviews logged after this belong to the next version (service/api/loop.py).
     data_read_at = now_iso()
+    progress(stage="load")
     if from_file is not None:
         d = training_data.from_file(ws, Path(from_file), options.get("fmt"), options.get("columns"))
     else:
         d = training_data.from_store(ws, dataset)
+    request = {"model": model_opt, "folds": folds, "seed": seed,
+               "learning_repeats": int(options.get("learning_repeats", 3)), "grids": options.get("grids")}
+    if options.get("if_changed"):
+        kept = unchanged_version(registry, dataset, d, request)
+        if kept is not None:
+            log.info("%s %s was trained on the same data and options: not retrained", dataset, kept.version)
+            return kept
     labels = d.label_set
     y = d.y(labels)
     n = len(labels)
     log.info("training %s on %s: %s", dataset, d.source, d.sizes())
 
-    chosen, candidates = select_model(d, y, n, families, options.get("grids"))
+    chosen, candidates = select_model(d, y, n, families, options.get("grids"), progress=progress)
     log.info("selected %s on validation (%.1f s)", chosen.params(), time.perf_counter() - started)
 
+    progress(stage="evaluate")
     metrics: dict[str, Any] = {}
     for split, name in (("validation", "validation"), ("testing", "test")):
         idx = np.flatnonzero(d.mask(split))
@@ -195,10 +226,11 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
             proba = chosen.predict_proba(_take(d.texts, idx), d.vectors[idx])
             metrics[name] = evaluate(proba, y[idx], labels)
     repeats = int(options.get("learning_repeats", 3))
+    progress(stage="learning curve")
     curves: dict[str, Any] = {"learning_curve": learning_curve(d, y, n, chosen, repeats=repeats, seed=seed)}
     if chosen.kind == "logreg":
         curves["iterations"] = iteration_curve(d, y, n, chosen.params()["C"])
-    oof = out_of_fold(d, y, n, chosen, folds=folds, seed=seed)
+    oof = out_of_fold(d, y, n, chosen, folds=folds, seed=seed, progress=progress)
     oof_eval = evaluate(oof, y, labels, bootstrap=False)
     metrics["oof"] = {"folds": folds, "n": len(y), "accuracy": oof_eval["accuracy"],
                       "macro_f1": oof_eval["macro_f1"], "log_loss": oof_eval["log_loss"], "ece": oof_eval["ece"]}
@@ -215,6 +247,7 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
         "needs_vectors": chosen.needs_vectors,
         "labels": labels,
         "params": {**chosen.params(), "folds": folds, "seed": seed},
+        "request": request,
         "data_hash": d.content_hash(),
         "data_read_at": data_read_at,
         "sizes": d.sizes(),
@@ -222,6 +255,7 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
         "curves": curves,
         "training_seconds": round(time.perf_counter() - started, 2),
     }
+    progress(stage="register")
     version = registry.create(dataset, chosen, meta, d.ids, oof)
     log.info("trained %s %s in %.1f s", dataset, version.version, time.perf_counter() - started)
     if tracked:

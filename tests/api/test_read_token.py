@@ -4,6 +4,7 @@ write token; the dashboard's client and the CLI's dashboard send it."""
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
@@ -19,7 +20,7 @@ from tests.api.live_server import live
 
 pytestmark = pytest.mark.anyio
 
-READ, WRITE, KEY = "r3ad-token", "wr1te-token", "pred1ct-key"
+READ, WRITE, KEY, HOOK = "r3ad-token", "wr1te-token", "pred1ct-key", "h00k-secret"
 SAMPLE = {"dataset": DATASET, "point_id": "700001", "cluster_id": "0", "change_id": "1", "run_id": "nope",
           "project": DATASET, "version": "v1"}
 BODIES = {"search_dataset": {"text": "card"}, "search_all": {"text": "card"}, "predict": {"texts": ["card"]},
@@ -98,13 +99,21 @@ async def test_reads_that_matter_serve_their_data_with_the_read_token(tmp_path):
 
 
 async def test_prediction_routes_take_their_own_key(tmp_path):
-    settings = settings_in(tmp_path, read_token=READ, prediction_api_key=KEY)
+    settings = settings_in(tmp_path, read_token=READ, prediction_api_key=KEY, label_studio_webhook_secret=HOOK)
     async with running(settings) as (_, client):
         assert (await client.get("/models")).status_code == 401
         assert (await client.get("/models", headers={"X-API-Key": "wrong"})).status_code == 401
         assert (await client.get("/models", headers={"X-API-Key": KEY})).status_code == 200
         # The prediction key opens the prediction routes only, not the debugger's data.
         assert (await client.get("/api/datasets", headers={"X-API-Key": KEY})).status_code == 401
+        # Label Studio's ML backend sends the key as the Basic auth password, its webhook its own secret.
+        basic = {"Authorization": "Basic " + base64.b64encode(f"ls:{KEY}".encode()).decode()}
+        assert (await client.get(f"/label-studio/ml/{DATASET}/health")).status_code == 401
+        assert (await client.get(f"/label-studio/ml/{DATASET}/health", headers=basic)).status_code == 200
+        hook = f"/api/datasets/{DATASET}/label-studio/webhook"
+        assert (await client.post(hook, json={"action": "PROJECT_UPDATED"})).status_code == 401
+        passed = await client.post(hook, json={"action": "PROJECT_UPDATED"}, headers={"X-Data-Debugger-Secret": HOOK})
+        assert passed.status_code != 401, passed.text
 
 
 async def test_without_a_read_token_reads_stay_open(shared):

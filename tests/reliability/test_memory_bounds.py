@@ -51,20 +51,19 @@ def test_a_name_in_use_survives_many_others():
     assert builds == ["issues"]
 
 
-def test_report_memo_holds_at_most_its_size(tmp_path):
-    reports._memo.clear()
+def test_report_memo_keeps_one_report_per_dataset_and_lives_with_its_service(tmp_path):
+    """The parsed reports are cached in the service's CachedViews (no module-wide memo that outlives a
+    service): one per dataset, a newer report replacing the older."""
     with Workspace(Settings(home=tmp_path / "store", store_backend="memory"), embedder=FakeEmbedder()) as ws:
         ws.catalog.create("d", 4, "fake-4", "csv")
-        homes = [tmp_path / f"home{i}" for i in range(reports.MEMO_SIZE + 5)]
-        for i, home in enumerate(homes):
-            folder = home / "reports" / "d"
-            folder.mkdir(parents=True)
-            (folder / "analysis.json").write_text(json.dumps({"run_id": f"run-{i}", "clusters": []}))
-            state = ApiState(Settings(home=home, store_backend="memory"), workspace_given=ws)
+        state = ApiState.build(Settings(home=tmp_path / "home", store_backend="memory"), ws)
+        folder = state.settings.reports_dir / "d"
+        folder.mkdir(parents=True)
+        for i in range(40):
+            (folder / "analysis.json").write_text(json.dumps({"run_id": f"run-{i}", "clusters": [0] * i}))
             assert reports.report_of(state, "d")["run_id"] == f"run-{i}"
-        assert len(reports._memo) == reports.MEMO_SIZE
-        newest = ApiState(Settings(home=homes[-1], store_backend="memory"), workspace_given=ws)
-        assert reports.report_of(newest, "d") is reports.report_of(newest, "d")  # still memoised
+        assert len(state.views.reports._items) == 1
+        assert reports.report_of(state, "d") is reports.report_of(state, "d")  # still memoised
 
 
 ARENAS = textwrap.dedent("""

@@ -25,7 +25,7 @@ VERSION = "0.1.0"
 def health(state: StateDep) -> JSONResponse:
     """200 when the store answers; 503 (same shape, with the reason) while it cannot be opened or reached.
     `disk.low` says the home's disk is below the free-space reserve: writes answer 507, reads go on."""
-    pending = state.runs.pending() if state.runs is not None else 0
+    pending = state.runs.pending()
     backend = state.settings.resolved_backend
     disk = _disk(state)
     try:
@@ -35,7 +35,7 @@ def health(state: StateDep) -> JSONResponse:
         body = HealthOut(status="unavailable", store=backend, runs_pending=pending, version=VERSION, disk=disk,
                          reason=str(exc))
         return JSONResponse(body.model_dump(), status_code=503)
-    ready = state.query_embedder is not None and state.query_embedder.ready
+    ready = state.query_embedder.ready
     body = HealthOut(status="ok", store=backend, datasets=datasets, runs_pending=pending, embedder_ready=ready,
                      version=VERSION, disk=disk)
     return JSONResponse(body.model_dump())

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
-from service.api.deps import CollectionDep, DatasetName, StateDep, snapshot_of
+from service.api.deps import CollectionDep, DatasetName, StateDep
 from service.api.errors import READ_ERRORS
 from service.api.queries import decode_offset, encode_cursor, point_out, resolve_id, to_point_filter
 from service.api.schemas import Page, PointDetail, PointOut, PointQuery
@@ -76,7 +76,7 @@ def get_map(
     accept_encoding: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Every point's map fields in one response, cached per (dataset, analysis run, label revision)."""
-    snap = snapshot_of(state, dataset)
+    snap = state.views.snapshot(dataset)
     etag = snap.etag()
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
     if if_none_match is not None and _none_match_hits(if_none_match, etag):
