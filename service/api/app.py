@@ -163,7 +163,7 @@ def create_app(
     if predictions is not None:
         _include_prediction_routes(app, predictions)
     # Middleware last, once every route is known: the body limits are per route. The last added runs first.
-    app.add_middleware(BodyLimit, limits=body_limits(app, settings))
+    app.add_middleware(BodyLimit, limits=body_limits(api_routes(app.routes), settings))
     if settings.read_token is not None:
         app.add_middleware(ReadGuard, settings=settings)  # before any body is read, inside CORS for its headers
     if settings.cors_origins:

@@ -2,7 +2,7 @@
 the body is read, and a body without one (chunked) is cut off as soon as it passes the limit, so no route
 parses a body larger than it can use (a 1M-task Label Studio import used to take +418 MB before its 422).
 
-    body_limits(app, settings) -> one RouteLimit per route, each also stated in the OpenAPI document
+    body_limits(routes, settings) -> one RouteLimit per route, each also stated in the OpenAPI document
                                   (`x-max-body-bytes` and a line of the operation's description)
     BodyLimit(app, limits=...)  -> the ASGI middleware that enforces them
 """
@@ -50,16 +50,10 @@ class RouteLimit:
     setting: str | None = None  # the setting to raise, named in the 413 message
 
 
-def _api_routes(routes: list[Any]) -> list[Any]:
-    from service.api.app import api_routes
-
-    return api_routes(routes)
-
-
-def body_limits(app: Any, settings: Any) -> list[RouteLimit]:
-    """Every route's body limit, written into its OpenAPI operation too."""
+def body_limits(routes: list[Any], settings: Any) -> list[RouteLimit]:
+    """Every route's body limit (`routes`: the app's APIRoutes), written into its OpenAPI operation too."""
     out = []
-    for route in _api_routes(app.routes):
+    for route in routes:
         named = ROUTE_LIMITS.get(route.operation_id or "")
         setting = named if isinstance(named, str) else None
         if setting is not None:
