@@ -36,22 +36,6 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 MAX_POINT_ID = 2**64 - 1  # Qdrant's integer ids are unsigned 64-bit
 
-# Payload fields the API filters on, with their index type.
-INDEXED_FIELDS: dict[str, str] = {
-    "label": "keyword",
-    "split": "keyword",
-    "prediction": "keyword",
-    "prediction_status": "keyword",
-    "triage": "keyword",
-    "flags": "keyword",
-    "suggested_label": "keyword",
-    "cluster": "integer",
-    "mislabel_score": "float",
-    "confidence": "float",
-    "entropy": "float",
-    "text": "text",
-}
-
 # HNSW beam width for searches. At 100k points (scripts/bench_search.py data) ef 64 keeps recall@11 at
 # 0.997, the same as the engine's default, for 0.27 ms a search instead of 0.37 ms; it must be >= k.
 SEARCH_EF = 64
@@ -192,7 +176,7 @@ class Store(Protocol):
     def exists(self, name: str) -> bool: ...
 
     def create(self, name: str, dim: int, indexed: Mapping[str, str] | None = None) -> Collection:
-        """A new collection; `indexed` = payload fields to index (default INDEXED_FIELDS)."""
+        """A new collection; `indexed`: payload field -> index type, the caller's schema (the store knows no fields)."""
 
     def get(self, name: str) -> Collection: ...
 
@@ -481,7 +465,7 @@ class EdgeStore:
                 shutil.rmtree(path)
             shard = qe.EdgeShard.create(str(shard_path), _edge_config(dim))
             collection = EdgeCollection(name, shard, dim)
-            collection.ensure_indexes(INDEXED_FIELDS if indexed is None else indexed)
+            collection.ensure_indexes(indexed or {})
             collection.flush()
             # Written last: a folder without it is not a collection yet.
             (path / "dim").write_text(str(dim))
@@ -764,7 +748,7 @@ class ClientStore:
             **self.layout.create_kwargs(),
         )
         collection = ClientCollection(name, self._client, self._qualified(name), dim, self.in_memory)
-        collection.ensure_indexes(INDEXED_FIELDS if indexed is None else indexed)
+        collection.ensure_indexes(indexed or {})
         return collection
 
     def get(self, name: str) -> ClientCollection:

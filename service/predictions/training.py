@@ -161,6 +161,13 @@ def out_of_fold(d: training_data.TrainingData, y: np.ndarray, n_labels: int, cho
     return proba
 
 
+def audit_length(ws, dataset: str) -> int:
+    """How many changes the dataset's audit log holds now."""
+    from service.review.audit import AuditLog
+
+    return len(AuditLog(ws.store, dataset))
+
+
 def unchanged_version(registry: ModelRegistry, dataset: str, d: training_data.TrainingData,
                       request: dict[str, Any]) -> ModelVersion | None:
     """The latest version if it was trained on exactly this data (ids, texts, labels, splits), embedding
@@ -197,7 +204,9 @@ def train_version(ws, dataset: str, from_file: Path | None = None, progress: Pro
     tracked = tracker is not None and tracker.ready()  # an unreachable server fails here, before training
 
     # When the labels were read: reviews logged after this belong to the next version (service/api/loop.py).
+    # The audit log's length is the exact watermark (timestamps tie within a second); the time is for people.
     data_read_at = now_iso()
+    data_read_change = None if from_file is not None else audit_length(ws, dataset)
     progress(stage="load")
     if from_file is not None:
         d = training_data.from_file(ws, Path(from_file), options.get("fmt"), options.get("columns"))
@@ -250,6 +259,7 @@ def train_version(ws, dataset: str, from_file: Path | None = None, progress: Pro
         "request": request,
         "data_hash": d.content_hash(),
         "data_read_at": data_read_at,
+        "data_read_change": data_read_change,
         "sizes": d.sizes(),
         "metrics": metrics,
         "curves": curves,
