@@ -28,6 +28,7 @@ from service.errors import InvalidInput
 
 # The Label Studio writer lives in service.labelstudio; its names stay importable from here.
 from service.labelstudio.tasks import label_studio_chunks, label_studio_config, label_studio_task  # noqa: F401
+from service.spreadsheet import safe_cell
 
 KINDS = ("points", "issues", "suggestions", "clusters", "queue")
 # Kinds whose rows carry a text and a suggested label, so they can become Label Studio tasks.
@@ -131,22 +132,25 @@ ROWS: dict[str, tuple[list[str], Callable[..., Iterator[dict[str, Any]]]]] = {
 
 
 def _cell(value: Any) -> Any:
-    """A CSV cell: lists joined by '; ', dicts as JSON, booleans as true/false, None as empty."""
+    """A CSV cell: lists joined by '; ', dicts as JSON, booleans as true/false, None as empty, and text that
+    a spreadsheet would run as a formula prefixed with `'` (service.spreadsheet)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return "; ".join(json.dumps(v) if isinstance(v, dict) else str(v) for v in value)
+        return safe_cell("; ".join(json.dumps(v) if isinstance(v, dict) else str(v) for v in value))
     if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False)
-    return value
+        return safe_cell(json.dumps(value, ensure_ascii=False))
+    return safe_cell(value)
 
 
 def csv_chunks(columns: list[str], rows: Iterable[dict[str, Any]], batch: int = 1000) -> Iterator[str]:
-    """CSV text in chunks of `batch` rows, header first."""
+    """CSV text in chunks of `batch` rows, header first; every cell spreadsheet-safe (see `_cell`)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # CRLF line ends (RFC 4180): with "\n" Python < 3.12 leaves a lone CR in a text unquoted, and every reader
+    # then splits the row there.
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     for count, row in enumerate(rows, 1):
         writer.writerow([_cell(row.get(c)) for c in columns])

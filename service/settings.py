@@ -85,8 +85,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     token: SecretStr | None = Field(None, description="Bearer token required for every write when set.")
+    read_token: SecretStr | None = Field(
+        None, description="Bearer token required for every other route too when set (the write token also "
+        "reads); /api/health and the API docs stay open. Set it to the write token for one token for everything.")
     cors_origins: list[str] = Field(default_factory=list)
     max_upload_bytes: int = 200 * 1024 * 1024
+    max_import_bytes: int = Field(64 * 1024 * 1024, description="Largest Label Studio import body (413 above).")
     # The embedded store writes through mmap: on a full disk it dies of SIGBUS instead of raising, so
     # writes are refused (507 / a CLI error) while less than this is free under the home (service/diskspace.py).
     min_free_bytes: int = Field(

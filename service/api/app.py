@@ -14,10 +14,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from embeddings.embedder import LazyEmbedder
+from service.api.auth import ReadGuard
 from service.api.deps import Writer
 from service.api.errors import READ_ERRORS, WRITE_ERRORS, install_error_handlers
 from service.api.fast_search import FastSearch
-from service.api.limits import BodyLimit
+from service.api.limits import BodyLimit, body_limits
 from service.api.routers import datasets, health, labelstudio, loop, points, queue, review, runs, search, views
 from service.api.state import ApiState
 from service.errors import Unavailable
@@ -130,18 +131,22 @@ def create_app(
         title="Data Debugger",
         version=health.VERSION,
         description="Find wrong labels, weak spots and what to label next in a text classifier's data. "
-        "Writes need `Authorization: Bearer <token>` when the service has a token.",
+        "Writes need `Authorization: Bearer <token>` when the service has a token; every route but /api/health "
+        "and these docs needs one (the read or the write token) when it has a read token.",
         lifespan=lifespan,
     )
     app.state.api = state
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
-                           allow_methods=["*"], allow_headers=["*"], expose_headers=["ETag", "X-Model-Version"])
     for router in ROUTERS:
         app.include_router(router)
     predictions = _prediction_app(state) if model_app is True else (model_app or None)
     if predictions is not None:
         _include_prediction_routes(app, predictions)
+    # Middleware last, once every route is known: the body limits are per route. The last added runs first.
+    app.add_middleware(BodyLimit, limits=body_limits(api_routes(app.routes), settings))
+    if settings.read_token is not None:
+        app.add_middleware(ReadGuard, settings=settings)  # before any body is read, inside CORS for its headers
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["*"], allow_headers=["*"], expose_headers=["ETag", "X-Model-Version"])
     return app

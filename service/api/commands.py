@@ -32,6 +32,13 @@ class ServeContext:
 Companion = Callable[[ServeContext], str | None]
 
 
+def dashboard_token(ctx: ServeContext) -> str | None:
+    """The token the dashboard sends on every request: the write token when there is one (it also reads, and
+    the dashboard relabels), else the read token."""
+    secret = ctx.settings.token or ctx.settings.read_token
+    return secret.get_secret_value() if secret else None
+
+
 def start_dashboard(ctx: ServeContext) -> str | None:
     """The Panel dashboard, a client of this API, on --dashboard-port."""
     if ctx.args is not None and getattr(ctx.args, "no_dashboard", False):
@@ -39,8 +46,7 @@ def start_dashboard(ctx: ServeContext) -> str | None:
     from dashboard.app import serve_dashboard
 
     port = getattr(ctx.args, "dashboard_port", None) or 5006
-    token = ctx.settings.token.get_secret_value() if ctx.settings.token else None
-    running = serve_dashboard(ctx.api_url, port, host=ctx.host, token=token, threaded=True)
+    running = serve_dashboard(ctx.api_url, port, host=ctx.host, token=dashboard_token(ctx), threaded=True)
     ctx.stops.append(running.stop)
     return f"dashboard     {running.url}"
 

@@ -3,7 +3,6 @@ check every write carries."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -11,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 
 from embeddings.store import NAME_PATTERN, Collection, check_name
+from service.api.auth import token_matches
 from service.api.errors import NotAuthorized
 from service.api.state import ApiState
 from service.diskspace import ensure_space
@@ -59,11 +59,10 @@ async def require_writer(
     token = state.settings.token
     if token is None:
         return
-    expected = token.get_secret_value()
     given = credentials.credentials if credentials is not None else ""
     if not given:
         raise NotAuthorized("this service requires a bearer token for writes: send 'Authorization: Bearer <token>'")
-    if not secrets.compare_digest(given.encode(), expected.encode()):
+    if not token_matches(given, token):
         raise NotAuthorized("the bearer token is wrong; use the one the service was started with")
 
 

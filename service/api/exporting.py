@@ -1,6 +1,7 @@
 """The (corrected) dataset written back in its original format, streamed: Humanloop JSON for Humanloop
 data, else CSV / TSV / JSONL / Parquet with the columns it was read with. Labels are the current ones;
-everything else is what ingest kept of the source record."""
+everything else is what ingest kept of the source record, exactly (a CSV export reads back as it was; ask for
+`spreadsheet_safe` to open it in a spreadsheet)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from itertools import chain
 from typing import Any
 
 from embeddings.store import Collection, iter_points
 from service.datasets.records import stored_source
 from service.errors import InvalidInput
+from service.spreadsheet import safe_cell
 
 EXPORT_FORMATS = ("humanloop", "csv", "tsv", "jsonl", "parquet")
 MEDIA = {"humanloop": "application/json", "csv": "text/csv; charset=utf-8",
@@ -31,6 +34,10 @@ def export_format(entry: dict[str, Any], requested: str | None) -> str:
         return requested
     own = entry.get("format")
     return own if own in EXPORT_FORMATS else "jsonl"
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _points(collection: Collection) -> Iterator[dict[str, Any]]:
@@ -81,18 +88,21 @@ def _tabular_rows(collection: Collection, columns: dict[str, Any]) -> Iterator[d
         yield tabular_record(payload, columns)
 
 
-def _delimited(collection: Collection, columns: dict[str, Any], delimiter: str) -> Iterator[bytes]:
+def _delimited(collection: Collection, columns: dict[str, Any], delimiter: str,
+               spreadsheet_safe: bool = False) -> Iterator[bytes]:
     rows = _tabular_rows(collection, columns)
     first = next(rows, None)
     if first is None:
         return
     header = list(first)
+    # Exact by default: this file is the dataset, and it must read back (ingest, pandas) as it was. Asked for a
+    # spreadsheet, its text cells get the same formula guard as every other CSV (service.spreadsheet).
+    cell = safe_cell if spreadsheet_safe else _same
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=header, delimiter=delimiter, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerow(first)
-    for n, row in enumerate(rows, start=1):
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in header})
+    writer = csv.writer(buffer, delimiter=delimiter)
+    writer.writerow([cell(k) for k in header])
+    for n, row in enumerate(chain([first], rows), start=1):
+        writer.writerow([cell("" if row.get(k) is None else row.get(k)) for k in header])
         if n % 1000 == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -115,13 +125,16 @@ def _parquet(collection: Collection, columns: dict[str, Any]) -> Iterator[bytes]
     yield sink.getvalue()
 
 
-def export_stream(collection: Collection, entry: dict[str, Any], fmt: str) -> Iterator[bytes]:
-    """The dataset's bytes in `fmt`, page by page."""
+def export_stream(collection: Collection, entry: dict[str, Any], fmt: str,
+                  spreadsheet_safe: bool = False) -> Iterator[bytes]:
+    """The dataset's bytes in `fmt`, page by page; `spreadsheet_safe` guards CSV/TSV cells against formulas."""
     columns = entry.get("columns") or {}
+    if spreadsheet_safe and fmt not in ("csv", "tsv"):
+        raise InvalidInput(f"query.spreadsheet_safe is for csv and tsv exports, not {fmt}; add format=csv")
     if fmt == "humanloop":
         return _humanloop(collection)
     if fmt in ("csv", "tsv"):
-        return _delimited(collection, columns, "," if fmt == "csv" else "\t")
+        return _delimited(collection, columns, "," if fmt == "csv" else "\t", spreadsheet_safe)
     if fmt == "jsonl":
         return _jsonl(collection, columns)
     return _parquet(collection, columns)

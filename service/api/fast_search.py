@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from service.api.auth import may_read
 from service.api.routers.search import search_page
 from service.api.schemas import SearchIn
 from service.errors import DataDebuggerError
@@ -37,9 +38,11 @@ class FastSearch:
         self.answered = 0  # requests the lane answered itself (tests read it)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        match = PATH.match(scope.get("path", "")) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if match is None or any(name == b"origin" for name, _ in scope["headers"]):
-            # Cross-origin requests need the CORS middleware's headers: full path.
+        match = PATH.fullmatch(scope.get("path", "")) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if match is None or any(name == b"origin" for name, _ in scope["headers"]) or not may_read(
+                scope, self.state.settings):
+            # Cross-origin requests need the CORS middleware's headers, and a refused read the read guard's
+            # answer: full path.
             await self.app(scope, receive, send)
             return
         body, complete, messages = b"", True, []

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from embeddings.store import PointFilter, PointId, point_id
-from service.api.schemas import PointFilters
+from service.api.schemas import MAX_INT64, MAX_POINT_ID, PointFilters
 from service.errors import InvalidInput, invalid
 from service.jsonable import jsonable
 
@@ -55,8 +55,9 @@ def bad_cursor(cursor: str) -> InvalidInput:
                    "previous page, or none for the first page")
 
 
-def decode_cursor(cursor: str | None, kind: type | tuple[type, ...]) -> Any:
-    """The value inside a cursor from encode_cursor; a tampered cursor is a 422 naming `query.cursor`."""
+def decode_cursor(cursor: str | None, kind: type | tuple[type, ...], maximum: int = MAX_INT64) -> Any:
+    """The value inside a cursor from encode_cursor; a tampered cursor (or an integer past `maximum`, which
+    the store cannot take) is a 422 naming `query.cursor`."""
     if cursor is None or cursor == "":
         return None
     try:
@@ -64,14 +65,14 @@ def decode_cursor(cursor: str | None, kind: type | tuple[type, ...]) -> Any:
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise bad_cursor(cursor) from exc
-    if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, int) and value < 0):
+    if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, int) and not 0 <= value <= maximum):
         raise bad_cursor(cursor)
     return value
 
 
 def decode_offset(cursor: str | None) -> PointId | None:
     """A point-id cursor (an int, or a UUID string), validated before it reaches the store."""
-    value = decode_cursor(cursor, (int, str))
+    value = decode_cursor(cursor, (int, str), maximum=MAX_POINT_ID)
     if isinstance(value, str):
         try:
             value = str(uuid.UUID(value))

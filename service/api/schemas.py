@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from service.analyses.registry import flag_values
 from service.runs.steps import STEPS
@@ -16,6 +16,27 @@ Flag = Literal[flag_values()]  # type: ignore[valid-type]  # the analyses' decla
 Status = Literal["correct", "incorrect", "unlabelled"]
 Split = Literal["training", "validation", "testing"]
 PointKey = int | str
+# Integers from a request are bounded here, before the store sees them: Qdrant keeps payload integers as
+# int64 and point ids as uint64, and a larger number used to answer 500 (issue 13.4).
+MAX_INT64 = 2**63 - 1
+MAX_POINT_ID = 2**64 - 1
+ClusterId = Annotated[int, Field(ge=-1, le=MAX_INT64, description="A cluster id; -1 is noise")]
+
+
+def _point_key(value: int | str) -> int | str:
+    """A point id as a client sends it: an integer Qdrant can hold, or a record id string."""
+    if isinstance(value, int) and not 0 <= value <= MAX_POINT_ID:
+        raise ValueError(f"{value} is not a point id (0 to 2^64-1); send a record id like this one as a string")
+    if isinstance(value, str) and not 1 <= len(value) <= 200:
+        raise ValueError("a record id is 1 to 200 characters")
+    return value
+
+
+# One validator, so that a bad id gets one message naming `body.id` rather than one per member of the union;
+# the schema still states the bounds for clients and fuzzers.
+PointKeyIn = Annotated[int | str, AfterValidator(_point_key), WithJsonSchema({"anyOf": [
+    {"type": "integer", "minimum": 0, "maximum": MAX_POINT_ID},
+    {"type": "string", "minLength": 1, "maxLength": 200}]})]
 
 
 class ErrorOut(BaseModel):
@@ -135,7 +156,7 @@ class PointFilters(BaseModel):
     split: list[Split] | None = None
     prediction: list[str] | None = None
     status: Status | None = Field(None, description="Model vs label: correct, incorrect or unlabelled")
-    cluster: list[int] | None = None
+    cluster: list[ClusterId] | None = None
     triage: list[Triage] | None = None
     flag: list[Flag] | None = Field(None, description="Any of these flags")
     min_score: float | None = Field(None, ge=0, le=1, description="Lowest mislabel_score")
@@ -168,7 +189,7 @@ class SearchIn(PointFilters):
     model_config = ConfigDict(extra="forbid")
 
     text: SearchText | None = Field(None, min_length=1, max_length=2000, description="Free text to embed")  # type: ignore[assignment]
-    id: PointKey | None = Field(None, description="A point id or record id of this dataset")
+    id: PointKeyIn | None = Field(None, description="A point id (0 to 2^64-1) or record id (a string) of this dataset")
     contains: str | None = Field(None, max_length=500, description="Every word must occur in the text")
     k: int = Field(10, ge=1, le=200)
 
@@ -240,7 +261,7 @@ class LabelIn(BaseModel):
     label: str | None = Field(None, max_length=200, description="The new label (relabel); optional for accept")
     reason: str = Field("", max_length=200, description="Reason code, e.g. wrong_label, typo, new_intent")
     user: str = Field("anonymous", min_length=1, max_length=100)
-    revision: int | None = Field(None, ge=0, description="Revision the client saw; null skips the check")
+    revision: int | None = Field(None, ge=0, le=MAX_INT64, description="Revision the client saw; null skips the check")
     evidence: dict[str, Any] | None = Field(None, description="What the reviewer was shown, kept in the log")
     allow_new_label: bool = Field(False, description="Allow a label no point carries yet")
 

@@ -50,7 +50,7 @@ def _stamp(path: Path) -> tuple:
 
 
 def _version_number(version: str) -> int | None:
-    match = _VERSION_RE.match(version)
+    match = _VERSION_RE.fullmatch(version)  # `$` alone would pass "v1\n"
     return int(match.group(1)) if match else None
 
 

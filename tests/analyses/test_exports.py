@@ -58,7 +58,7 @@ def test_points_csv(exported, analysed_master):
         assert by_id[rid]["triage"] == "label_error" and by_id[rid]["suggested_label"] == planted.truth[rid]
     assert by_id[planted.outlier]["outlier"] == "true" and "outlier" in by_id[planted.outlier]["flags"]
     assert all(r["label_issue"] in ("true", "false") for r in rows)
-    assert streamed == (folder / "points.csv").read_text()
+    assert streamed == (folder / "points.csv").open(newline="").read()  # the same bytes, CRLF line ends
 
 
 def test_issues_most_suspicious_first(exported, analysed_master):

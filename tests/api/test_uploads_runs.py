@@ -31,7 +31,8 @@ async def wait_for(client, run_id: str, timeout: float = 120) -> dict:
 
 @pytest.fixture(scope="module")
 async def service(tmp_path_factory):
-    async with running(settings_in(tmp_path_factory.mktemp("uploads"), max_upload_bytes=64_000)) as pair:
+    async with running(settings_in(tmp_path_factory.mktemp("uploads"), max_upload_bytes=64_000,
+                                   max_import_bytes=64_000)) as pair:
         yield pair
 
 

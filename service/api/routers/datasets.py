@@ -203,10 +203,14 @@ def export_dataset(
     dataset: DatasetName, ws: WorkspaceDep,
     format: Annotated[str | None, Query(description=f"One of {', '.join(EXPORT_FORMATS)}; default: "
                                        "the dataset's own format")] = None,
+    spreadsheet_safe: Annotated[bool, Query(description="csv/tsv only: prefix text cells that a spreadsheet "
+                                            "would run as a formula (=, +, -, @, tab, CR, LF) with '. Default "
+                                            "false: the file is the data, exactly, and reads back as it was")] = False,
 ) -> StreamingResponse:
     """The corrected dataset (current labels) in its original format, streamed."""
     entry = ws.catalog.get(dataset)
     fmt = export_format(entry, format)
     collection = ws.collection(dataset)
     headers = {"Content-Disposition": f'attachment; filename="{dataset}.{SUFFIX[fmt]}"'}
-    return StreamingResponse(export_stream(collection, entry, fmt), media_type=MEDIA[fmt], headers=headers)
+    body = export_stream(collection, entry, fmt, spreadsheet_safe)
+    return StreamingResponse(body, media_type=MEDIA[fmt], headers=headers)

@@ -8,14 +8,14 @@ import bisect
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from embeddings.store import PointFilter
 from service.api import reports
 from service.api.deps import CollectionDep, DatasetName, StateDep
 from service.api.errors import READ_ERRORS
 from service.api.queries import bad_cursor, decode_cursor, decode_offset, encode_cursor, point_out
-from service.api.schemas import Cluster, ClusterChangesOut, ClusterDetail, Page, PointOut, Split, Triage
+from service.api.schemas import MAX_INT64, Cluster, ClusterChangesOut, ClusterDetail, Page, PointOut, Split, Triage
 from service.api.snapshots import Snapshot
 from service.api.state import ApiState
 from service.errors import Conflict, NotFound, invalid
@@ -218,7 +218,8 @@ def cluster_changes(
 
 @router.get("/clusters/{cluster_id}", operation_id="get_cluster", response_model=ClusterDetail)
 def get_cluster(
-    dataset: DatasetName, cluster_id: int, state: StateDep, collection: CollectionDep,
+    dataset: DatasetName, cluster_id: Annotated[int, Path(ge=-1, le=MAX_INT64)], state: StateDep,
+    collection: CollectionDep,
     cursor: Cursor = None, limit: Limit = 100,
 ) -> dict[str, Any]:
     """One cluster and a page of its members."""
