@@ -28,6 +28,10 @@ COLUMNS = (
 FLOAT_COLUMNS = ("confidence", "entropy", "mislabel_score", "x", "y", "suggestion_confidence", "knn_agreement")
 MAP_COLUMNS = ("x", "y", "text", "label", "prediction", "confidence", "split", "cluster", "triage",
                "mislabel_score", "entropy", "review_status")
+# The map as Arrow IPC: the same fields, typed columns instead of JSON text (floats as float32, repeated
+# strings dictionary-encoded), which a client reads without parsing; the JSON form stays the default.
+ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
+DICTIONARY_COLUMNS = ("label", "prediction", "split", "triage", "review_status")
 
 
 def report_stamp(settings: Settings, dataset: str) -> tuple[int, int] | None:
@@ -58,6 +62,7 @@ class Snapshot:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _map_json: bytes | None = None
     _map_gzip: bytes | None = None
+    _map_arrow: bytes | None = None
     _orders: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,6 +95,13 @@ class Snapshot:
                 self._map_gzip = gzip.compress(self._map_json, compresslevel=1)
             return self._map_gzip
 
+    def map_arrow(self) -> bytes:
+        """The whole map as one Arrow IPC stream of the JSON form's columns; encoded once per snapshot state."""
+        with self._lock:
+            if self._map_arrow is None:
+                self._map_arrow = _arrow_map(self)
+            return self._map_arrow
+
     def etag(self) -> str:
         digest = hashlib.sha1(repr((self.dataset, self.key, self.label_revision)).encode()).hexdigest()[:20]
         return f'"{digest}"'
@@ -119,7 +131,7 @@ class Snapshot:
                     if name in self.columns:
                         self.columns[name][row] = None
             self.label_revision = label_revision
-            self._map_json = self._map_gzip = None
+            self._map_json = self._map_gzip = self._map_arrow = None
             self._orders.clear()
 
     def row(self, pid: PointId) -> dict[str, Any] | None:
@@ -127,6 +139,44 @@ class Snapshot:
         if i is None:
             return None
         return {"id": pid, **{name: col[i] for name, col in self.columns.items()}}
+
+
+def _ids_array(ids: list[PointId]) -> Any:
+    """Integer ids as int64 (uint64 past 2**63), anything else (UUIDs) as strings."""
+    import pyarrow as pa
+
+    for kind in (pa.int64(), pa.uint64()):
+        try:
+            return pa.array(ids, type=kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+            continue
+    return pa.array([str(i) for i in ids], type=pa.string())
+
+
+def _arrow_map(snap: Snapshot) -> bytes:
+    """The Arrow IPC stream of the map: what `map_json` holds, column by column (see MAP_DOC)."""
+    import pyarrow as pa
+
+    columns: dict[str, Any] = {"ids": _ids_array(snap.ids)}
+    for name in MAP_COLUMNS:
+        values = snap.columns[name]
+        if name in FLOAT_COLUMNS:
+            columns[name] = pa.array(values, type=pa.float32(), from_pandas=True)
+        elif name == "cluster":
+            columns[name] = pa.array(values, type=pa.int64())
+        elif name in DICTIONARY_COLUMNS:
+            columns[name] = pa.array(values, type=pa.string()).dictionary_encode()
+        else:
+            columns[name] = pa.array(values, type=pa.string())
+    columns["correct"] = pa.array([correct_of(s) for s in snap.columns["prediction_status"]], type=pa.bool_())
+    metadata = {"count": str(len(snap.ids)), "analysis_run": snap.analysis_run or "",
+                "label_revision": str(snap.label_revision)}
+    table = pa.table(columns).replace_schema_metadata(metadata)
+    sink = pa.BufferOutputStream()
+    # lz4 buffers: a third of the bytes for a few tens of ms at 1M points, cheap to read back.
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 class SnapshotCache:
