@@ -35,13 +35,13 @@ class MapCache:
             cached = self._frames.get(cache_key)
             table, etag = client.map(dataset, etag=cached[0] if cached else None, arrow=True)
             if table is None and cached is not None:
-                return cached[1].copy(), cached[2]
+                return cached[1].copy(deep=False), cached[2]  # copy-on-write: a relabel copies one column
             frame = map_frame(table if table is not None else {"ids": []})
             rows = rows_by_key(frame)
             if etag:
                 self._frames[cache_key] = (etag, frame, rows)
             log.info("map of %s fetched: %d points", dataset, len(frame))
-            return frame.copy(), rows
+            return frame.copy(deep=False), rows
 
     def holds(self, api_url: str, dataset: str) -> bool:
         """Whether a frame of `dataset` is cached (a preload finished)."""

@@ -32,6 +32,34 @@ return null;
 """
 
 
+# Moves the map's view to [x0, x1] x [y0, y1] as a pan or zoom tool does (ranges, then the RangesUpdate event
+# the server answers); returns performance.now() at the move.
+SET_VIEW = """
+const [x0, x1, y0, y1] = arguments;
+const doc = Bokeh.documents[0], fig = doc.get_model_by_name('data-map');
+fig.x_range.setv({start: x0, end: x1});
+fig.y_range.setv({start: y0, end: y1});
+Bokeh.index.find_one(fig).trigger_ranges_update_event();
+return performance.now();
+"""
+# [what the server answered for the view [x0, x1]: 'image' (the points rasterised) or 'glyphs' (an empty image
+# over that range, the points as glyphs), or null before it answered; painted; performance.now()].
+VIEW_SHOWN = """
+const [x0, x1] = arguments;
+const doc = Bokeh.documents[0], fig = doc.get_model_by_name('data-map');
+const d = doc.get_model_by_name('map-raster').data;
+const close = (a, b) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b));
+const answered = d.image.length && close(d.x[0], x0) && close(d.x[0] + d.dw[0], x1);
+const shown = answered ? (Number(d.points[0]) > 0 ? 'image' : 'glyphs') : null;
+const view = Bokeh.index.find_one(fig);
+return [shown, !!(view && view.has_finished()), performance.now()];
+"""
+VIEW_RANGE = """
+const fig = Bokeh.documents[0].get_model_by_name('data-map');
+return [fig.x_range.start, fig.x_range.end, fig.y_range.start, fig.y_range.end];
+"""
+
+
 def synthetic_payloads(ids: np.ndarray, rng: np.random.Generator, centres: np.ndarray) -> list[dict[str, Any]]:
     """The payloads of `ids`: a blob (label, cluster) each, a prediction that is wrong 10% of the time."""
     n = len(ids)
@@ -84,3 +112,16 @@ def wait_painted(browser: Any, n: int, timeout: float = 180) -> float:
             return float(state[2]) / 1000
         time.sleep(0.02)
     raise TimeoutError(f"the map of {n:,} points did not paint in {timeout:.0f} s")
+
+
+def move_view(browser: Any, x0: float, x1: float, y0: float, y1: float, timeout: float = 60) -> tuple[str, float]:
+    """Pan or zoom the map to the given ranges; what the view then shows ('image' or 'glyphs') and the seconds
+    from the move to the answer painted."""
+    moved = float(browser.execute_script(SET_VIEW, x0, x1, y0, y1))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown, painted, now = browser.execute_script(VIEW_SHOWN, x0, x1)
+        if shown and painted:
+            return shown, (float(now) - moved) / 1000
+        time.sleep(0.01)
+    raise TimeoutError(f"the map did not answer a move to x {x0:.3g}..{x1:.3g} in {timeout:.0f} s")

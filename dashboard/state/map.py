@@ -54,8 +54,10 @@ def _columns_of(answer: Any) -> tuple[dict[str, pd.Series], int]:
         out = {}
         for name in answer.column_names:
             column = answer[name]
-            if pa.types.is_dictionary(column.type) or name == "cluster":
-                column = pc.cast(column, pa.string())  # cluster ids as "3", never "3.0"
+            if name == "cluster":  # ids as "3", never "3.0", dictionary-encoded like the other keywords
+                column = pc.cast(column, pa.string()).dictionary_encode()
+            elif name == "text":
+                column = pc.utf8_slice_codeunits(column, 0, TEXT_CHARS)
             out[name] = column.to_pandas()
         return out, answer.num_rows
     if "ids" not in answer:
@@ -67,21 +69,31 @@ def _columns_of(answer: Any) -> tuple[dict[str, pd.Series], int]:
     out = {name: pd.Series(values, dtype=object) for name, values in answer.items() if isinstance(values, list)}
     if "cluster" in out:
         out["cluster"] = out["cluster"].map(lambda v: v if v is None else str(v))
+    if "text" in out:
+        out["text"] = out["text"].map(lambda t: t[:TEXT_CHARS] if isinstance(t, str) else t)
     out["ids"] = pd.Series(answer["ids"])  # int64 when every id is an integer, as from Arrow
     return out, n
 
 
-def _strings(values: pd.Series | None, n: int) -> pd.Series:
-    """A keyword column as strings, NONE where missing."""
+def _keywords(values: pd.Series | None, n: int) -> pd.Categorical:
+    """A keyword column as a categorical of strings (sorted categories), NONE where missing: a million rows
+    filter, count and compare in milliseconds, and arrive from Arrow's dictionaries without a copy per row."""
     if values is None:
-        return pd.Series([NONE] * n, dtype=str)
-    values = values.astype(object)
-    return values.where(values.notna(), NONE).astype(str)
+        return pd.Categorical([NONE] * n, categories=[NONE])
+    cat = pd.Categorical(values) if not isinstance(values.dtype, pd.CategoricalDtype) else values.array
+    names = np.array([str(c) for c in cat.categories] + [NONE], dtype=object)
+    codes = np.where(cat.codes < 0, len(names) - 1, cat.codes)  # missing -> the NONE appended last
+    # Only the values present, sorted (by counting codes: np.unique would sort a million of them).
+    used = np.flatnonzero(np.bincount(codes, minlength=len(names)))
+    order = sorted(set(names[used].tolist()))
+    position = {name: i for i, name in enumerate(order)}
+    recode = np.array([position.get(name, -1) for name in names], dtype=np.int32)
+    return pd.Categorical.from_codes(recode[codes], categories=order)
 
 
 def map_frame(answer: Any) -> pd.DataFrame:
-    """The /map answer (JSON dict or Arrow table) as a frame with display-ready columns (strings for factors,
-    NaN for missing numbers). Column-wise throughout: a million points take about a second."""
+    """The /map answer (JSON dict or Arrow table) as a frame with display-ready columns (categoricals for
+    factors, NaN for missing numbers). Column-wise throughout, so a million points take about a second."""
     columns, n = _columns_of(answer)
     frame = pd.DataFrame({"id": columns["ids"].reset_index(drop=True)})
     frame["key"] = frame["id"].astype(str)
@@ -89,17 +101,27 @@ def map_frame(answer: Any) -> pd.DataFrame:
         values = columns.get(name)
         frame[name] = (np.full(n, np.nan) if values is None else
                        pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan))
-    text = columns.get("text", pd.Series([""] * n, dtype=object))
-    frame["text"] = _strings(text, n).where(text.notna().to_numpy(), "").str.slice(0, TEXT_CHARS).to_numpy()
+    text = columns.get("text")
+    frame["text"] = pd.Series([""] * n, dtype=object) if text is None else text.fillna("").reset_index(drop=True)
     for name in (*KEYWORD_COLUMNS, "cluster"):
-        frame[name] = _strings(columns.get(name), n).to_numpy()
-    frame["labelled"] = frame["label"] != NONE
+        frame[name] = _keywords(columns.get(name), n)
+    frame["labelled"] = (frame["label"] != NONE).to_numpy()
     correct = columns.get("correct")
-    status = (pd.Series([None] * n, dtype=object) if correct is None else correct.astype(object)).map(STATUS)
-    status = status.where(status.notna() & (frame["prediction"] != NONE), NONE)
-    frame["correct"] = status.where(frame["labelled"], "unlabelled").astype(str).to_numpy()
+    status = (np.full(n, NONE, dtype=object) if correct is None else
+              correct.astype(object).map(STATUS).fillna(NONE).to_numpy(dtype=object))
+    status[(frame["prediction"] == NONE).to_numpy()] = NONE
+    status[~frame["labelled"].to_numpy()] = "unlabelled"
+    frame["correct"] = pd.Categorical(status)
     frame["has_xy"] = np.isfinite(frame["x"]) & np.isfinite(frame["y"])
     return frame
+
+
+def set_value(frame: pd.DataFrame, row: int, name: str, value: str) -> None:
+    """Write one keyword of one row; a value the column has not held yet becomes one of its categories."""
+    column = frame[name]
+    if isinstance(column.dtype, pd.CategoricalDtype) and value not in column.cat.categories:
+        frame[name] = column.cat.add_categories([value])
+    frame.iloc[row, frame.columns.get_loc(name)] = value
 
 
 def rows_by_key(frame: pd.DataFrame) -> dict[str, int]:
@@ -288,12 +310,11 @@ class MapState(param.Parameterized):
         label = payload.get("label")
         label = NONE if label is None else str(label)
         self._specs = {}  # a new label may bring a new colour
-        self.frame.at[row, "label"] = label
+        prediction = str(self.frame.at[row, "prediction"])
+        set_value(self.frame, row, "label", label)
         self.frame.at[row, "labelled"] = label != NONE
-        self.frame.at[row, "correct"] = _status(
-            None if self.frame.at[row, "prediction"] == NONE else self.frame.at[row, "prediction"] == label,
-            label, self.frame.at[row, "prediction"],
-        )
+        set_value(self.frame, row, "correct",
+                  _status(None if prediction == NONE else prediction == label, label, prediction))
         if self.focus_key == point_key:
             self.focus_on(point_key)
         self.labels_version += 1

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from bokeh.core.property.descriptors import UnsetValueError
 from bokeh.core.property.validation import validate
 from bokeh.events import RangesUpdate, SelectionGeometry, Tap
 from bokeh.models import (
@@ -38,7 +39,7 @@ from panel.io.document import unlocked
 
 from dashboard.colours import COLOUR_FIELDS, GREY, RAMP, ColourSpec
 from dashboard.state.map import MapState
-from dashboard.views.map_raster import inside, nearest, point_colours, rasterise
+from dashboard.views.map_raster import inside, nearest, point_colours, raster_frame, rasterise
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,8 @@ class MapFigure:
         self.shown_rows = np.zeros(0, dtype=np.int64)  # frame rows of the glyphs, in large mode
         self._state: MapState | None = None
         self._colours: tuple[Any, np.ndarray] | None = None
+        self._points: tuple[Any, pd.DataFrame] | None = None  # what the image aggregates, per colour and filter
+        self._shown: Any = None  # what the view last showed, to skip a refresh that changes nothing
         self._pending = False
         fig = figure(
             name="data-map", output_backend=backend, tools="pan,wheel_zoom,box_select,lasso_select,tap,reset",
@@ -204,7 +207,8 @@ class MapFigure:
     @property
     def raster_shown(self) -> bool:
         """Whether the view is the image (not glyphs)."""
-        return self.large and bool(self.raster_source.data["image"])
+        points = self.raster_source.data["points"]
+        return self.large and len(points) > 0 and points[0] > 0
 
     def _on_ranges(self, event: RangesUpdate) -> None:
         """A pan or zoom ended: re-rasterise (or send the glyphs) for the new view, once per burst of events."""
@@ -214,7 +218,7 @@ class MapFigure:
         document = self.figure.document
         if document is None:
             self.refresh_view()
-        elif not self._pending:
+        elif not self._pending:  # a wheel zoom sends an event per notch
             self._pending = True
             document.add_timeout_callback(self._refresh_pending, RERASTER_DELAY_MS)
 
@@ -229,7 +233,10 @@ class MapFigure:
         return (x1 - x0) / width, (y1 - y0) / height
 
     def _size(self) -> tuple[int, int]:
-        width, height = self.figure.inner_width, self.figure.inner_height
+        try:  # set by the browser once the plot is laid out
+            width, height = self.figure.inner_width, self.figure.inner_height
+        except UnsetValueError:
+            return RASTER_SIZE
         return (width, height) if width and height and width > 10 and height > 10 else RASTER_SIZE
 
     def _on_tap(self, event: Tap) -> None:
@@ -283,7 +290,7 @@ class MapFigure:
         Texts follow via send_texts."""
         frame = state.frame
         n = len(frame)
-        self._state, self._colours = state, None
+        self._state, self._colours, self._points, self._shown = state, None, None, None
         self.large = n > GLYPH_LIMIT
         xs, ys = frame["x"].to_numpy(), frame["y"].to_numpy()
         finite = np.isfinite(xs) & np.isfinite(ys)
@@ -313,6 +320,11 @@ class MapFigure:
         s = self._state
         if not self.large or s is None or s.frame is None:
             return
+        filters = tuple(sorted((name, tuple(values)) for name, values in s.filters().items()))
+        shown = (id(s.frame), s.labels_version, id(s.spec()), filters, self.view, self._size())
+        if shown == self._shown:  # e.g. the colour set again by the view right after the frame
+            return
+        self._shown = shown
         x0, x1, y0, y1 = self.view
         x, y = s.frame["x"].to_numpy(), s.frame["y"].to_numpy()
         keep = s.mask()
@@ -322,10 +334,14 @@ class MapFigure:
                 self.shown_rows = np.flatnonzero(in_view)
                 self.source.data = self._columns(s, self.shown_rows, with_texts=True)
                 self.filter.booleans = np.ones(len(self.shown_rows), dtype=bool)
-                self.raster_source.data = dict(NO_RASTER)
+                # An empty image over the view, holding no points: says the server has answered this view.
+                self.raster_source.data = {"image": [np.zeros((1, 1), dtype=np.uint32)], "x": [x0], "y": [y0],
+                                           "dw": [x1 - x0], "dh": [y1 - y0], "points": [0]}
                 return
+            if self._points is None or self._points[0] != shown[:4]:
+                self._points = (shown[:4], raster_frame(x, y, self._point_colours(s), keep))
             width, height = self._size()
-            raster = rasterise(x, y, self._point_colours(s), keep, (x0, x1), (y0, y1), width, height)
+            raster = rasterise(self._points[1], (x0, x1), (y0, y1), width, height)
             self.shown_rows = np.zeros(0, dtype=np.int64)
             self.source.data = self._empty()
             self.filter.booleans = np.zeros(0, dtype=bool)

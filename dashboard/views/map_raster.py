@@ -41,19 +41,22 @@ def hex_rgb(colours: list[str]) -> np.ndarray:
     return np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colours], dtype=np.float32).reshape(-1, 3)
 
 
-def rasterise(x: np.ndarray, y: np.ndarray, rgb: np.ndarray, keep: np.ndarray, x_range: tuple[float, float],
-              y_range: tuple[float, float], width: int, height: int) -> Raster:
-    """The points where `keep` is true, each coloured `rgb` (n, 3), as an image of width x height pixels."""
+def raster_frame(x: np.ndarray, y: np.ndarray, rgb: np.ndarray, keep: np.ndarray) -> pd.DataFrame:
+    """The points where `keep` is true with their colours (n, 3): what `rasterise` aggregates. Built once per
+    colour and filter, so a pan or a zoom only aggregates."""
+    return pd.DataFrame({"x": x[keep], "y": y[keep], "r": rgb[keep, 0], "g": rgb[keep, 1], "b": rgb[keep, 2]})
+
+
+def rasterise(points: pd.DataFrame, x_range: tuple[float, float], y_range: tuple[float, float], width: int,
+              height: int) -> Raster:
+    """The points of a `raster_frame` inside the ranges as an image of width x height pixels."""
     import datashader as ds
 
     width, height = max(1, min(int(width), MAX_PIXELS[0])), max(1, min(int(height), MAX_PIXELS[1]))
     (x0, x1), (y0, y1) = x_range, y_range
-    inside = keep & (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
-    frame = pd.DataFrame({"x": x[inside], "y": y[inside], "r": rgb[inside, 0], "g": rgb[inside, 1],
-                          "b": rgb[inside, 2]})
     canvas = ds.Canvas(plot_width=width, plot_height=height, x_range=(x0, x1), y_range=(y0, y1))
-    agg = canvas.points(frame, "x", "y", agg=ds.summary(n=ds.count(), r=ds.sum("r"), g=ds.sum("g"),
-                                                        b=ds.sum("b")))
+    agg = canvas.points(points, "x", "y", agg=ds.summary(n=ds.count(), r=ds.sum("r"), g=ds.sum("g"),
+                                                         b=ds.sum("b")))
     count = agg["n"].to_numpy()
     held = count > 0
     rgba = np.zeros((height, width, 4), dtype=np.uint8)
@@ -61,7 +64,7 @@ def rasterise(x: np.ndarray, y: np.ndarray, rgb: np.ndarray, keep: np.ndarray, x
         rgba[..., channel][held] = (agg[name].to_numpy()[held] / count[held]).clip(0, 255)
     top = np.log1p(count.max()) if held.any() else 1.0
     rgba[..., 3] = np.where(held, MIN_ALPHA + (255 - MIN_ALPHA) * np.log1p(count) / top, 0).astype(np.uint8)
-    return Raster(rgba.view(np.uint32).reshape(height, width), x0, x1, y0, y1, int(inside.sum()))
+    return Raster(rgba.view(np.uint32).reshape(height, width), x0, x1, y0, y1, int(count.sum()))
 
 
 _warmed = threading.Event()
@@ -73,7 +76,8 @@ def warm() -> None:
         return
     rng = np.random.default_rng(0)
     xy = rng.random((64, 2))  # float64, as the map frame's x and y: numba compiles per dtype
-    rasterise(xy[:, 0], xy[:, 1], np.zeros((64, 3), np.float32), np.ones(64, bool), (0, 1), (0, 1), 8, 8)
+    points = raster_frame(xy[:, 0], xy[:, 1], np.zeros((64, 3), np.float32), np.ones(64, bool))
+    rasterise(points, (0.0, 1.0), (0.0, 1.0), 8, 8)  # float ranges: integer ones compile other kernels
     _warmed.set()
     log.info("datashader kernels compiled")
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 
 from embeddings.store import PointId, iter_points
@@ -160,15 +161,19 @@ def _arrow_map(snap: Snapshot) -> bytes:
     columns: dict[str, Any] = {"ids": _ids_array(snap.ids)}
     for name in MAP_COLUMNS:
         values = snap.columns[name]
-        if name in FLOAT_COLUMNS:
-            columns[name] = pa.array(values, type=pa.float32(), from_pandas=True)
+        if name in FLOAT_COLUMNS:  # through numpy: a tenth of pyarrow's time on a list of Python floats
+            columns[name] = pa.array(np.array(values, dtype=np.float32), from_pandas=True)
         elif name == "cluster":
             columns[name] = pa.array(values, type=pa.int64())
         elif name in DICTIONARY_COLUMNS:
             columns[name] = pa.array(values, type=pa.string()).dictionary_encode()
         else:
             columns[name] = pa.array(values, type=pa.string())
-    columns["correct"] = pa.array([correct_of(s) for s in snap.columns["prediction_status"]], type=pa.bool_())
+    import pyarrow.compute as pc
+
+    status = pa.array(snap.columns["prediction_status"], type=pa.string())  # correct_of, column-wise
+    columns["correct"] = pc.if_else(pc.equal(status, "correct"), True,
+                                    pc.if_else(pc.equal(status, "incorrect"), False, pa.scalar(None, pa.bool_())))
     metadata = {"count": str(len(snap.ids)), "analysis_run": snap.analysis_run or "",
                 "label_revision": str(snap.label_revision)}
     table = pa.table(columns).replace_schema_metadata(metadata)
