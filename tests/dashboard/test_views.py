@@ -180,7 +180,8 @@ def test_past_the_glyph_limit_the_map_is_an_image_and_glyphs_come_back_on_zoom(c
     state.colour_by = "prediction"
     assert not np.array_equal(figure.raster_source.data["image"][0], image)
     view.filters["split"].value = ["training"]
-    assert figure.raster_source.data["points"] == [int(state.mask().sum())] == [(state.frame["split"] == "training").sum()]
+    training = int((state.frame["split"] == "training").sum())
+    assert figure.raster_source.data["points"] == [int(state.mask().sum())] == [training]
     view.filters["split"].value = ["validation"]  # 213 points: few enough for glyphs
     assert not figure.raster_shown and len(figure.source.data["x"]) == len(figure.shown_rows) == 213
     view.filters["split"].value = []
