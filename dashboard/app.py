@@ -17,6 +17,7 @@ from dashboard.keyboard import KeyboardShortcuts
 from dashboard.state import DashboardState
 from dashboard.views.clusters import ClustersView
 from dashboard.views.common import esc
+from dashboard.views.loop import LoopView
 from dashboard.views.map import MapView
 from dashboard.views.models import ModelsView
 from dashboard.views.queue import QueueView
@@ -45,7 +46,7 @@ class Dashboard:
         self.tabs = pn.Tabs(dynamic=True, sizing_mode="stretch_both", css_classes=["dd-tabs"])
         self.review = ReviewView(s.review, active=lambda: self.tabs.active == TABS.index("Review"))
         self.queue = QueueView(s.queue)
-        self.models = ModelsView(s.models)
+        self.models = ModelsView(s.models, loop=LoopView(s.loop))
         self.search = SearchView(s.search, on_pick=s.map.focus_on)
         self.shortcuts = KeyboardShortcuts(on_key=self.review.on_key, width=0, height=0, margin=0)
         self.dataset = pn.widgets.Select(label="Dataset", options=[], sizing_mode="stretch_width")

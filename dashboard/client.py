@@ -181,6 +181,20 @@ class ApiClient:
             return response.content
         return [json.loads(line) for line in response.text.splitlines() if line.strip()]
 
+    # -- the improvement loop ------------------------------------------------------------------------
+
+    def loop(self, dataset: str) -> dict[str, Any]:
+        """The champion, label changes since the newest version, a retrain in flight, and the history."""
+        return self.get(f"/api/datasets/{dataset}/loop")
+
+    def start_run(self, dataset: str, step: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Queue a background run (ingest, train, predict, analyze, retrain); answers the run to poll."""
+        return self.post(f"/api/datasets/{dataset}/runs", {"step": step, "options": options or {}})
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """A run's status, progress, result or error."""
+        return self.get(f"/api/runs/{run_id}")
+
     # -- review --------------------------------------------------------------------------------------
 
     def label(self, dataset: str, point_id: Any, action: str, label: str | None = None, reason: str = "",

@@ -14,6 +14,7 @@ from service.settings import Settings
 COMMAND_MODULES = [
     "service.datasets.commands",
     "service.predictions.commands",
+    "service.predictions.loop_commands",
     "service.analyses.commands",
     "service.api.commands",
     "service.pipeline",

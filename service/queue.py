@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -128,6 +129,29 @@ def build_queue(source, dataset: str | None = None, strategy: str = "hybrid", li
     ids, payloads = [ids[i] for i in keep], [payloads[i] for i in keep]
     if not ids:
         return []
+    if strategy == "hybrid":
+        if (report or {}).get("clusters"):
+            weights = cluster_weights([], report)
+        else:  # no report: judge clusters by all their points, labelled ones included
+            _, labelled, _ = load_all(collection, PointFilter(empty={"label": False}), with_vectors=False)
+            weights = cluster_weights(payloads + labelled, None)
+    else:
+        weights = {}
+
+    def vector_of(wanted: list[Any]) -> dict[Any, np.ndarray]:
+        return {p.id: p.vector for p in collection.retrieve(wanted, with_vectors=True)}
+
+    return rank_unlabelled(ids, payloads, strategy, limit, seed=seed, weights=weights, vector_of=vector_of,
+                           dedupe_threshold=dedupe_threshold)
+
+
+def rank_unlabelled(ids: list[Any], payloads: list[dict[str, Any]], strategy: str, limit: int, *, seed: int = 0,
+                    weights: dict[int, float] | None = None,
+                    vector_of: Callable[[list[Any]], dict[Any, np.ndarray]] | None = None,
+                    dedupe_threshold: float = 0.9) -> list[dict[str, Any]]:
+    """The ranking itself, on points already loaded: the `limit` best of `ids` (with their payloads) for
+    `strategy`. `weights` are the hybrid's cluster weights; `vector_of` fetches vectors by id for its
+    near-duplicate check (None: no check). Pure, so a simulation can call it round after round."""
     if strategy == "random":
         order = np.random.default_rng(seed).permutation(len(ids))[:limit]
         return [_row(r + 1, ids[i], payloads[i], 1.0 - r / len(ids), strategy) for r, i in enumerate(order)]
@@ -149,15 +173,10 @@ def build_queue(source, dataset: str | None = None, strategy: str = "hybrid", li
         # Ties (equal scores) keep id order, so a queue is reproducible.
         scored.sort(key=lambda i: -scores[i])
         return [_row(r + 1, ids[i], payloads[i], scores[i], strategy) for r, i in enumerate(scored[:limit])]
-    if (report or {}).get("clusters"):
-        weights = cluster_weights([], report)
-    else:  # no report: judge clusters by all their points, labelled ones included
-        _, labelled, _ = load_all(collection, PointFilter(empty={"label": False}), with_vectors=False)
-        weights = cluster_weights(payloads + labelled, None)
-    return _hybrid(collection, ids, payloads, scores, scored, limit, weights, dedupe_threshold)
+    return _hybrid(vector_of, ids, payloads, scores, scored, limit, weights or {}, dedupe_threshold)
 
 
-def _hybrid(collection, ids, payloads, scores, scored, limit, weights, dedupe_threshold) -> list[dict[str, Any]]:
+def _hybrid(vector_of, ids, payloads, scores, scored, limit, weights, dedupe_threshold) -> list[dict[str, Any]]:
     n_labels = max((len(p.get("n_best") or []) for p in payloads), default=2)
     scale = math.log(max(2, n_labels))
     by_cluster: dict[int, list[tuple[float, int]]] = {}
@@ -171,7 +190,7 @@ def _hybrid(collection, ids, payloads, scores, scored, limit, weights, dedupe_th
         c: sorted(items, key=lambda t: (-t[0], t[1]))[: 3 * limit] for c, items in by_cluster.items()
     }
     pool_rows = [i for items in pool.values() for _, i in items]
-    vectors = {p.id: p.vector for p in collection.retrieve([ids[i] for i in pool_rows], with_vectors=True)}
+    vectors = vector_of([ids[i] for i in pool_rows]) if vector_of is not None else {}
     heap = [(-items[0][0], c, 0) for c, items in pool.items()]
     heapq.heapify(heap)
     taken: dict[int, int] = {}

@@ -63,6 +63,23 @@ class Settings(BaseSettings):
     prediction_api_key: SecretStr | None = Field(None, validation_alias="PREDICTION_API_KEY")
     prediction_project: str = "default"
 
+    # The improvement loop: retrain triggers and the gate (see service/predictions/gate.py)
+    retrain_after: int = Field(50, ge=0, description="Reviewed changes since the champion's data that queue a "
+                               "retrain by themselves; 0 = never.")
+    retrain_accuracy_drop: float = Field(0.05, ge=0, le=1, description="A labelled upload on which the champion's "
+                                         "accuracy is lower than its test accuracy by more than this queues a retrain.")
+    gate_tolerance: float = Field(0.01, ge=0, le=1, description="How much worse (accuracy, macro-F1) a challenger "
+                                  "may be and still be promoted.")
+    gate_min_cluster_size: int = Field(20, ge=1, description="Clusters with fewer compared points are not judged.")
+    gate_max_cluster_regression: float = Field(0.10, ge=0, le=1, description="The largest rise of a cluster's "
+                                               "error rate a promoted challenger may bring.")
+    new_label_validation_share: float = Field(0.0, ge=0, le=0.5, description="Share of newly labelled points "
+                                              "(seeded by id) sent to validation instead of training.")
+    # MLflow: every train and retrain is logged when the tracking URI is set.
+    mlflow_tracking_uri: str | None = Field(None, validation_alias="MLFLOW_TRACKING_URI")
+    mlflow_required: bool = Field(True, description="An unreachable MLflow server fails the run (false: warn, "
+                                  "train untracked).")
+
     # Service
     host: str = "127.0.0.1"
     port: int = 8000

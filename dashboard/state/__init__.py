@@ -9,6 +9,7 @@ import param
 
 from dashboard.client import ApiClient
 from dashboard.state.clusters import ClustersState
+from dashboard.state.loop import LoopState
 from dashboard.state.map import MapState
 from dashboard.state.models import ModelsState
 from dashboard.state.queue import QueueState
@@ -18,7 +19,7 @@ from service.errors import DataDebuggerError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ClustersState", "DashboardState", "MapState", "ModelsState", "QueueState", "ReviewState",
+__all__ = ["ClustersState", "DashboardState", "LoopState", "MapState", "ModelsState", "QueueState", "ReviewState",
            "SearchState"]
 
 
@@ -38,6 +39,7 @@ class DashboardState(param.Parameterized):
         self.review = ReviewState(client, self.map)
         self.queue = QueueState(client, self.map)
         self.models = ModelsState(client, self.map)
+        self.loop = LoopState(client, self.map, on_done=self._after_retrain)
         self.search = SearchState(client, self.map)
         self.param.watch(lambda e: self.open(e.new), "dataset")
 
@@ -71,9 +73,18 @@ class DashboardState(param.Parameterized):
         else:
             self.load_rest()
 
+    def _after_retrain(self) -> None:
+        """A retrain finished: a promotion re-predicted and re-analysed the points, so reload what shows them."""
+        try:
+            self.map.load(self.map.dataset)
+        except DataDebuggerError as exc:
+            self.message = f"cannot reload the map: {exc}"
+        self.load_rest()
+
     def load_rest(self) -> None:
         """The views after the map: each one's failure is its own message, not the page's."""
         self.clusters.load()
         self.review.load()
         self.models.load()
+        self.loop.load()
         self.message = ""

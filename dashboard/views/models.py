@@ -22,8 +22,9 @@ class ModelsView(Viewer):
 
     state = param.ClassSelector(class_=ModelsState)
 
-    def __init__(self, state: ModelsState, **params: Any):
+    def __init__(self, state: ModelsState, loop: Viewer | None = None, **params: Any):
         super().__init__(state=state, **params)
+        self.loop = loop  # the improvement loop's card (Retrain, verdict, history), above the versions
         self.version_a = pn.widgets.Select(label="Version A", options=[], width=140)
         self.version_b = pn.widgets.Select(label="Compare with B", options=[], width=140)
         self.split = pn.widgets.Select(label="Split", options=list(state.param.split.objects), value=state.split,
@@ -111,5 +112,6 @@ class ModelsView(Viewer):
         ]
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(pn.Row(self.version_a, self.version_b, self.split), self.headline, self.message,
+        return pn.Column(*([self.loop] if self.loop is not None else []),
+                         pn.Row(self.version_a, self.version_b, self.split), self.headline, self.message,
                          self.changes_note, self.changes, self.plots, sizing_mode="stretch_width")

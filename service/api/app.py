@@ -18,7 +18,7 @@ from service.api.errors import READ_ERRORS, WRITE_ERRORS, install_error_handlers
 from service.api.fast_search import FastSearch
 from service.api.limits import BodyLimit
 from service.api.query_embedder import QueryEmbedder
-from service.api.routers import datasets, health, points, queue, review, runs, search, views
+from service.api.routers import datasets, health, loop, points, queue, review, runs, search, views
 from service.api.runs import RunManager
 from service.api.snapshots import SnapshotCache
 from service.api.state import ApiState
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Search first: routes are matched in order, and it is the hot path.
 ROUTERS = (search.router, health.router, datasets.router, points.router, views.router, queue.router,
-           review.router, runs.router)
+           review.router, runs.router, loop.router)
 # Prediction routes that write (the registry's production marker) take the service's bearer token too.
 PREDICTION_WRITES = {"promote_model"}
 PREDICTION_SKIPPED = {"/health", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
@@ -65,7 +65,7 @@ def _prediction_app(state: ApiState) -> FastAPI | None:
     key = state.settings.prediction_api_key
     return create_model_app(ModelRegistry(state.settings.models_dir), _WorkspaceEmbedder(state),
                             api_key=key.get_secret_value() if key else None,
-                            default_project=state.settings.default_dataset)
+                            default_project=state.settings.default_dataset, settings=state.settings)
 
 
 def api_routes(routes: list[Any]) -> list[APIRoute]:

@@ -7,6 +7,7 @@ logged change whose `revision_after` the point never reached (visible), never an
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -56,7 +57,8 @@ def _client_evidence(evidence: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(text)
 
 
-def _changes_for(payload: dict[str, Any], body: LabelIn, known_labels: set[str]) -> dict[str, Any]:
+def _changes_for(payload: dict[str, Any], body: LabelIn, known_labels: set[str],
+                 validation_share: float = 0.0, pid: PointId | None = None) -> dict[str, Any]:
     """The fields an action sets on a point."""
     label = payload.get("label")
     if body.action == "relabel":
@@ -87,10 +89,22 @@ def _changes_for(payload: dict[str, Any], body: LabelIn, known_labels: set[str])
         fields["label"] = new
         if "original_label" not in payload:
             fields["original_label"] = label
+        if label is None:
+            # A newly labelled point trains the next version; evaluation splits never grow silently.
+            fields["split"] = split_for_new_label(pid if pid is not None else payload.get("record_id"),
+                                                  validation_share)
         status = _status_for(payload.get("prediction"), new)
         if status is not None:
             fields["prediction_status"] = status
     return fields
+
+
+def split_for_new_label(pid: Any, validation_share: float) -> str:
+    """training, or validation for a stable seeded share of ids (DATA_DEBUGGER_NEW_LABEL_VALIDATION_SHARE)."""
+    if validation_share <= 0:
+        return "training"
+    draw = int.from_bytes(hashlib.sha256(f"new-label:{pid}".encode()).digest()[:8], "big") / 2**64
+    return "validation" if draw < validation_share else "training"
 
 
 def _write(state: ApiState, dataset: str, collection: Collection, pid: PointId, payload: dict[str, Any], *,
@@ -151,7 +165,7 @@ def apply_action(state: ApiState, dataset: str, raw_id: str | int, body: LabelIn
         payload = _point(collection, dataset, pid)
         _check_revision(payload, body.revision, pid)
         known = set(collection.facet("label")) if body.action == "relabel" else set()
-        fields = _changes_for(payload, body, known)
+        fields = _changes_for(payload, body, known, state.settings.new_label_validation_share, pid)
         evidence = {k: payload[k] for k in EVIDENCE_FIELDS if k in payload}
         shown = _client_evidence(body.evidence)
         if shown:

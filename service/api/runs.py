@@ -225,6 +225,7 @@ def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: 
         fixed_split=options.get("split") or None,
     )
     sources = make_sources([path], fmt, columns)
+    existed = ws.catalog.exists(dataset)
     rejects = ws.settings.home / "rejects" / f"{dataset}-{progress.run.id}.jsonl"
     progress.update(stage="validate")
     embedder = _CountingEmbedder(ws.embedder, progress)
@@ -245,6 +246,13 @@ def step_ingest(ws: Workspace, dataset: str, options: dict[str, Any], progress: 
         collection.optimize()
     result = dataclasses.asdict(report)
     result["problems"] = result["problems"][:50]
+    if existed and (report.inserted or report.updated) and ws.settings.retrain_accuracy_drop > 0:
+        from service.predictions.triggers import check_batch
+
+        progress.update(stage="check the champion on the new batch")
+        # A labelled batch the champion does poorly on is news: the loop retrains (RunManager queues it).
+        result["champion_check"] = check_batch(ws, dataset, path, fmt, columns,
+                                               ws.settings.retrain_accuracy_drop)
     return result
 
 
@@ -295,6 +303,32 @@ def step_analyze(ws: Workspace, dataset: str, options: dict[str, Any], progress:
     return jsonable({k: report.get(k) for k in keys if k in report})
 
 
+def step_retrain(ws: Workspace, dataset: str, options: dict[str, Any], progress: Progress,
+                 trigger: str = "api") -> dict[str, Any]:
+    """Challenger, gate, and on promotion re-predict and re-analyse (service.predictions.retrain)."""
+    from service.predictions.gate import GatePolicy
+    from service.predictions.retrain import RetrainOptions, retrain
+
+    s = ws.settings
+    policy = GatePolicy(tolerance=options.get("tolerance", s.gate_tolerance),
+                        min_cluster_size=options.get("min_cluster_size", s.gate_min_cluster_size),
+                        max_cluster_regression=options.get("max_cluster_regression", s.gate_max_cluster_regression),
+                        seed=options.get("seed", 0))
+    chosen = RetrainOptions(policy=policy, dry_run=bool(options.get("dry_run")), force=bool(options.get("force")),
+                            model=options.get("model") or "auto", folds=options.get("folds", 5),
+                            seed=options.get("seed", 0), analyze=options.get("analyze", True), trigger=trigger)
+    return jsonable(retrain(ws, dataset, chosen, report=progress.update))
+
+
+def _check_retrain(options: dict[str, Any]) -> None:
+    _check_train(options)
+    for key in ("tolerance", "max_cluster_regression"):
+        value = options.get(key)
+        if value is not None and not 0 <= value <= 1:
+            raise invalid(f"options.{key}", f"is {value}; it must be between 0 and 1")
+    _check_at_least(options, {"min_cluster_size": 1})
+
+
 STEPS: dict[str, Step] = {
     "ingest": Step("ingest", "service.datasets.ingest", step_ingest, {
         "path": str, "format": str, "text_column": str, "label_column": str, "split_column": str,
@@ -306,6 +340,9 @@ STEPS: dict[str, Step] = {
         "force": bool}),
     "analyze": Step("analyze", "service.analyses.runner", step_analyze, {
         "analyses": list, "k": int, "knn_kind": str, "exact_threshold": int, "seed": int, "model_version": str}),
+    "retrain": Step("retrain", "service.predictions.retrain", step_retrain, {
+        "dry_run": bool, "force": bool, "tolerance": (int, float), "min_cluster_size": int,
+        "max_cluster_regression": (int, float), "model": str, "folds": int, "seed": int, "analyze": bool}),
 }
 
 
@@ -386,11 +423,14 @@ class RunManager:
             log.warning("could not persist run %s: %s", run.id, exc)
 
     def submit(self, dataset: str, step: str, options: dict[str, Any],
-               cleanup: tuple[Path, ...] = (), upload: UploadedFile | None = None) -> tuple[Run, Future]:
+               cleanup: tuple[Path, ...] = (), upload: UploadedFile | None = None,
+               trigger: str | None = None) -> tuple[Run, Future]:
         """Queue a run; the future resolves to the finished Run (its error is kept, not raised). `options` are
         the client's, checked against the step; `upload` is the service's own received file (ingest only)."""
         if upload is not None and step != "ingest":
             raise ValueError("only an ingest run takes an uploaded file")
+        if trigger is not None and step != "retrain":
+            raise ValueError("only a retrain run has a trigger")
         if step not in STEPS:
             raise invalid("body.step", f"{step!r} is not one of {', '.join(STEPS)}")
         if not step_available(step):
@@ -405,26 +445,33 @@ class RunManager:
             _check_train(options)
         elif step == "analyze":
             _check_at_least(options, {"k": 1, "seed": 0, "exact_threshold": 0})
+        elif step == "retrain":
+            _check_retrain(options)
         self._recover()
-        shown = {**options, "original_name": upload.original_name} if upload is not None else options
+        shown = {**options, "original_name": upload.original_name} if upload is not None else dict(options)
+        if step == "retrain":
+            shown["trigger"] = trigger or "api"  # who asked: the service's own trigger or a client
         run = Run(id=uuid.uuid4().hex[:16], dataset=dataset, step=step, params=jsonable(shown))
         with self._guard:
             self._runs[run.id] = run
         self._persist(run)
-        future = self._executor.submit(self._execute, run, options, cleanup, upload)
+        extra: dict[str, Any] = {"upload": upload} if upload is not None else {}
+        if trigger is not None:
+            extra["trigger"] = trigger
+        future = self._executor.submit(self._execute, run, options, cleanup, extra)
         with self._guard:
             self._futures[run.id] = future
         return run, future
 
     def _execute(self, run: Run, options: dict[str, Any], cleanup: tuple[Path, ...],
-                 upload: UploadedFile | None = None) -> Run:
+                 extra: dict[str, Any]) -> Run:
+        """Run a step; `extra` holds what the service itself hands the step (an uploaded file, a trigger)."""
         fn = STEPS[run.step].run
         run.status, run.started_at = "running", now_iso()
         run.progress["stage"] = run.step
         self._persist(run)
         started = time.perf_counter()
         try:
-            extra = {"upload": upload} if upload is not None else {}
             result = fn(self.state.workspace, run.dataset, dict(options), Progress(run, self._persist), **extra)
             run.result = jsonable(result)
             run.status = "succeeded"
@@ -447,8 +494,21 @@ class RunManager:
         if run.status == "succeeded":
             log.info("run %s (%s %s) done in %.1f s", run.id, run.step, run.dataset, time.perf_counter() - started)
             self._warm(run.dataset)
+            self._retrain_if_drifted(run)
         self._persist(run)
         return run
+
+    def _retrain_if_drifted(self, run: Run) -> None:
+        """An ingest whose labelled batch the champion did poorly on queues a retrain (one per dataset)."""
+        check = (run.result or {}).get("champion_check") if run.step == "ingest" else None
+        if not check or not check.get("retrain_due") or self.active(run.dataset, "retrain") is not None:
+            return
+        try:
+            queued, _ = self.submit(run.dataset, "retrain", {}, trigger="batch")
+            log.info("%s: %s scored %.3f on the new batch (test %.3f); retrain %s queued", run.dataset,
+                     check["champion"], check["accuracy"], check["test_accuracy"] or 0.0, queued.id)
+        except Exception as exc:  # noqa: BLE001 - the ingest succeeded; the retrain can be asked for by hand
+            log.warning("could not queue a retrain of %s: %s", run.dataset, exc)
 
     def get(self, run_id: str) -> Run | None:
         with self._guard:
@@ -477,6 +537,12 @@ class RunManager:
         out = [r for r in by_id.values() if (dataset is None or r.dataset == dataset)
                and (status is None or r.status == status)]
         return sorted(out, key=lambda r: (r.created_at, r.id), reverse=True)
+
+    def active(self, dataset: str, step: str) -> Run | None:
+        """A queued or running run of `step` on `dataset` in this process, if any."""
+        with self._guard:
+            return next((r for r in self._runs.values() if r.dataset == dataset and r.step == step
+                         and r.status in ACTIVE), None)
 
     def pending(self) -> int:
         with self._guard:

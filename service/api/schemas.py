@@ -274,7 +274,7 @@ class ImportOut(BaseModel):
     changes: list[int]
 
 
-RunStep = Literal["ingest", "train", "predict", "analyze"]
+RunStep = Literal["ingest", "train", "predict", "analyze", "retrain"]
 RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted"]
 
 

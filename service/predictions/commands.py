@@ -85,6 +85,7 @@ def _describe(v: ModelVersion) -> str:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from service.predictions.tracking import promote
     from service.predictions.training import train_version
 
     dataset = args.dataset or settings.default_dataset
@@ -94,7 +95,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         version = train_version(ws, dataset, from_file=args.from_file, model=args.model, folds=args.folds,
                                 seed=args.seed, fmt=args.format, columns=columns, registry=registry)
     if args.promote:
-        registry.promote(dataset, version.version)
+        promote(settings, registry, dataset, version.version)
     if args.json:
         print(json.dumps({**version.summary(), "metrics": version.metrics}, indent=1))
     else:
@@ -118,12 +119,13 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from service.errors import InvalidInput
+    from service.predictions.tracking import promote
 
     registry = ModelRegistry(settings.models_dir)
     if args.promote:
         if not args.dataset:
             raise InvalidInput("--promote needs --dataset NAME")
-        registry.promote(args.dataset, args.promote)
+        promote(settings, registry, args.dataset, args.promote)
         print(f"{args.dataset} {args.promote} is now production")
     rows = []
     for name in [args.dataset] if args.dataset else registry.datasets():

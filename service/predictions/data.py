@@ -100,6 +100,13 @@ def from_store(ws, dataset: str) -> TrainingData:
     entry = ws.catalog.get(dataset)
     collection = ws.collection(dataset)
     ids, payloads, vectors = load_all(collection, PointFilter(empty={"label": False}), with_vectors=True)
+    # A point a reviewer marked ambiguous trains no model until someone resolves it (relabel, accept or
+    # confirm): its label is in doubt, and a version must not learn the doubt.
+    keep = [i for i, p in enumerate(payloads) if p.get("review_status") != "ambiguous"]
+    if len(keep) < len(ids):
+        log.info("%s: %d point(s) marked ambiguous are left out of training", dataset, len(ids) - len(keep))
+        ids, payloads = [ids[i] for i in keep], [payloads[i] for i in keep]
+        vectors = vectors[keep] if vectors is not None else None
     if not ids:
         raise InvalidInput(f"dataset {dataset!r} has no labelled points; ingest labelled data first")
     data = TrainingData(

@@ -242,6 +242,23 @@ class ModelRegistry:
         log.info("promoted %s %s to production", dataset, version)
         return chosen
 
+    def record(self, dataset: str, version: str, name: str, data: dict[str, Any]) -> None:
+        """Write a named record beside a version's metadata (e.g. a retrain's verdict), atomically. The
+        metadata itself never changes after registration; records say what happened to the version since."""
+        if not name.isidentifier():
+            raise ValueError(f"record name {name!r} must be an identifier")
+        folder = self._load(dataset, version).path
+        tmp = folder / f".{name}.{uuid.uuid4().hex}"
+        tmp.write_text(json.dumps(data, indent=1, default=_jsonable))
+        os.replace(tmp, folder / f"{name}.json")
+
+    def read_record(self, dataset: str, version: str, name: str) -> dict[str, Any] | None:
+        """A record written by `record`, or None."""
+        try:
+            return json.loads((self._load(dataset, version).path / f"{name}.json").read_text())
+        except FileNotFoundError:
+            return None
+
     def create(self, dataset: str, model: Classifier, meta: dict[str, Any], oof_ids: list[PointId],
                oof_proba: np.ndarray) -> ModelVersion:
         """Write a new version (the next number) atomically and return it."""

@@ -38,6 +38,7 @@ from service.predictions.schemas import (
     ProjectPrediction,
     ProjectPredictRequest,
 )
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,10 @@ class Predictor:
 
 
 def create_model_app(registry: ModelRegistry, embedder, api_key: str | None = None,
-                     default_project: str = "humanloop") -> FastAPI:
+                     default_project: str = "humanloop", settings: Settings | None = None) -> FastAPI:
     """The prediction API over `registry`; `api_key`, when set, is required as X-API-Key on every route
-    but /health; `default_project` serves /predict and /intent requests that name no project."""
+    but /health; `default_project` serves /predict and /intent requests that name no project. With
+    `settings`, a promotion also moves the MLflow champion alias when tracking is configured."""
     app = FastAPI(title="Data Debugger model server", version="1", docs_url="/docs")
     predictor = Predictor(registry, embedder)
     app.state.predictor = predictor
@@ -178,7 +180,12 @@ def create_model_app(registry: ModelRegistry, embedder, api_key: str | None = No
     @routes.post("/models/{dataset}/{version}/promote", operation_id="promote_model", responses=ERRORS)
     def promote(dataset: str, version: str) -> dict[str, Any]:
         """Make a version the default of its dataset."""
-        v = registry.promote(dataset, version)
+        if settings is not None:
+            from service.predictions.tracking import promote as promote_tracked
+
+            v = promote_tracked(settings, registry, dataset, version)
+        else:
+            v = registry.promote(dataset, version)
         return {**v.summary(), "production": True, "default": True}
 
     app.include_router(routes)

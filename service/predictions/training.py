@@ -169,7 +169,13 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
             raise InvalidInput(f"unknown model {family!r}; use 'auto' or one of {', '.join(FAMILIES)}")
     folds, seed = int(options.get("folds", 5)), int(options.get("seed", 0))
     registry: ModelRegistry = options.get("registry") or ModelRegistry(ws.settings.models_dir)
+    from service.predictions.tracking import Tracker
 
+    tracker = Tracker.from_settings(ws.settings)
+    tracked = tracker is not None and tracker.ready()  # an unreachable server fails here, before training
+
+    # When the labels were read: reviews logged after this belong to the next version (service/api/loop.py).
+    data_read_at = now_iso()
     if from_file is not None:
         d = training_data.from_file(ws, Path(from_file), options.get("fmt"), options.get("columns"))
     else:
@@ -210,6 +216,7 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
         "labels": labels,
         "params": {**chosen.params(), "folds": folds, "seed": seed},
         "data_hash": d.content_hash(),
+        "data_read_at": data_read_at,
         "sizes": d.sizes(),
         "metrics": metrics,
         "curves": curves,
@@ -217,4 +224,11 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
     }
     version = registry.create(dataset, chosen, meta, d.ids, oof)
     log.info("trained %s %s in %.1f s", dataset, version.version, time.perf_counter() - started)
+    if tracked:
+        assert tracker is not None
+        try:
+            tracker.log_version(registry, version, kind=options.get("kind") or "train")
+        except Exception as exc:  # noqa: BLE001 - the version is registered; tracking is its shadow
+            log.warning("%s %s is trained but could not be logged to MLflow at %s: %s", dataset,
+                        version.version, tracker.uri, exc)
     return version

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Path, Query
 from service.api import review
 from service.api.deps import DatasetName, StateDep, Writer, get_audit
 from service.api.errors import READ_ERRORS, WRITE_ERRORS
+from service.api.loop import queue_retrain_if_due
 from service.api.queries import decode_cursor, encode_cursor, resolve_id
 from service.api.schemas import ChangeOut, ImportOut, LabelIn, Page, PointOut, UndoIn
 
@@ -33,6 +34,7 @@ def label_point(
     """Relabel, accept the suggestion, or mark reviewed/ambiguous, with a reason; the change is appended to
     the audit log. Send the `revision` you saw: a stale one answers 409 and changes nothing."""
     point, change = review.apply_action(state, dataset, point_id, body)
+    queue_retrain_if_due(state, dataset)
     return {**point, "change": change}
 
 
@@ -86,4 +88,7 @@ def import_label_studio(
     """Apply a Label Studio export: each task's latest choice relabels its point (data.point_id, else
     data.record_id or data.id), logged like any change. Tasks that cannot apply are listed in `skipped`."""
     state.workspace.catalog.get(dataset)
-    return review.import_label_studio(state, dataset, tasks, user, allow_new_label)
+    result = review.import_label_studio(state, dataset, tasks, user, allow_new_label)
+    if result.get("applied"):
+        queue_retrain_if_due(state, dataset)
+    return result

@@ -1,0 +1,66 @@
+"""The improvement loop in the service: how far the labels have moved since the champion, and the retrain
+it queues by itself after DATA_DEBUGGER_RETRAIN_AFTER changes (one at a time per dataset)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from service.predictions.registry import ModelRegistry
+from service.predictions.triggers import changes_since
+
+if TYPE_CHECKING:
+    from service.api.state import ApiState
+
+log = logging.getLogger(__name__)
+
+PAGE = 200
+
+
+def _newest(audit) -> Any:
+    offset = 0
+    while True:
+        page = audit.newest(offset, PAGE)
+        if not page:
+            return
+        yield from page
+        offset += len(page)
+
+
+def loop_state(state: ApiState, dataset: str) -> dict[str, Any]:
+    """The champion, the label changes since its data, the threshold, and a retrain queued or running."""
+    from service.api.deps import get_audit
+
+    registry = ModelRegistry(state.settings.models_dir)
+    champion = registry.get(dataset) if registry.default_version(dataset) else None
+    newest = registry.latest(dataset)
+    threshold = state.settings.retrain_after
+    cap = max(threshold, 1) * 4 if threshold else 10_000
+    # Counted from the newest version's data: the champion's, or a refused challenger's (a refusal is not
+    # retried on every later review, only after another `retrain_after` changes).
+    since = (newest.meta.get("data_read_at") or newest.created_at) if newest else None
+    changes = changes_since(_newest(get_audit(state, dataset)), since, cap)
+    active = state.runs.active(dataset, "retrain") if state.runs is not None else None
+    return {"champion": champion.version if champion else None, "newest": newest.version if newest else None,
+            "changes_since": changes,
+            "changes_capped": changes >= cap, "retrain_after": threshold,
+            "active_run": active.to_dict() if active else None}
+
+
+def queue_retrain_if_due(state: ApiState, dataset: str) -> dict[str, Any] | None:
+    """After a review write: queue a retrain when the changes since the champion reach the threshold and no
+    retrain of the dataset is queued or running. Returns the queued run, or None. Never fails the write."""
+    threshold = state.settings.retrain_after
+    if not threshold or state.runs is None or state.runs.active(dataset, "retrain") is not None:
+        return None
+    try:
+        now = loop_state(state, dataset)
+        if now["champion"] is None or now["changes_since"] < threshold:
+            return None
+        run, _ = state.runs.submit(dataset, "retrain", {}, trigger="changes")
+        log.info("%s: %d label changes since %s; retrain %s queued", dataset, now["changes_since"],
+                 now["champion"], run.id)
+        return run.to_dict()
+    except Exception as exc:  # noqa: BLE001 - the reviewer's write succeeded; the trigger tries again next time
+        log.warning("could not queue a retrain of %s: %s", dataset, exc)
+        return None
