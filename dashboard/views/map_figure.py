@@ -254,6 +254,8 @@ class MapFigure:
         s = self._state
         if not self.raster_shown or not event.final or s is None or s.frame is None or self._on_select is None:
             return
+        if dict(event.geometry).get("type") not in ("rect", "poly"):  # the tap tool's point: _on_tap has it
+            return
         rows = inside(s.frame["x"].to_numpy(), s.frame["y"].to_numpy(), s.mask(), dict(event.geometry))
         self._on_select(rows.tolist())
 
