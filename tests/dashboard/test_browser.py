@@ -300,7 +300,7 @@ def test_a_million_points_in_a_browser(chrome, dashboard: DashboardServer, servi
     timings["again"] = open_map(chrome, url, BIG_POINTS)
     assert chrome.execute_script(RASTER_POINTS) == BIG_POINTS and chrome.execute_script(MAP_STATE)["n"] == 0
     wait_for(lambda: f"{BIG_POINTS:,} points" in page_text(chrome), what="the map summary")
-    shot(chrome, screenshots_dir, "map-1m")
+    shot(chrome, screenshots_dir, "map-large")
 
     api = ApiClient(service.url)
     frame = map_frame(api.map(big_dataset, arrow=True)[0])
