@@ -105,6 +105,10 @@ def map_frame(answer: Any) -> pd.DataFrame:
     frame["text"] = pd.Series([""] * n, dtype=object) if text is None else text.fillna("").reset_index(drop=True)
     for name in (*KEYWORD_COLUMNS, "cluster"):
         frame[name] = _keywords(columns.get(name), n)
+    # Labels and predictions share their categories, so the two columns compare point by point.
+    classes = sorted(set(frame["label"].cat.categories) | set(frame["prediction"].cat.categories))
+    for name in ("label", "prediction"):
+        frame[name] = frame[name].cat.set_categories(classes)
     frame["labelled"] = (frame["label"] != NONE).to_numpy()
     correct = columns.get("correct")
     status = (np.full(n, NONE, dtype=object) if correct is None else
@@ -118,9 +122,11 @@ def map_frame(answer: Any) -> pd.DataFrame:
 
 def set_value(frame: pd.DataFrame, row: int, name: str, value: str) -> None:
     """Write one keyword of one row; a value the column has not held yet becomes one of its categories."""
-    column = frame[name]
-    if isinstance(column.dtype, pd.CategoricalDtype) and value not in column.cat.categories:
-        frame[name] = column.cat.add_categories([value])
+    # Labels and predictions keep one set of categories (see map_frame).
+    for shared in ("label", "prediction") if name in ("label", "prediction") else (name,):
+        column = frame[shared]
+        if isinstance(column.dtype, pd.CategoricalDtype) and value not in column.cat.categories:
+            frame[shared] = column.cat.add_categories([value])
     frame.iloc[row, frame.columns.get_loc(name)] = value
 
 
@@ -248,7 +254,8 @@ class MapState(param.Parameterized):
         """How many visible points take each value of the colour-by field (for the legend)."""
         if self.frame is None or COLOUR_FIELDS[self.colour_by][0] != "categorical":
             return {}
-        return self.frame[self.colour_by][self.mask()].value_counts().to_dict()
+        counts = self.frame[self.colour_by][self.mask()].value_counts()
+        return counts[counts > 0].to_dict()  # a categorical column counts its absent values too
 
     def positions(self, keys: list[str]) -> np.ndarray:
         """The frame row positions of these point ids (unknown ids left out)."""

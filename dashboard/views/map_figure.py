@@ -39,6 +39,7 @@ from panel.io.document import unlocked
 
 from dashboard.colours import COLOUR_FIELDS, GREY, RAMP, ColourSpec
 from dashboard.state.map import MapState
+from dashboard.views.map_names import DECLUTTER_NAMES, NO_NAMES, name_positions
 from dashboard.views.map_raster import inside, nearest, point_colours, raster_frame, rasterise
 
 log = logging.getLogger(__name__)
@@ -53,43 +54,12 @@ TOOLTIPS = """
 </div>
 """
 _DECODE = "return (value == null || value < 0) ? '' : factors[value]"
-NO_NAMES: dict[str, list[Any]] = {"x": [], "y": [], "name": [], "size": [], "alpha": [], "background_alpha": [],
-                                  "shift": []}
-NAME_BACKGROUND_ALPHA = 0.7
 NO_RASTER: dict[str, list[Any]] = {"image": [], "x": [], "y": [], "dw": [], "dh": [], "points": []}
 # Up to this many points in view are glyphs; more are an image. Canvas draws 20k circles in ~0.1 s.
 GLYPH_LIMIT = 20_000
 RASTER_SIZE = (1000, 700)  # pixels, when the browser has not told the plot's size yet
 CLICK_PIXELS = 6  # a click on the image picks the nearest point within this many pixels
 RERASTER_DELAY_MS = 40  # pan and zoom events arriving within it are answered by one image
-# Cluster names that would overlap on screen are hidden, the larger cluster's name kept, and shown again once a
-# zoom makes room: run in the browser (only it knows the plot's size in pixels) whenever the view or the names
-# change. Names arrive largest cluster first; a name's box is estimated from its length at 11px bold.
-DECLUTTER_NAMES = """
-const d = source.data, n = source.get_length() || 0;
-const W = fig.inner_width, H = fig.inner_height, xr = fig.x_range, yr = fig.y_range;
-if (!n || !W || !H || xr.end === xr.start || yr.end === yr.start) return;
-const kept = [], alpha = new Array(n), background = new Array(n), shift = new Array(n);
-for (let i = 0; i < n; i++) {
-  const sx = (d.x[i] - xr.start) / (xr.end - xr.start) * W;
-  const sy = (1 - (d.y[i] - yr.start) / (yr.end - yr.start)) * H;
-  const half = (String(d.name[i]).length * 6.8 + 8) / 2;
-  // A name near the frame's side slides inwards rather than being cut (as long as its cluster is in view).
-  shift[i] = sx < 0 || sx > W ? 0 : Math.max(0, half - sx) - Math.max(0, sx + half - W);
-  const box = [sx + shift[i] - half, sy - 15, sx + shift[i] + half, sy];
-  const clash = kept.some(b => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3]);
-  if (!clash) kept.push(box);
-  alpha[i] = clash ? 0 : 1;
-  background[i] = clash ? 0 : BACKGROUND;
-}
-if (d.alpha && alpha.every((a, i) => a === d.alpha[i]) && shift.every((v, i) => v === d.shift[i])) return;
-d.alpha = alpha;
-d.background_alpha = background;
-d.shift = shift;
-source.change.emit();  // redraws the names; not a change of `data`, so this callback does not run again
-""".replace("BACKGROUND", str(NAME_BACKGROUND_ALPHA))
-
-
 def point_size(n: int) -> float:
     """Smaller points as the map fills, so dense regions stay readable."""
     return 7.0 if n <= 5_000 else 5.0 if n <= 30_000 else 3.5
@@ -420,18 +390,5 @@ class MapFigure:
     @_patches_document
     def update_names(self, state: MapState) -> None:
         """Cluster names at each cluster's median position among the visible points, largest cluster first
-        (where names would overlap, the browser keeps the first: DECLUTTER_NAMES)."""
-        names = state.cluster_names
-        if not state.show_cluster_names or not names or state.frame is None:
-            self.names_source.data = dict(NO_NAMES)
-            return
-        visible = state.frame.loc[state.mask(), ["cluster", "x", "y"]]
-        members = visible[visible["cluster"].isin([c for c, name in names.items() if name])]
-        centres = members.groupby("cluster")[["x", "y"]].median()
-        centres["size"] = members.groupby("cluster").size()
-        centres = centres.sort_values("size", ascending=False, kind="stable")
-        n = len(centres)
-        self.names_source.data = {"x": centres["x"].to_numpy(), "y": centres["y"].to_numpy(),
-                                  "name": [names[c] for c in centres.index], "size": centres["size"].to_numpy(),
-                                  "alpha": np.ones(n), "background_alpha": np.full(n, NAME_BACKGROUND_ALPHA),
-                                  "shift": np.zeros(n)}
+        (where names would overlap, the browser keeps the first: map_names.DECLUTTER_NAMES)."""
+        self.names_source.data = name_positions(state)

@@ -282,6 +282,7 @@ def test_dashboard_in_a_browser(chrome, dashboard: DashboardServer, service: Ser
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # writing a million points to the store is most of it: ~3 min idle, 10 under load
 def test_a_million_points_in_a_browser(chrome, dashboard: DashboardServer, service: Service, big_dataset: str,
                                        screenshots_dir: Path, capsys: pytest.CaptureFixture):
     """BIG_POINTS (a million unless set lower) on the map: every point in the image at first render, glyphs once
