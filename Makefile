@@ -32,7 +32,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow and not browser"
+	$(BIN)/python -m pytest -q -m "not slow and not browser and not labelstudio"
 
 lint: install
 	$(BIN)/ruff check service embeddings dashboard scripts tests

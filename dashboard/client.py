@@ -9,7 +9,15 @@ from typing import Any
 import httpx
 import orjson
 
-from service.errors import Conflict, DataDebuggerError, InvalidInput, NotFound, TooLarge, Unavailable
+from service.errors import (
+    Conflict,
+    DataDebuggerError,
+    InsufficientStorage,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
 
 ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"  # the /map route's binary form (the API's name for it)
 
@@ -19,6 +27,7 @@ log = logging.getLogger(__name__)
 # dashboard's states handle "not analysed yet" (404) and "changed meanwhile" (409) as the core does.
 _BY_STATUS: dict[int, type[DataDebuggerError]] = {
     400: InvalidInput, 404: NotFound, 409: Conflict, 413: TooLarge, 422: InvalidInput, 503: Unavailable,
+    507: InsufficientStorage,
 }
 
 
@@ -194,6 +203,10 @@ class ApiClient:
     def run(self, run_id: str) -> dict[str, Any]:
         """A run's status, progress, result or error."""
         return self.get(f"/api/runs/{run_id}")
+
+    def label_studio(self, dataset: str) -> dict[str, Any]:
+        """Where the dataset's Label Studio project stands (server, project, tasks, last push and pull)."""
+        return self.get(f"/api/datasets/{dataset}/label-studio")
 
     # -- review --------------------------------------------------------------------------------------
 

@@ -195,12 +195,11 @@ def clusters_of(p: Prepared, seed: int) -> np.ndarray:
 
     labels = [p.names[v] if v >= 0 else None for v in p.y]
     ctx = build_context(list(range(len(p.y))), p.data.texts, p.x, labels, p.data.splits, knn=p.knn, seed=seed)
-    clusters = np.asarray(Clusters().run(ctx).fields["cluster"], dtype=float)
-    return np.where(clusters < 0, np.nan, clusters)  # HDBSCAN's noise: in no cluster
+    return np.asarray(Clusters().run(ctx).fields["cluster"], dtype=float)  # -1: HDBSCAN's noise, as stored
 
 
 def labelling(p: Prepared, seed: int, start: float, step: float, max_share: float,
-              cluster: np.ndarray) -> dict[str, Any]:
+              cluster: np.ndarray, strategies: tuple[str, ...] = STRATEGIES) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     pool = p.train
     full_acc, full_f1, _ = test_scores(p, p.y, pool)
@@ -209,7 +208,7 @@ def labelling(p: Prepared, seed: int, start: float, step: float, max_share: floa
     out: dict[str, Any] = {"full_pool": {"accuracy": full_acc, "macro_f1": full_f1}, "pool": len(pool),
                            "per_round": per_round}
     names = np.asarray(p.names, dtype=object)
-    for strategy in STRATEGIES:
+    for strategy in strategies:
         known = np.zeros(len(p.y), bool)
         known[initial] = True
         labels = np.where(known, p.y, -1)
@@ -276,7 +275,8 @@ def tables(results: dict[str, Any]) -> str:
              "| dataset | noise | noisy F1 | clean F1 | tool | cleanlab | entropy | random | recovered: tool "
              "| cleanlab | entropy | random | flips found: tool | cleanlab | entropy | random |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (dataset, mode), runs in results["fixing"].items():
+    for key, runs in results["fixing"].items():
+        dataset, mode = key.split("/")
         cells = [mean_std([r["none"] for r in runs]), mean_std([r["clean"] for r in runs])]
         cells += [mean_std([r[o]["curve"][-1] for r in runs]) for o in ORDERS]
         cells += [f"{np.mean([r[o]['recovered'] for r in runs]):.0%}" for o in ORDERS]
@@ -288,7 +288,7 @@ def tables(results: dict[str, Any]) -> str:
     for dataset, runs in results["labelling"].items():
         pool = runs[0]["pool"]
         full = np.mean([r["full_pool"]["macro_f1"] for r in runs])
-        for strategy in STRATEGIES:
+        for strategy in [x for x in STRATEGIES if x in runs[0]]:
             needed = [r[strategy]["labels_to_within_1pt"] for r in runs]
             reached = [n for n in needed if n is not None]
             need_text = (f"{np.mean(reached):.0f} ({np.mean(reached) / pool:.0%} of the pool; {len(reached)}/"
@@ -307,7 +307,8 @@ def plots(results: dict[str, Any], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    for (dataset, mode), runs in results["fixing"].items():
+    for key, runs in results["fixing"].items():
+        dataset, mode = key.split("/")
         fig, ax = plt.subplots(figsize=(5, 3.6))
         reviewed = [100 * i * runs[0]["per_round"] / runs[0]["train"] for i in range(len(runs[0]["tool"]["curve"]))]
         for order in ORDERS:
@@ -325,7 +326,7 @@ def plots(results: dict[str, Any], out: Path) -> list[Path]:
         written.append(path)
     for dataset, runs in results["labelling"].items():
         fig, ax = plt.subplots(figsize=(5, 3.6))
-        for strategy in STRATEGIES:
+        for strategy in [x for x in STRATEGIES if x in runs[0]]:
             sizes = runs[0][strategy]["labels"]
             ax.plot([100 * s / runs[0]["pool"] for s in sizes],
                     np.mean([r[strategy]["macro_f1"] for r in runs], axis=0), label=strategy)
@@ -343,6 +344,25 @@ def plots(results: dict[str, Any], out: Path) -> list[Path]:
     return written
 
 
+def _key(dataset: str, mode: str) -> str:
+    return f"{dataset}/{mode}"
+
+
+def save(results: dict[str, Any], path: Path) -> None:
+    """Results so far, after every block: a long run killed midway keeps what it finished."""
+    path.write_text(json.dumps(results, indent=1, default=float))
+
+
+def merged(paths: list[Path]) -> dict[str, Any]:
+    """Several runs' result files as one (later files win for the same dataset and mode)."""
+    out: dict[str, Any] = {"fixing": {}, "labelling": {}}
+    for path in paths:
+        data = json.loads(path.read_text())
+        out["fixing"].update(data.get("fixing", {}))
+        out["labelling"].update(data.get("labelling", {}))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--home", type=Path, default=Path("/tmp/dd-eval-home"),
@@ -357,7 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", type=float, default=0.01, help="labelling: share of the pool per round")
     parser.add_argument("--max-share", type=float, default=0.40, help="labelling: stop at this share")
     parser.add_argument("--experiments", nargs="+", default=["fixing", "labelling"])
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     parser.add_argument("--out", type=Path, default=Path("scripts/results"))
+    parser.add_argument("--report", nargs="+", type=Path, help="only print the tables and draw the plots of "
+                        "these result files (loop_results*.json), merged")
     parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads: one fit at a time is small, and "
                         "on a busy 2-core machine OpenBLAS threads spinning against each other cost 10-25x")
     args = parser.parse_args(argv)
@@ -365,34 +388,37 @@ def main(argv: list[str] | None = None) -> int:
 
     threadpool_limits(args.blas_threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    for noisy in ("numba", "umap", "pynndescent", "sentence_transformers", "httpx"):
+    for noisy in ("numba", "umap", "pynndescent", "sentence_transformers", "httpx", "faiss", "faiss.loader"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    loaders = {"humanloop": lambda: load_humanloop(SHARED / "humanloop" / "chatbot_intent_classifier_data.json"),
-               "banking77": lambda: load_banking77(SHARED / "banking77")}
     args.out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"fixing": {}, "labelling": {}}
-    started = time.perf_counter()
-    for name in args.datasets:
-        data = loaders[name]()
-        embed(data, args.home)
-        prepared = prepare(data)
-        if "fixing" in args.experiments:
-            for mode in args.modes:
-                results["fixing"][(name, mode)] = [fixing(prepared, mode, seed, args.rounds, args.budget, args.folds)
-                                                   for seed in args.seeds]
-        if "labelling" in args.experiments:
-            cluster = clusters_of(prepared, 0)
-            results["labelling"][name] = [labelling(prepared, seed, args.start, args.step, args.max_share, cluster)
-                                          for seed in args.seeds]
+    if args.report:
+        results = merged(args.report)
+    else:
+        results = {"fixing": {}, "labelling": {}, "args": {k: str(v) for k, v in vars(args).items()}}
+        target = args.out / f"loop_results_{'_'.join(args.datasets)}_{'_'.join(args.experiments)}.json"
+        loaders = {"humanloop": lambda: load_humanloop(SHARED / "humanloop" / "chatbot_intent_classifier_data.json"),
+                   "banking77": lambda: load_banking77(SHARED / "banking77")}
+        started = time.perf_counter()
+        for name in args.datasets:
+            data = loaders[name]()
+            embed(data, args.home)
+            prepared = prepare(data)
+            if "fixing" in args.experiments:
+                for mode in args.modes:
+                    results["fixing"][_key(name, mode)] = [
+                        fixing(prepared, mode, seed, args.rounds, args.budget, args.folds) for seed in args.seeds]
+                    save(results, target)
+            if "labelling" in args.experiments:
+                cluster = clusters_of(prepared, 0)
+                results["labelling"][name] = [labelling(prepared, seed, args.start, args.step, args.max_share,
+                                                        cluster, tuple(args.strategies)) for seed in args.seeds]
+                save(results, target)
+        print(f"{time.perf_counter() - started:.0f} s, results in {target}", file=sys.stderr)
     text = tables(results)
     print(text)
     (args.out / "loop_tables.md").write_text(text + "\n")
-    (args.out / "loop_results.json").write_text(json.dumps(
-        {"fixing": {f"{d}/{m}": v for (d, m), v in results["fixing"].items()}, "labelling": results["labelling"],
-         "args": {k: str(v) for k, v in vars(args).items()}}, indent=1, default=float))
     for path in plots(results, args.out):
         print(f"wrote {path}", file=sys.stderr)
-    print(f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
     return 0
 
 

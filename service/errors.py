@@ -6,6 +6,7 @@
     │   └── InvalidRecords  one or more bad records in an ingested file (all listed)   -> 422
     ├── Conflict            a concurrent edit or an existing resource                  -> 409
     ├── TooLarge            an upload or body over the configured limit                -> 413
+    ├── InsufficientStorage the disk under the data home is below its free-space reserve -> 507
     ├── Unavailable         the store or prediction API cannot be reached              -> 503
     └── IntegrityError      shipped model weights whose hash does not match            -> 500
 """
@@ -67,6 +68,10 @@ class Conflict(DataDebuggerError):
 
 class TooLarge(DataDebuggerError):
     """A body or upload over the configured limit."""
+
+
+class InsufficientStorage(DataDebuggerError):
+    """A write refused because the disk under the data home is below its free-space reserve."""
 
 
 class Unavailable(DataDebuggerError):

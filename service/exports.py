@@ -4,9 +4,8 @@ JSONL or Label Studio tasks, written to a path or stream, or yielded as text chu
     write_export(kind, ws, dataset, out, fmt, **options) -> rows written (out: a path, "-" or a text stream)
     stream_export(kind, ws, dataset, fmt, **options)    -> iterator of str chunks (a StreamingResponse body)
 
-Label Studio tasks carry the suggested label as a pre-annotation (`predictions` with `model_version`,
-`score` and a `choices` result), so they import straight into a text-classification project; the
-matching labelling config comes from `label_studio_config(labels)`.
+Label Studio tasks (service.labelstudio.tasks) carry the point id, its revision and the dataset, and the
+suggested label as a pre-annotation, so they import straight into a text-classification project and back.
 """
 
 from __future__ import annotations
@@ -20,12 +19,14 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
-from xml.sax.saxutils import quoteattr
 
 from embeddings.store import PointFilter, iter_points
 from service.analyses.report import load_report
 from service.errors import InvalidInput
 from service.fields import FLAG_VALUES
+
+# The Label Studio writer lives in service.labelstudio; its names stay importable from here.
+from service.labelstudio.tasks import label_studio_chunks, label_studio_config, label_studio_task  # noqa: F401
 
 KINDS = ("points", "issues", "suggestions", "clusters", "queue")
 FORMATS = ("csv", "jsonl", "label-studio")
@@ -76,13 +77,15 @@ def point_rows(ws, dataset: str, **_: Any) -> Iterator[dict[str, Any]]:
 
 def issue_rows(ws, dataset: str, only_flagged: bool = False, limit: int | None = None,
                **_: Any) -> Iterator[dict[str, Any]]:
-    """Labelled points, most suspicious first (highest mislabel_score; unscored points last)."""
+    """Labelled points not yet reviewed, most suspicious first (highest mislabel_score; unscored points last)."""
     rows = []
     filter = PointFilter(empty={"label": False}, match={"flags": "label_issue"} if only_flagged else {})
     for pid, p in _points(ws.collection(dataset), filter):
+        if p.get("review_status"):  # a reviewer decided (confirmed, relabelled, accepted): no longer an issue
+            continue
         row = {c: p.get(c) for c in ISSUE_COLUMNS}
         row["id"] = _record_id(pid, p)
-        row["model_version"] = p.get("model_version")
+        row.update(point_id=pid, revision=int(p.get("revision") or 0), model_version=p.get("model_version"))
         rows.append(row)
     rows.sort(key=lambda r: -r["mislabel_score"] if r["mislabel_score"] is not None else math.inf)
     yield from rows[:limit] if limit else rows
@@ -94,7 +97,8 @@ def suggestion_rows(ws, dataset: str, limit: int | None = None, **_: Any) -> Ite
     for pid, p in _points(ws.collection(dataset), PointFilter(empty={"label": True})):
         rows.append({"id": _record_id(pid, p), "text": p.get("text"), "suggested_label": p.get("suggested_label"),
                      "confidence": p.get("suggestion_confidence"), "agreement": p.get("suggestion_agreement"),
-                     "model_version": p.get("model_version")})
+                     "model_version": p.get("model_version"), "point_id": pid,
+                     "revision": int(p.get("revision") or 0)})
     rows.sort(key=lambda r: -r["confidence"] if r["confidence"] is not None else math.inf)
     yield from rows[:limit] if limit else rows
 
@@ -165,51 +169,6 @@ def jsonl_chunks(columns: list[str], rows: Iterable[dict[str, Any]], batch: int 
         yield "\n".join(lines) + "\n"
 
 
-def label_studio_task(row: dict[str, Any], from_name: str = "label", to_name: str = "text") -> dict[str, Any]:
-    """One Label Studio task; the suggestion becomes a pre-annotation (prediction) when there is one."""
-    data = {"text": row.get("text"), "id": row.get("id")}
-    for key in ("label", "split", "cluster", "rank", "mislabel_score"):
-        if row.get(key) is not None:
-            data[key] = row[key]
-    task: dict[str, Any] = {"data": data}
-    label = row.get("suggested_label")
-    if label:
-        prediction: dict[str, Any] = {
-            "model_version": str(row.get("model_version") or "data-debugger"),
-            "result": [{"from_name": from_name, "to_name": to_name, "type": "choices",
-                        "value": {"choices": [label]}}],
-        }
-        # Label Studio's score is the confidence in the choice. An issue row knows only how likely the current
-        # label is wrong (mislabel_score, kept in `data`), which is another number: then no score.
-        score = row.get("suggestion_confidence", row.get("confidence"))
-        if score is not None:
-            prediction["score"] = float(score)
-        task["predictions"] = [prediction]
-    return task
-
-
-def label_studio_chunks(rows: Iterable[dict[str, Any]], batch: int = 500) -> Iterator[str]:
-    """A JSON array of tasks, streamed."""
-    yield "["
-    first = True
-    parts: list[str] = []
-    for row in rows:
-        parts.append(("\n" if first else ",\n") + json.dumps(label_studio_task(row), ensure_ascii=False))
-        first = False
-        if len(parts) >= batch:
-            yield "".join(parts)
-            parts = []
-    yield "".join(parts) + "\n]\n"
-
-
-def label_studio_config(labels: Iterable[str], from_name: str = "label", to_name: str = "text") -> str:
-    """The labelling config (XML) of a single-choice text classification project matching the tasks."""
-    choices = "\n".join(f"    <Choice value={quoteattr(label)}/>" for label in labels)
-    return (f'<View>\n  <Text name="{to_name}" value="$text"/>\n'
-            f'  <Choices name="{from_name}" toName="{to_name}" choice="single" showInline="false">\n'
-            f"{choices}\n  </Choices>\n</View>\n")
-
-
 def check(kind: str, fmt: str) -> None:
     """Raise InvalidInput for an unknown kind or format, or a format the kind cannot take."""
     if kind not in KINDS:
@@ -232,7 +191,7 @@ def stream_export(kind: str, ws, dataset: str, fmt: str = "csv", **options: Any)
         return csv_chunks(columns, rows)
     if fmt == "jsonl":
         return jsonl_chunks(columns, rows)
-    return label_studio_chunks(rows)
+    return label_studio_chunks(rows, dataset)
 
 
 @contextmanager
@@ -266,7 +225,7 @@ def write_export(kind: str, ws, dataset: str, out: Path | str | IO[str], fmt: st
     columns, rows_of = ROWS[kind]
     counted = _Counter(list(rows_of(ws, dataset, **options)))  # computed before the file is opened
     chunks = (csv_chunks(columns, counted) if fmt == "csv" else jsonl_chunks(columns, counted) if fmt == "jsonl"
-              else label_studio_chunks(counted))
+              else label_studio_chunks(counted, dataset))
     with _opened(out) as fh:
         for chunk in chunks:
             fh.write(chunk)

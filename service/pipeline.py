@@ -21,14 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     from service.api.commands import add_serve_arguments
 
     add_serve_arguments(p)
-    p.set_defaults(handler=cmd_run)
+    p.set_defaults(handler=cmd_run, writes=True)
 
 
 def run_pipeline(ws: Workspace, dataset: str) -> dict:
     """Each step is idempotent: a second run re-embeds, re-predicts and re-trains nothing unchanged."""
     path = humanloop_export(ws.settings)
     report = ingest(ws.catalog, ws.embedder, dataset, make_sources([path], "humanloop"),
-                    batch_size=ws.settings.ingest_batch_size, show_progress=True)
+                    batch_size=ws.settings.ingest_batch_size, show_progress=True,
+                    guard=lambda: ws.ensure_space(f"ingest into {dataset}"))
     print(report.summary())
     reports: dict = {"ingest": report}
 

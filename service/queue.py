@@ -3,9 +3,10 @@
 entropy, margin, least_confidence   the model's uncertainty (from the predict step's payload fields)
 random                              a seeded shuffle: the baseline every strategy should beat
 knn_disagreement                    the model's prediction against the labelled neighbours' majority
-hybrid                              uncertainty x cluster weight (clusters with high error and low label
-                                    coverage weigh more), picked greedily with diminishing returns per
-                                    cluster (diversity), skipping near-duplicates of points already picked
+hybrid                              (uncertainty + the neighbours' contradiction) x cluster weight (clusters
+                                    with high error and low label coverage weigh more), picked greedily; a
+                                    cluster's picks lose pull past its share of the uncertainty (diversity),
+                                    near-duplicates of points already picked are skipped
 """
 
 from __future__ import annotations
@@ -61,6 +62,18 @@ def _knn_disagreement(payload: dict[str, Any]) -> float | None:
     return 0.5 + 0.5 * float(share) if prediction != majority else 0.5 * (1.0 - float(share))
 
 
+def _hybrid_score(payload: dict[str, Any]) -> float | None:
+    """The model's uncertainty (entropy, in nats) plus how strongly the labelled neighbours contradict its
+    prediction (0 to 1, scaled to the same range): a point the model is unsure of AND its neighbourhood
+    argues about is worth more than either alone."""
+    uncertainty = _entropy(payload)
+    if uncertainty is None:
+        return None
+    n_labels = max(2, len(payload.get("n_best") or []))
+    contradiction = _knn_disagreement(payload)
+    return uncertainty + (contradiction or 0.0) * math.log(n_labels)
+
+
 def cluster_weights(payloads: list[dict[str, Any]], report: dict[str, Any] | None) -> dict[int, float]:
     """Weight per cluster id: 1 + error rate + unlabelled share (from the report, else from the payloads)."""
     weights: dict[int, float] = {}
@@ -86,7 +99,8 @@ def cluster_weights(payloads: list[dict[str, Any]], report: dict[str, Any] | Non
 
 def _row(rank: int, pid: Any, payload: dict[str, Any], score: float, strategy: str) -> dict[str, Any]:
     return {
-        "rank": rank, "id": payload.get("record_id", pid), "point_id": pid, "text": payload.get("text"),
+        "rank": rank, "id": payload.get("record_id", pid), "point_id": pid,
+        "revision": int(payload.get("revision") or 0), "text": payload.get("text"),
         "score": round(float(score), 6), "strategy": strategy,
         "suggested_label": payload.get("suggested_label") or payload.get("prediction"),
         "suggestion_confidence": payload.get("suggestion_confidence", payload.get("confidence")),
@@ -160,7 +174,7 @@ def rank_unlabelled(ids: list[Any], payloads: list[dict[str, Any]], strategy: st
         "margin": lambda p: None if _margin(p) is None else 1.0 - _margin(p),
         "least_confidence": lambda p: None if _confidence(p) is None else 1.0 - _confidence(p),
         "knn_disagreement": _knn_disagreement,
-        "hybrid": _entropy,
+        "hybrid": _hybrid_score,
     }[strategy]
     scores = [scorer(p) for p in payloads]
     scored = [i for i, s in enumerate(scores) if s is not None]
@@ -179,27 +193,37 @@ def rank_unlabelled(ids: list[Any], payloads: list[dict[str, Any]], strategy: st
 def _hybrid(vector_of, ids, payloads, scores, scored, limit, weights, dedupe_threshold) -> list[dict[str, Any]]:
     n_labels = max((len(p.get("n_best") or []) for p in payloads), default=2)
     scale = math.log(max(2, n_labels))
-    by_cluster: dict[int, list[tuple[float, int]]] = {}
+    # Groups for diversity: a cluster's points share one; a point in no cluster (HDBSCAN noise) is a group of
+    # its own, since noise is not one region and must not compete for a single slot.
+    by_group: dict[Any, list[tuple[float, int]]] = {}
     for i in scored:
         c = payloads[i].get("cluster")
         c = int(c) if c is not None else -1
         value = (scores[i] / scale) * weights.get(c, 1.0)
-        by_cluster.setdefault(c, []).append((value, i))
-    # A bounded pool per cluster: the greedy pass never needs more than `limit` from one cluster.
-    pool: dict[int, list[tuple[float, int]]] = {
-        c: sorted(items, key=lambda t: (-t[0], t[1]))[: 3 * limit] for c, items in by_cluster.items()
+        by_group.setdefault(c if c >= 0 else ("noise", i), []).append((value, i))
+    # A bounded pool per group: the greedy pass never needs more than `limit` from one group.
+    pool: dict[Any, list[tuple[float, int]]] = {
+        g: sorted(items, key=lambda t: (-t[0], t[1]))[: 3 * limit] for g, items in by_group.items()
     }
+    # Each group's quota: its share of the uncertainty on offer (its best `limit` values), in picks. A group
+    # holding half of it may take half the batch before its next point loses pull; a group with little
+    # uncertainty gets one pick at most at full strength. Diversity without spending labels on sure points.
+    mass = {g: sum(v for v, _ in items[:limit]) for g, items in pool.items()}
+    total = sum(mass.values()) or 1.0
+    quota = {g: max(1.0, limit * m / total) for g, m in mass.items()}
     pool_rows = [i for items in pool.values() for _, i in items]
     vectors = vector_of([ids[i] for i in pool_rows]) if vector_of is not None else {}
-    heap = [(-items[0][0], c, 0) for c, items in pool.items()]
+    heap = [(-items[0][0], n, 0) for n, items in enumerate(pool.values())]
+    groups = list(pool)
     heapq.heapify(heap)
-    taken: dict[int, int] = {}
+    taken: dict[Any, int] = {}
     chosen: list[tuple[int, float]] = []
     chosen_vecs: list[np.ndarray] = []
     seen_text: set[str] = set()
     while heap and len(chosen) < limit:
-        _, c, pos = heapq.heappop(heap)
-        value, i = pool[c][pos]
+        _, n, pos = heapq.heappop(heap)
+        g = groups[n]
+        value, i = pool[g][pos]
         text = " ".join(str(payloads[i].get("text", "")).lower().split())
         vec = vectors.get(ids[i])
         duplicate = text in seen_text
@@ -211,9 +235,9 @@ def _hybrid(vector_of, ids, payloads, scores, scored, limit, weights, dedupe_thr
             seen_text.add(text)
             if vec is not None:
                 chosen_vecs.append(vec / (np.linalg.norm(vec) or 1.0))
-            taken[c] = taken.get(c, 0) + 1
-        if pos + 1 < len(pool[c]):
-            # Diminishing returns: each pick from a cluster halves the pull of its next point.
-            nxt = pool[c][pos + 1][0] / (1 + taken.get(c, 0))
-            heapq.heappush(heap, (-nxt, c, pos + 1))
+            taken[g] = taken.get(g, 0) + 1
+        if pos + 1 < len(pool[g]):
+            # Diminishing returns past the group's quota: its next point's pull shrinks as it takes more.
+            nxt = pool[g][pos + 1][0] / (1 + taken.get(g, 0) / quota[g])
+            heapq.heappush(heap, (-nxt, n, pos + 1))
     return [_row(r + 1, ids[i], payloads[i], value, "hybrid") for r, (i, value) in enumerate(chosen)]

@@ -86,9 +86,24 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(None, description="Bearer token required for every write when set.")
     cors_origins: list[str] = Field(default_factory=list)
     max_upload_bytes: int = 200 * 1024 * 1024
+    # The embedded store writes through mmap: on a full disk it dies of SIGBUS instead of raising, so
+    # writes are refused (507 / a CLI error) while less than this is free under the home (service/diskspace.py).
+    min_free_bytes: int = Field(
+        1024 * 1024 * 1024, ge=0,
+        description="Free-space reserve under the home: writes are refused below it, reads still served.")
+    malloc_arenas: int = Field(
+        2, ge=0, description="glibc malloc arenas of `serve` (0 = glibc's default, 8 per core); see service/memory.py.")
     # Server-side files a client may name (a runs' ingest path, train's from_file): <home>/imports and these.
     import_dirs: list[Path] = Field(
         default_factory=list, description="More folders whose files clients may name for a server-side ingest.")
+
+    # Label Studio (connected mode: push/pull; the token is a Label Studio user's API token, never logged)
+    label_studio_url: str | None = Field(None, description="Label Studio server, e.g. http://localhost:8080.")
+    label_studio_token: SecretStr | None = Field(None, description="API token of the Label Studio user to act as.")
+    label_studio_webhook_secret: SecretStr | None = Field(
+        None, description="Shared secret Label Studio's webhooks send (X-Data-Debugger-Secret); unset = webhook off.")
+    label_studio_webhook_base: str | None = Field(
+        None, description="This service's URL as Label Studio reaches it; set = push registers the webhook.")
 
     @property
     def resolved_backend(self) -> str:

@@ -9,6 +9,7 @@ from embeddings.cache import CachedEmbedder, EmbeddingCache
 from embeddings.embedder import Embedder, build_embedder
 from embeddings.store import Collection, PointFilter, Store, open_store
 from service.datasets.catalog import Catalog
+from service.diskspace import UNWRITABLE, ensure_space, unwritable_home
 from service.settings import Settings
 
 
@@ -17,12 +18,21 @@ class Workspace:
 
     def __init__(self, settings: Settings, store: Store | None = None, embedder: Embedder | None = None):
         self.settings = settings
-        settings.home.mkdir(parents=True, exist_ok=True)
-        self.store = store or open_store(settings)
+        try:
+            settings.home.mkdir(parents=True, exist_ok=True)
+            if store is None and settings.resolved_backend == "edge":
+                # Opening an embedded store replays its write-ahead log into segments: a write (see diskspace).
+                ensure_space(settings, f"opening the store under {settings.home}")
+            self.store = store or open_store(settings)
+        except OSError as exc:
+            if exc.errno not in UNWRITABLE:  # e.g. a Qdrant server that refuses connections: not the home's fault
+                raise
+            raise unwritable_home(settings.home, exc) from exc
         self.catalog = Catalog(self.store)
         self._base_embedder = embedder
         self._embedder: CachedEmbedder | None = None
         self._lock = threading.Lock()
+        self._opened: set[str] = set()  # datasets whose collection this process has opened
 
     @property
     def embedder(self) -> CachedEmbedder:
@@ -34,7 +44,17 @@ class Workspace:
             return self._embedder
 
     def collection(self, dataset: str) -> Collection:
-        return self.catalog.collection(dataset)
+        """The dataset's collection. An embedded one's first opening in a process writes (~150 MiB of segment
+        files after an ingest, measured), so it needs the free-space reserve even for a read."""
+        if dataset not in self._opened and self.store.backend == "edge":
+            ensure_space(self.settings, f"opening dataset {dataset!r}")
+        collection = self.catalog.collection(dataset)
+        self._opened.add(dataset)
+        return collection
+
+    def ensure_space(self, what: str, need_bytes: int = 0) -> None:
+        """Refuse a write (InsufficientStorage) while the home's disk is below the free-space reserve."""
+        ensure_space(self.settings, what, need_bytes)
 
     def close(self) -> None:
         if self._embedder is not None:

@@ -16,8 +16,8 @@ from service.errors import DataDebuggerError
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ["version", "created_at", "labelled", "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci",
-                   "trigger", "verdict", "serving", "why"]
+HISTORY_COLUMNS = ["version", "created_at", "labelled", "reviews_added", "accuracy", "accuracy_ci", "macro_f1",
+                   "macro_f1_ci", "trigger", "verdict", "serving", "why"]
 ACTIVE = ("queued", "running")
 
 
@@ -37,7 +37,8 @@ def history_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
         else:
             verdict = "promoted" if retrain.get("promoted") else "refused"
         out.append({"version": row["version"], "created_at": str(row.get("created_at", ""))[:19].replace("T", " "),
-                    "labelled": row.get("labelled"), "accuracy": row.get("accuracy"),
+                    "labelled": row.get("labelled"), "reviews_added": row.get("reviewed_added"),
+                    "accuracy": row.get("accuracy"),
                     "accuracy_ci": _ci(row.get("accuracy_ci")), "macro_f1": row.get("macro_f1"),
                     "macro_f1_ci": _ci(row.get("macro_f1_ci")), "trigger": retrain.get("trigger", ""),
                     "verdict": verdict, "serving": "yes" if row.get("production") else "",
@@ -54,6 +55,7 @@ class LoopState(param.Parameterized):
     retrain_after = param.Integer(default=0, doc="the service retrains by itself at this many (0: never)")
     run = param.Dict(default=None, allow_None=True, doc="the retrain queued, running or just finished")
     verdict = param.String(default="", doc="the last retrain's outcome in a few lines")
+    evaluation = param.String(default="", doc="the champion on the labels as ingested and as reviewed")
     history = param.DataFrame(default=None, allow_None=True)
     message = param.String(default="")
 
@@ -82,7 +84,25 @@ class LoopState(param.Parameterized):
                 self.run = loop["active_run"]
             self.history = history_table(loop.get("history") or [])
             self.message = ""
+        self.evaluation = self._evaluation()
         return self
+
+    def _evaluation(self) -> str:
+        """The champion's test (else validation) figures on the ingested and the reviewed labels."""
+        if self.champion is None:
+            return ""
+        try:
+            report = self.client.get(f"/api/datasets/{self.map.dataset}/models/{self.champion}/evaluation")
+        except DataDebuggerError as exc:
+            return f"evaluation: {exc}"
+        splits = report.get("splits") or {}
+        split = "testing" if "testing" in splits else next(iter(splits), None)
+        if split is None:
+            return ""
+        s = splits[split]
+        return (f"{self.champion} on {split} (n={s['n']}): accuracy {s['as_ingested']['accuracy']:.3f} on the labels "
+                f"as ingested, {s['as_reviewed']['accuracy']:.3f} as reviewed ({s['corrected']} corrected). "
+                f"{s['note']}.")
 
     def headline(self) -> str:
         """'N changes since vX' in words."""

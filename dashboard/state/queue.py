@@ -1,4 +1,5 @@
-"""The labelling queue: a strategy and a budget, a preview, and downloads in the export formats."""
+"""The labelling queue: a strategy and a budget, a preview, downloads in the export formats, and Label Studio
+push / pull runs with their progress."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ class QueueState(param.Parameterized):
     budget = param.Integer(default=50, bounds=(1, 10_000))
     rows = param.DataFrame(default=None, allow_None=True)
     message = param.String(default="")
+    sync = param.String(default="", doc="the latest Label Studio push/pull run, in words")
+    run_id = param.String(default="")
+    run_active = param.Boolean(default=False)
 
     def __init__(self, client: ApiClient, map_state: MapState, **params: Any):
         super().__init__(**params)
@@ -46,6 +50,37 @@ class QueueState(param.Parameterized):
             self.map.highlight(list(frame["id"]), f"labelling queue: {self.strategy}, {len(frame)} points")
         return self
 
+    # -- Label Studio: push and pull run in the background; `sync` shows the latest one's progress --------
+
+    def push_to_label_studio(self) -> QueueState:
+        """Send the queue (this strategy and budget) to the dataset's Label Studio project, as a run."""
+        return self._start("label-studio-push", strategy=self.strategy, limit=self.budget)
+
+    def pull_from_label_studio(self) -> QueueState:
+        """Apply what annotators did in Label Studio since the last pull, as a run."""
+        return self._start("label-studio-pull")
+
+    def _start(self, step: str, **options: Any) -> QueueState:
+        try:
+            run = self.client.start_run(self.map.dataset, step, options)
+        except DataDebuggerError as exc:
+            self.sync = f"{step}: {exc}"
+            return self
+        self.run_id = run["id"]
+        return self.refresh_run()
+
+    def refresh_run(self) -> QueueState:
+        """Read the latest Label Studio run's progress (the view polls this while it is active)."""
+        if not self.run_id:
+            return self
+        try:
+            run = self.client.run(self.run_id)
+        except DataDebuggerError as exc:
+            self.sync = str(exc)
+            return self
+        self.param.update(sync=describe_run(run), run_active=run["status"] in ("queued", "running"))
+        return self
+
     def filename(self, fmt: str) -> str:
         """The download's file name for a format."""
         return f"{self.map.dataset}-queue-{self.strategy}-{self.budget}.{FORMATS[fmt]}"
@@ -59,3 +94,21 @@ class QueueState(param.Parameterized):
         except DataDebuggerError as exc:
             self.message = str(exc)
             return io.BytesIO(b"")
+
+
+def describe_run(run: dict[str, Any]) -> str:
+    """A Label Studio run in one line: its progress while it runs, what it did or why it failed after."""
+    step = run["step"].replace("label-studio-", "Label Studio ")
+    progress = run.get("progress") or {}
+    if run["status"] in ("queued", "running"):
+        total = f"/{progress['total']}" if progress.get("total") else ""
+        return f"{step}: {run['status']}, {progress.get('stage', '')} {progress.get('done') or 0}{total}".rstrip()
+    if run["status"] != "succeeded":
+        return f"{step} {run['status']}: {(run.get('error') or {}).get('message', '')}"
+    result = run.get("result") or {}
+    if run["step"] == "label-studio-push":
+        return (f"{step}: {result.get('sent', 0)} task(s) sent, {result.get('already_there', 0)} already there, "
+                f"{result.get('removed', 0)} removed, {result.get('marked', 0)} marked; {result.get('project_url')}")
+    return (f"{step}: {result.get('accepted', 0)} accepted, {result.get('reviewed', 0)} reviewed, "
+            f"{result.get('relabelled', 0)} relabelled, {result.get('unchanged', 0)} unchanged, "
+            f"{len(result.get('stale') or [])} stale, {len(result.get('skipped') or [])} skipped")

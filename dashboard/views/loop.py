@@ -25,6 +25,7 @@ class LoopView(Viewer):
         self.headline = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["dd-loop-headline"])
         self.button = pn.widgets.Button(label="Retrain", color="primary", width=120)
         self.progress = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.evaluation = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["dd-evaluation"])
         self.verdict = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["dd-verdict"])
         self.history = pn.widgets.Tabulator(
             None, disabled=True, show_index=False, layout="fit_data_table", sizing_mode="stretch_width",
@@ -33,7 +34,8 @@ class LoopView(Viewer):
         )
         self._poller = None
         self.button.on_click(lambda _: self._retrain())
-        state.param.watch(lambda *_: self._redraw(), ["champion", "changes", "run", "verdict", "history", "message"])
+        state.param.watch(lambda *_: self._redraw(), ["champion", "changes", "run", "verdict", "history", "message",
+                                                   "evaluation"])
         self._redraw()
 
     def _retrain(self) -> None:
@@ -58,12 +60,15 @@ class LoopView(Viewer):
         text = s.message or s.verdict
         self.verdict.object = ("<div style='font-size:12px;white-space:pre-wrap;border-left:3px solid #1f3a5f;"
                                f"padding-left:6px'>{esc(text)}</div>") if text else ""
+        self.evaluation.object = (f"<div style='font-size:12px;color:#555'>{esc(s.evaluation)}</div>"
+                                  if s.evaluation else "")
         if s.history is not None:
             self.history.value = s.history
         self.history.visible = s.history is not None and not s.history.empty
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(pn.Row(self.headline, self.button), self.progress, self.verdict, self.history,
+        return pn.Column(pn.Row(self.headline, self.button), self.progress, self.verdict, self.evaluation,
+                         self.history,
                          sizing_mode="stretch_width")
 
 

@@ -1,4 +1,4 @@
-"""The labelling-queue view: strategy and budget, a preview, and downloads."""
+"""The labelling-queue view: strategy and budget, a preview, downloads, and Label Studio push / pull."""
 
 from __future__ import annotations
 
@@ -35,12 +35,30 @@ class QueueView(Viewer):
                                           layout="fit_data_table", sizing_mode="stretch_width", height=380,
                                           pagination="local", page_size=12, widths={"text": 300})
         self.message = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.push = pn.widgets.Button(label="Push to Label Studio", color="light", align="end")
+        self.pull = pn.widgets.Button(label="Pull from Label Studio", color="light", align="end")
+        self.sync = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.push.on_click(lambda _: self._started(state.push_to_label_studio()))
+        self.pull.on_click(lambda _: self._started(state.pull_from_label_studio()))
+        state.param.watch(lambda e: setattr(self.sync, "object", esc(e.new)), "sync")
+        self._poll: Any = None
         self.preview.on_click(lambda _: state.preview())
         state.param.watch(lambda *_: self._on_rows(), "rows")
         state.param.watch(lambda e: setattr(self.message, "object", esc(e.new)), "message")
         state.param.watch(lambda *_: self._on_names(), ["strategy", "budget"])
         # The page may build this view before it knows its dataset (deferred loading): rename then too.
         state.map.param.watch(lambda *_: self._on_names(), "dataset")
+
+    def _started(self, state: QueueState) -> None:
+        """Poll the run once a second until it ends (a periodic callback of this session)."""
+        if self._poll is None and state.run_active:
+            self._poll = pn.state.add_periodic_callback(self._tick, period=1000)
+
+    def _tick(self) -> None:
+        self.state.refresh_run()
+        if not self.state.run_active and self._poll is not None:
+            self._poll.stop()
+            self._poll = None
 
     def _on_names(self) -> None:
         for fmt, widget in zip(FORMATS, self.downloads, strict=True):
@@ -61,5 +79,6 @@ class QueueView(Viewer):
                          "preview (the points are ringed on the map), then download for your annotation tool."
                          "</div>"),
             pn.Row(self.strategy, self.budget, self.preview),
-            pn.Row(*self.downloads), self.message, self.table, sizing_mode="stretch_width",
+            pn.Row(*self.downloads), pn.Row(self.push, self.pull), self.sync, self.message, self.table,
+            sizing_mode="stretch_width",
         )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from service.cli import count
+from service.diskspace import ensure_space
 from service.errors import InvalidInput
 from service.exports import FORMATS, KINDS, label_studio_config, write_export
 from service.queue import STRATEGIES
@@ -105,6 +106,7 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(analysis_schemas(), indent=1))
         return 0
     dataset = args.dataset or settings.default_dataset
+    ensure_space(settings, "data-debugger analyze")
     with Workspace(settings) as ws:
         report = analyze(ws, dataset, analyses=args.only, params=_params(args.param), k=args.k, knn_kind=args.knn,
                          exact_threshold=args.exact_threshold, seed=args.seed, model_version=args.version)

@@ -22,7 +22,9 @@ from service.analyses.base import AnalysisResult, run_order
 from service.analyses.context import AnalysisContext, build_context
 from service.analyses.registry import DEFAULT_ANALYSES, is_partial, owned_by, run_analyses
 from service.analyses.report import load_report, save_report
+from service.diskspace import ensure_space
 from service.errors import InvalidInput, NotFound
+from service.progress import ProgressFn, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +157,20 @@ def write_payloads(collection: Collection,
     collection.flush()
 
 
+def _counted(batches: Iterator[tuple[dict[Any, dict[str, Any]], dict[tuple[str, ...], list[Any]]]],
+             progress: ProgressFn) -> Iterator[tuple[dict[Any, dict[str, Any]], dict[tuple[str, ...], list[Any]]]]:
+    """The write-back batches, each heard by `progress` as it is handed on (so counted once written)."""
+    for updates, stale in batches:
+        yield updates, stale
+        progress(advance=len(updates))
+
+
 def analyze(ws, dataset: str, *, analyses: list[str] | None = None,
             params: Mapping[str, Mapping[str, Any]] | None = None, k: int = 15, knn_kind: str = "auto",
             exact_threshold: int = 20_000, seed: int = 0, model_version: str | None = None,
-            write: bool = True) -> dict[str, Any]:
-    """Run the analyses on a dataset, write per-point fields and the report; returns the report."""
+            write: bool = True, progress: ProgressFn = no_progress) -> dict[str, Any]:
+    """Run the analyses on a dataset, write per-point fields and the report; returns the report. `progress`
+    hears each stage (load, model, knn, analyses, write) and the points written."""
     stages: dict[str, float] = {}
     began = clock = time.perf_counter()
 
@@ -170,6 +181,7 @@ def analyze(ws, dataset: str, *, analyses: list[str] | None = None,
         clock = now
 
     collection = ws.collection(dataset)
+    progress(stage="load")
     ids, payloads, vectors = load_all(collection, with_vectors=True)
     if len(ids) < 2:
         raise InvalidInput(f"dataset {dataset!r} has {len(ids)} point(s); analysis needs at least 2")
@@ -177,19 +189,26 @@ def analyze(ws, dataset: str, *, analyses: list[str] | None = None,
     labels = [p.get("label") for p in payloads]
     splits = [p.get("split") for p in payloads]
     lap("load")
+    progress(stage="model")
     probs, oof, model_labels, version = model_inputs(ws, dataset, ids, texts, vectors, payloads, model_version)
     lap("model")
+    progress(stage="knn")
     knn = build_knn_graph(vectors, k=k, kind=knn_kind, exact_threshold=exact_threshold, seed=seed)
     lap("knn")
     ctx = build_context(ids, texts, vectors, labels, splits, probs=probs, model_labels=model_labels, oof=oof,
                         model_version=version, knn=knn, seed=seed)
+    progress(stage="analyses")
     results, seconds, skipped = run_analyses(ctx, analyses or list(DEFAULT_ANALYSES), params)
     stages.update(seconds)
     clock = time.perf_counter()
     run_id = new_run_id()
     owned = owned_by(analyses) if analyses is not None and is_partial(analyses) else None
     if write:
-        write_payloads(collection, iter_payload_updates(ctx, results, payloads, run_id, owned=owned))
+        # Checked before the first point is written: a full disk mid-write-back would kill the process (SIGBUS).
+        ensure_space(ws.settings, f"the analysis write-back of {dataset}")
+        progress(stage="write", done=0, total=len(ids))
+        write_payloads(collection, _counted(iter_payload_updates(ctx, results, payloads, run_id, owned=owned),
+                                            progress))
         lap("write")
     report = assemble_report(ctx, results, skipped, run_id, dataset)
     if owned is not None:

@@ -17,10 +17,7 @@ from service.api.deps import Writer
 from service.api.errors import READ_ERRORS, WRITE_ERRORS, install_error_handlers
 from service.api.fast_search import FastSearch
 from service.api.limits import BodyLimit
-from service.api.query_embedder import QueryEmbedder
-from service.api.routers import datasets, health, loop, points, queue, review, runs, search, views
-from service.api.runs import RunManager
-from service.api.snapshots import SnapshotCache
+from service.api.routers import datasets, health, labelstudio, loop, points, queue, review, runs, search, views
 from service.api.state import ApiState
 from service.errors import Unavailable
 from service.settings import Settings
@@ -30,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # Search first: routes are matched in order, and it is the hot path.
 ROUTERS = (search.router, health.router, datasets.router, points.router, views.router, queue.router,
-           review.router, runs.router, loop.router)
+           review.router, labelstudio.router, runs.router, loop.router)
 # Prediction routes that write (the registry's production marker) take the service's bearer token too.
 PREDICTION_WRITES = {"promote_model"}
 PREDICTION_SKIPPED = {"/health", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
@@ -104,6 +101,18 @@ class DebuggerApp(FastAPI):
         return FastSearch(super().build_middleware_stack(), self.state.api)
 
 
+def _settle_audit_logs(state: ApiState) -> None:
+    """Open every dataset's audit log now, which settles the entries a stopped process left pending, so no
+    request ever sees one from a previous run."""
+    if not state.workspace_open:
+        return  # opened, and so settled, when the store comes back
+    try:
+        for name in state.workspace.catalog.names():
+            state.audit(name)
+    except Exception as exc:  # noqa: BLE001 - serving anyway; each log is settled when first opened
+        log.warning("audit logs not settled at start-up: %s", exc)
+
+
 def create_app(
     settings: Settings,
     workspace: Workspace | None = None,
@@ -117,10 +126,7 @@ def create_app(
     lifespan (with `embedder` as its base embedder, e.g. the fake one in tests) and closes it on shutdown.
     model_app: True mounts the prediction API built from the registry; an app mounts that one; False none.
     """
-    state = ApiState(settings, workspace_given=workspace, embedder=embedder)
-    state.snapshots = SnapshotCache()
-    state.runs = RunManager(state)
-    state.query_embedder = QueryEmbedder(lambda: state.workspace.embedder)
+    state = ApiState.build(settings, workspace, embedder=embedder)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -129,16 +135,15 @@ def create_app(
         except Unavailable as exc:
             # Serve anyway: requests answer 503 until the store can be opened, then it recovers.
             log.warning("store not available at start-up: %s", exc)
-        assert state.runs is not None
+        _settle_audit_logs(state)
         state.runs.start()
-        if state.query_embedder is not None and state.workspace_open:
+        if state.workspace_open:
             state.query_embedder.warm_up()  # the model loads on its worker thread while we serve
         try:
             yield
         finally:
             state.runs.shutdown(wait=True)
-            if state.query_embedder is not None:
-                state.query_embedder.close()
+            state.query_embedder.close()
             state.close()
 
     app = DebuggerApp(

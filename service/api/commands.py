@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.memory import limit_malloc_arenas
 from service.settings import Settings
 from service.workspace import Workspace
 
@@ -81,6 +82,8 @@ def serve(settings: Settings, workspace: Workspace | None = None, host: str | No
 
     from service.api.app import create_app
 
+    # Before the server's worker threads exist: they would each take an arena (service/memory.py).
+    limit_malloc_arenas(settings.malloc_arenas)
     host = host or settings.host
     port = settings.port if port is None else port
     app = create_app(settings, workspace)
@@ -124,8 +127,6 @@ def serve(settings: Settings, workspace: Workspace | None = None, host: str | No
 def _warm_views(state: Any) -> None:
     """Pre-build every dataset's snapshot (map, rankings) in the background once serving, so a dataset's
     first page view does not wait for the store to be read."""
-    from service.api.deps import warm_snapshot
-
     try:
         names = state.workspace.catalog.names()
     except Exception as exc:  # noqa: BLE001 - the store may be unavailable; pages build them later
@@ -133,7 +134,7 @@ def _warm_views(state: Any) -> None:
         return
     for name in names:
         try:
-            warm_snapshot(state, name)
+            state.views.warm(name)
         except Exception as exc:  # noqa: BLE001 - as above
             log.warning("could not pre-build the views of %s: %s", name, exc)
 

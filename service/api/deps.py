@@ -1,5 +1,5 @@
-"""FastAPI dependencies: the typed app state, the workspace, a dataset's collection and snapshot, and the
-bearer-token check every write carries."""
+"""FastAPI dependencies: the typed app state, the workspace, a dataset's collection, and the bearer-token
+check every write carries."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 
 from embeddings.store import NAME_PATTERN, Collection, check_name
-from service.api.audit import AuditLog
 from service.api.errors import NotAuthorized
-from service.api.snapshots import Snapshot, report_stamp
 from service.api.state import ApiState
+from service.diskspace import ensure_space
 from service.errors import InvalidInput
 from service.workspace import Workspace
 
@@ -68,7 +67,15 @@ async def require_writer(
         raise NotAuthorized("the bearer token is wrong; use the one the service was started with")
 
 
-Writer = Depends(require_writer)
+async def require_write_room(request: Request, state: StateDep, _: Annotated[None, Depends(require_writer)]) -> None:
+    """A write that passed the token check is refused (507) while the home's disk is below the free-space
+    reserve, before it starts; after the token check, so a client without it learns nothing of the disk.
+    A delete is let through: it is how space is freed, and it writes no more than a few log records."""
+    if request.method != "DELETE":
+        ensure_space(state.settings, f"{request.method} {request.url.path}")
+
+
+Writer = Depends(require_write_room)
 
 
 async def dataset_collection(dataset: DatasetName, ws: WorkspaceDep) -> Collection:
@@ -78,24 +85,3 @@ async def dataset_collection(dataset: DatasetName, ws: WorkspaceDep) -> Collecti
 
 CollectionDep = Annotated[Collection, Depends(dataset_collection)]
 
-
-def get_audit(state: ApiState, dataset: str) -> AuditLog:
-    return state.audits.get(state.workspace.store, dataset)
-
-
-def snapshot_of(state: ApiState, dataset: str) -> Snapshot:
-    """The dataset's cached snapshot, rebuilt when an ingest, analysis or run changed it."""
-    ws = state.workspace
-    entry = ws.catalog.get(dataset)
-    key = (entry.get("updated_at"), report_stamp(state.settings, dataset), state.generation(dataset))
-    assert state.snapshots is not None
-    return state.snapshots.get(dataset, key, ws.collection(dataset), lambda: len(get_audit(state, dataset)))
-
-
-def warm_snapshot(state: ApiState, dataset: str) -> None:
-    """Build the dataset's snapshot and encode its map now (after a run, at start-up), so the first page
-    view does not wait for them: at 100k points that is ~1.5 s of reading the store and ~0.3 s of gzip."""
-    snap = snapshot_of(state, dataset)
-    snap.map_arrow()  # the dashboard's form first
-    snap.map_json()
-    snap.map_json(gzipped=True)

@@ -5,6 +5,7 @@
     RequestValidationError         -> 422 naming the field (e.g. "query.limit")
     service.errors.Conflict        -> 409
     service.errors.TooLarge        -> 413
+    service.errors.InsufficientStorage -> 507 (reads are still served)
     NotAuthorized                  -> 401 with WWW-Authenticate: Bearer
     service.errors.Unavailable,
     store transport errors         -> 503
@@ -26,6 +27,7 @@ from service.api.schemas import ErrorOut
 from service.errors import (
     Conflict,
     DataDebuggerError,
+    InsufficientStorage,
     IntegrityError,
     InvalidInput,
     InvalidRecords,
@@ -46,6 +48,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (InvalidInput, 422, "invalid_input"),
     (Conflict, 409, "conflict"),
     (TooLarge, 413, "too_large"),
+    (InsufficientStorage, 507, "insufficient_storage"),
     (NotAuthorized, 401, "not_authorized"),
     (Unavailable, 503, "unavailable"),
     (IntegrityError, 500, "integrity_error"),
@@ -53,7 +56,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
 
 _HTTP_CODES = {400: "bad_request", 401: "not_authorized", 404: "not_found", 405: "method_not_allowed",
                409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid_input",
-               503: "unavailable"}
+               503: "unavailable", 507: "insufficient_storage"}
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:
@@ -96,7 +99,9 @@ def describe(exc: BaseException) -> tuple[int, dict[str, Any]]:
         # A subclass nobody mapped is still ours, still safe to show.
         status, code = next(((s, c) for cls, s, c in _STATUS if isinstance(exc, cls)), (500, "error"))
         problems = [str(p) for p in exc.problems[:200]] if isinstance(exc, InvalidRecords) else None
-        if status >= 500 and not isinstance(exc, Unavailable):
+        if isinstance(exc, InsufficientStorage):  # expected while the disk is low: one line, no traceback
+            log.warning("write refused: %s", exc)
+        elif status >= 500 and not isinstance(exc, Unavailable):
             log.error("request failed: %s", exc, exc_info=exc)
         return status, error_body(status, code, str(exc), getattr(exc, "field", None) or _field_named(str(exc)),
                                   problems)
@@ -182,9 +187,10 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "Malformed request", 401: "Missing or wrong bearer token", 404: "Unknown dataset, point or resource",
             409: "Conflict: a stale revision, an existing resource, or a step that has not run yet",
             413: "Body or upload over the size limit", 422: "Invalid input; `field` names the field at fault",
-            500: "Internal error (details in the service log)", 503: "The store cannot be reached"}
+            500: "Internal error (details in the service log)", 503: "The store cannot be reached",
+            507: "The disk under the data home is below its free-space reserve; reads are still served"}
     return {s: {"model": ErrorOut, "description": text[s]} for s in statuses}
 
 
 READ_ERRORS = responses(404, 422, 500, 503)
-WRITE_ERRORS = responses(401, 404, 409, 413, 422, 500, 503)
+WRITE_ERRORS = responses(401, 404, 409, 413, 422, 500, 503, 507)

@@ -4,13 +4,10 @@ it queues by itself after DATA_DEBUGGER_RETRAIN_AFTER changes (one at a time per
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from service.predictions.registry import ModelRegistry
 from service.predictions.triggers import changes_since
-
-if TYPE_CHECKING:
-    from service.api.state import ApiState
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +24,10 @@ def _newest(audit) -> Any:
         offset += len(page)
 
 
-def loop_state(state: ApiState, dataset: str) -> dict[str, Any]:
+# `state` is the service's ApiState; not imported even for the type checker, since the review paths of
+# service.labelstudio call in here and the state builds the run steps that call them (an import cycle).
+def loop_state(state: Any, dataset: str) -> dict[str, Any]:
     """The champion, the label changes since its data, the threshold, and a retrain queued or running."""
-    from service.api.deps import get_audit
-
     registry = ModelRegistry(state.settings.models_dir)
     champion = registry.get(dataset) if registry.default_version(dataset) else None
     newest = registry.latest(dataset)
@@ -39,19 +36,19 @@ def loop_state(state: ApiState, dataset: str) -> dict[str, Any]:
     # Counted from the newest version's data: the champion's, or a refused challenger's (a refusal is not
     # retried on every later review, only after another `retrain_after` changes).
     since = (newest.meta.get("data_read_at") or newest.created_at) if newest else None
-    changes = changes_since(_newest(get_audit(state, dataset)), since, cap)
-    active = state.runs.active(dataset, "retrain") if state.runs is not None else None
+    changes = changes_since(_newest(state.audit(dataset)), since, cap)
+    active = state.runs.active(dataset, "retrain")
     return {"champion": champion.version if champion else None, "newest": newest.version if newest else None,
             "changes_since": changes,
             "changes_capped": changes >= cap, "retrain_after": threshold,
             "active_run": active.to_dict() if active else None}
 
 
-def queue_retrain_if_due(state: ApiState, dataset: str) -> dict[str, Any] | None:
+def queue_retrain_if_due(state: Any, dataset: str) -> dict[str, Any] | None:
     """After a review write: queue a retrain when the changes since the champion reach the threshold and no
     retrain of the dataset is queued or running. Returns the queued run, or None. Never fails the write."""
     threshold = state.settings.retrain_after
-    if not threshold or state.runs is None or state.runs.active(dataset, "retrain") is not None:
+    if not threshold or state.runs.active(dataset, "retrain") is not None:
         return None
     try:
         now = loop_state(state, dataset)
@@ -64,3 +61,25 @@ def queue_retrain_if_due(state: ApiState, dataset: str) -> dict[str, Any] | None
     except Exception as exc:  # noqa: BLE001 - the reviewer's write succeeded; the trigger tries again next time
         log.warning("could not queue a retrain of %s: %s", dataset, exc)
         return None
+
+
+def reviews_per_version(state: Any, dataset: str, history: list[dict[str, Any]]) -> None:
+    """Add to each history row (newest first) `reviewed_added`: the label changes logged between the previous
+    version reading its labels and this one doing so, i.e. the reviews this version was the first to learn."""
+    reads = sorted(str(row.get("data_read_at") or "") for row in history)
+    counts = {at: 0 for at in reads}
+    if not reads:
+        return
+    for entry in state.audit(dataset).all():
+        if entry.get("undoes") is not None or entry.get("undone_by") is not None:
+            continue
+        if entry.get("status", "applied") != "applied":  # never reached its point (service.review.audit)
+            continue
+        if not any(key in (entry.get("new") or {}) for key in ("label", "split")):
+            continue
+        at = str(entry.get("at", ""))
+        first_after = next((r for r in reads if r > at), None)  # the first version to read it
+        if first_after is not None:
+            counts[first_after] += 1
+    for row in history:
+        row["reviewed_added"] = counts.get(str(row.get("data_read_at") or ""), 0)

@@ -1,17 +1,14 @@
 """The analysis report and model registry as the API reads them: loaded lazily (those packages may be
-absent), memoised per report file, and a clear 409 "not analysed yet" until analyze has run."""
+absent), memoised per report file (in the state's cached views), and a clear 409 "not analysed yet" until
+analyze has run."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from service.api.snapshots import report_stamp
 from service.api.state import ApiState
 from service.errors import Conflict, NotFound
-
-_memo: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
-_memo_lock = threading.Lock()
 
 
 def no_scores(dataset: str, predictions: list[Any], analysed: bool) -> Conflict:
@@ -40,11 +37,9 @@ def report_of(state: ApiState, dataset: str) -> dict[str, Any]:
     stamp = report_stamp(state.settings, dataset)
     if stamp is None:
         raise not_analysed(dataset)
-    key = (str(state.settings.reports_dir), dataset)
-    with _memo_lock:
-        hit = _memo.get(key)
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
+    hit = state.views.reports.get(dataset, stamp)
+    if hit is not None:
+        return hit
     try:
         from service.analyses.report import load_report
     except ModuleNotFoundError as exc:
@@ -53,8 +48,7 @@ def report_of(state: ApiState, dataset: str) -> dict[str, Any]:
         report = load_report(state.settings, dataset)
     except NotFound as exc:
         raise not_analysed(dataset) from exc
-    with _memo_lock:
-        _memo[key] = (stamp, report)
+    state.views.reports.put(dataset, stamp, report)
     return report
 
 
@@ -87,8 +81,3 @@ def model_versions(state: ApiState, dataset: str) -> list[dict[str, Any]]:
                     "metrics": summary.get("metrics", {})})
     return out
 
-
-def forget(dataset: str) -> None:
-    with _memo_lock:
-        for key in [k for k in _memo if k[1] == dataset]:
-            _memo.pop(key, None)

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from service.runs.steps import STEPS
+
 T = TypeVar("T")
 
 Triage = Literal["label_error", "model_error", "ambiguous", "outlier", "agree", "unlabelled"]
@@ -36,6 +38,15 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
+class DiskOut(BaseModel):
+    """Free space under the data home against the reserve below which writes answer 507."""
+
+    path: str
+    free_bytes: int
+    reserve_bytes: int = Field(description="DATA_DEBUGGER_MIN_FREE_BYTES")
+    low: bool = Field(description="Below the reserve: writes are refused (507), reads are still served")
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "unavailable"]
     store: str
@@ -43,6 +54,8 @@ class HealthOut(BaseModel):
     runs_pending: int = 0
     embedder_ready: bool = Field(False, description="The query embedding model is loaded (text search is warm)")
     version: str
+    disk: DiskOut | None = Field(None, description="Free space under the data home (null if it cannot be read)")
+    reason: str | None = Field(None, description="Why the store is unavailable")
 
 
 class DatasetSummary(BaseModel):
@@ -258,6 +271,9 @@ class ChangeOut(BaseModel):
     undoes: int | None = None
     undone_by: int | None = None
     source: str = "api"
+    status: Literal["applied", "pending", "not_applied"] = Field(
+        "applied", description="Whether the change reached its point: pending while being written; not_applied "
+        "when the service stopped before the point was written (undo refuses it)")
 
 
 class LabelOut(BaseModel):
@@ -266,15 +282,21 @@ class LabelOut(BaseModel):
 
 
 class ImportOut(BaseModel):
-    """What a Label Studio import did."""
+    """What a Label Studio import did: per outcome counts (applied = accepted + reviewed + relabelled), the
+    stale tasks (the point changed after the task was made: who and when) and the skipped ones (why)."""
 
+    format: str = "JSON"
     applied: int
+    accepted: int = 0
+    reviewed: int = 0
+    relabelled: int = 0
     unchanged: int
+    stale: list[dict[str, Any]] = Field(default_factory=list)
     skipped: list[dict[str, Any]]
     changes: list[int]
 
 
-RunStep = Literal["ingest", "train", "predict", "analyze", "retrain"]
+RunStep = Literal[tuple(STEPS)]  # type: ignore[valid-type] - the registered steps, so a new one needs no edit here
 RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted"]
 
 

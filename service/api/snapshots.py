@@ -1,4 +1,4 @@
-"""Columnar snapshots of a dataset's payloads, built once per (dataset, ingest, analysis run, generation)
+"""Columnar snapshots of a dataset's payloads, built once per (dataset, ingest, analysis run, invalidations)
 and patched in place by relabels, so the map and the ranked views are not rebuilt on every page view."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,10 @@ MAP_COLUMNS = ("x", "y", "text", "label", "prediction", "confidence", "split", "
 # strings dictionary-encoded), which a client reads without parsing; the JSON form stays the default.
 ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 DICTIONARY_COLUMNS = ("label", "prediction", "split", "triage", "review_status")
+
+
+# Derived values kept per snapshot state: the three rankings plus recent version comparisons.
+MAX_DERIVED = 16
 
 
 def report_stamp(settings: Settings, dataset: str) -> tuple[int, int] | None:
@@ -64,7 +69,9 @@ class Snapshot:
     _map_json: bytes | None = None
     _map_gzip: bytes | None = None
     _map_arrow: bytes | None = None
-    _orders: dict[str, Any] = field(default_factory=dict)
+    # Values derived from this state, least recently used first; bounded, since some names carry request
+    # parameters (cluster-changes:<a>:<b>:<min_size>) and a client could otherwise grow it without end.
+    _orders: OrderedDict[str, Any] = field(default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
         self.index = {pid: i for i, pid in enumerate(self.ids)}
@@ -114,6 +121,10 @@ class Snapshot:
             value = self._orders.get(name)
             if value is None:
                 value = self._orders[name] = build(self)
+                while len(self._orders) > MAX_DERIVED:
+                    self._orders.popitem(last=False)
+            else:
+                self._orders.move_to_end(name)
             return value
 
     def order(self, name: str, build: Callable[[Snapshot], list[int]]) -> list[int]:

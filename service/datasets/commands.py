@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="one split for every record of these files (training, validation, testing)")
     p.add_argument("--skip-invalid", action="store_true", help="ingest the good records, write the rejects")
     p.add_argument("--rejects", type=Path, help="where --skip-invalid writes rejects (JSONL)")
-    p.set_defaults(handler=cmd_ingest)
+    p.set_defaults(handler=cmd_ingest, writes=True)
 
     p = sub.add_parser("datasets", help="list datasets with counts by split and label")
     p.add_argument("--json", action="store_true")
@@ -44,7 +44,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     sources = make_sources(args.paths, args.format, columns)
     with Workspace(settings) as ws:
         report = ingest(ws.catalog, ws.embedder, args.dataset, sources, skip_invalid=args.skip_invalid,
-                        rejects_path=args.rejects, batch_size=settings.ingest_batch_size, show_progress=True)
+                        rejects_path=args.rejects, batch_size=settings.ingest_batch_size, show_progress=True,
+                        guard=lambda: ws.ensure_space(f"ingest into {args.dataset}"))
     print(report.summary())
     if report.rejects_path:
         print(f"{report.rejected} rejected record(s) written to {report.rejects_path}")

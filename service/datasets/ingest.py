@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -136,7 +136,7 @@ def _replacing(stored: dict | None, payload: dict) -> dict:
 
 
 def _write(collection, embedder, sources: Sequence[Source], skip, report: IngestReport, batch_size: int,
-           show_progress: bool) -> None:
+           show_progress: bool, guard: Callable[[], object] | None = None) -> None:
     """Upsert the valid records that are new or changed, batch by batch, counting them in `report`."""
     skip_set = {(s.path, pos) for s, pos in skip}
     total = report.read - len(skip)
@@ -151,6 +151,8 @@ def _write(collection, embedder, sources: Sequence[Source], skip, report: Ingest
         changed = [(pid, r) for pid, r in zip(ids, batch, strict=True) if not _holds(existing.get(pid), r)]
         report.unchanged += len(batch) - len(changed)
         if changed:
+            if guard is not None:
+                guard()
             vectors = embedder.embed([r.text for _, r in changed])
             collection.upsert([pid for pid, _ in changed], vectors,
                               [_replacing(existing.get(pid), payload_of(r)) for pid, r in changed])
@@ -183,9 +185,13 @@ def ingest(
     batch_size: int = 512,
     show_progress: bool = False,
     index_threshold: int = 20_000,
+    guard: Callable[[], object] | None = None,
 ) -> IngestReport:
     """Validate every file, then upsert what is new or changed. Refuses the whole input on a bad record
-    unless skip_invalid, in which case the rejects are written to `rejects_path`."""
+    unless skip_invalid, in which case the rejects are written to `rejects_path`. `guard` is called before
+    each batch is written and stops the ingest by raising (the workspace's free-space check)."""
+    if guard is not None:
+        guard()
     started = time.perf_counter()
     report = IngestReport(dataset, [str(s.path) for s in sources])
     skip, problems, report.read = _validated(sources)
@@ -220,7 +226,7 @@ def ingest(
         created = True
     misses_before = getattr(embedder, "misses", 0)
     try:
-        _write(collection, embedder, sources, skip, report, batch_size, show_progress)
+        _write(collection, embedder, sources, skip, report, batch_size, show_progress, guard)
     except BaseException:
         # A new dataset that got nothing (the first batch failed) is removed rather than left empty; one that
         # got some records stays, so that running the ingest again resumes it.

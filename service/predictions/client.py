@@ -20,9 +20,11 @@ from typing import Any
 import httpx
 
 from embeddings.store import PointId, iter_points
+from service.diskspace import ensure_space
 from service.errors import DataDebuggerError, InvalidInput, NotFound, Unavailable
 from service.predictions.retry import RETRY_STATUSES, RetryPolicy
 from service.predictions.schemas import MAX_TEXTS
+from service.progress import ProgressFn, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +251,7 @@ async def enrich_async(ws, dataset: str, api_url: str | None = None, transport=N
                        version: str | None = None, n_best: int = 5, batch_size: int = MAX_TEXTS,
                        concurrency: int = 4, timeout: float = 30.0, policy: RetryPolicy | None = None,
                        force: bool = False, show_progress: bool = False, raise_on_failure: bool = True,
-                       rng: random.Random | None = None) -> EnrichReport:
+                       rng: random.Random | None = None, progress: ProgressFn = no_progress) -> EnrichReport:
     """The async body of `enrich`."""
     if not 1 <= batch_size <= MAX_TEXTS:
         raise InvalidInput(f"batch_size must be 1 to {MAX_TEXTS} (the API's limit), not {batch_size}")
@@ -285,7 +287,10 @@ async def enrich_async(ws, dataset: str, api_url: str | None = None, transport=N
         report.batches = len(batches)
         log.info("%s: %d points to predict (%d already by %s) in %d batches via %s", dataset, len(todo),
                  report.skipped, learned, len(batches), where)
-        await _run_batches(client, collection, batches, concurrency, report, show_progress)
+        if batches:  # each answered batch is written at once: check the disk before the first
+            ensure_space(ws.settings, f"writing the predictions of {dataset}")
+        progress(stage="predict", done=0, total=len(todo))
+        await _run_batches(client, collection, batches, concurrency, report, show_progress, progress)
         report.requests, report.retries = client.requests, client.retries
     collection.flush()
     report.seconds = time.perf_counter() - started
@@ -299,7 +304,7 @@ async def enrich_async(ws, dataset: str, api_url: str | None = None, transport=N
 
 
 async def _run_batches(client: PredictionClient, collection, batches: list, concurrency: int,
-                       report: EnrichReport, show_progress: bool) -> None:
+                       report: EnrichReport, show_progress: bool, listener: ProgressFn = no_progress) -> None:
     queue: asyncio.Queue = asyncio.Queue()
     for n, batch in enumerate(batches):
         queue.put_nowait((n, batch))
@@ -332,6 +337,7 @@ async def _run_batches(client: PredictionClient, collection, batches: list, conc
                 collection.flush()
             if progress is not None:
                 progress.update(len(batch))
+            listener(advance=len(batch))
 
     try:
         await asyncio.gather(*(worker() for _ in range(min(concurrency, max(1, len(batches))))))
@@ -350,6 +356,7 @@ def enrich(ws, dataset: str, api_url: str | None = None, transport=None, **optio
     fields of service.fields ("predict"). Default server: the built-in model server, in-process (ASGI).
 
     options: project, version, n_best (5), batch_size (20), concurrency (4), timeout (30 s), policy
-    (RetryPolicy), force (re-predict everything), show_progress, raise_on_failure (True), rng.
+    (RetryPolicy), force (re-predict everything), show_progress (a bar), progress (a listener hearing the
+    points predicted), raise_on_failure (True), rng.
     """
     return asyncio.run(enrich_async(ws, dataset, api_url, transport, **options))

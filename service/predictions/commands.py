@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=count(0), default=0)
     p.add_argument("--promote", action="store_true", help="mark the new version as production")
     p.add_argument("--json", action="store_true", help="print the version's metrics as JSON")
-    p.set_defaults(handler=cmd_train)
+    p.set_defaults(handler=cmd_train, writes=True)
 
     p = sub.add_parser("predict", help="enrich a dataset with predictions from a prediction API")
     p.add_argument("--dataset", help="dataset name (default: settings.default_dataset)")
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     p.add_argument("--retries", type=int, default=6, help="retries per batch on 429, 5xx and timeouts")
     p.add_argument("--force", action="store_true", help="re-predict points already predicted by that version")
-    p.set_defaults(handler=cmd_predict)
+    p.set_defaults(handler=cmd_predict, writes=True)
 
     p = sub.add_parser("models", help="list model versions with their metrics; promote one")
     p.add_argument("--dataset", help="only this dataset")

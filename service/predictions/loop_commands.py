@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=count(0), default=0)
     p.add_argument("--no-analyze", action="store_true", help="after a promotion, re-predict but do not re-analyse")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
-    p.set_defaults(handler=cmd_retrain)
+    p.set_defaults(handler=cmd_retrain, writes=True)
 
     p = sub.add_parser("evaluate", help="a version's validation and test figures on the labels as ingested and as "
                        "reviewed, and the evaluation points to review first")

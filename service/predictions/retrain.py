@@ -239,6 +239,7 @@ def history(registry: ModelRegistry, dataset: str) -> list[dict[str, Any]]:
         metrics = version.metrics.get("test") or version.metrics.get("validation") or {}
         rows.append({
             "version": version.version, "created_at": version.created_at, "production": version.version == production,
+            "data_read_at": version.meta.get("data_read_at") or version.created_at,
             "labelled": version.sizes.get("labelled"), "accuracy": metrics.get("accuracy"),
             "accuracy_ci": metrics.get("accuracy_ci"), "macro_f1": metrics.get("macro_f1"),
             "macro_f1_ci": metrics.get("macro_f1_ci"),

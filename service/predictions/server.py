@@ -189,6 +189,10 @@ def create_model_app(registry: ModelRegistry, embedder, api_key: str | None = No
         return {**v.summary(), "production": True, "default": True}
 
     app.include_router(routes)
+    # Label Studio's ML-backend protocol over the same models (service/labelstudio/mlbackend.py).
+    from service.labelstudio.mlbackend import ml_backend_router
+
+    app.include_router(ml_backend_router(predictor, api_key))
     return app
 
 

@@ -17,6 +17,7 @@ from service.predictions import data as training_data
 from service.predictions.metrics import evaluate, macro_f1
 from service.predictions.models import FAMILIES, GRIDS, Classifier, build
 from service.predictions.registry import ModelRegistry, ModelVersion
+from service.progress import ProgressFn, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,17 @@ def _take(values: list, idx: np.ndarray) -> list:
 
 
 def select_model(d: training_data.TrainingData, y: np.ndarray, n_labels: int, families: list[str],
-                 grids: dict[str, list[dict]] | None = None) -> tuple[Classifier, list[dict[str, Any]]]:
+                 grids: dict[str, list[dict]] | None = None,
+                 progress: ProgressFn = no_progress) -> tuple[Classifier, list[dict[str, Any]]]:
     """Fit every family x grid point on training, score on validation; best macro-F1 wins, then log loss."""
+    grids = grids or GRIDS
+    progress(stage="select model", done=0, total=sum(len(grids[family]) for family in families))
     train, val = np.flatnonzero(d.mask("training")), np.flatnonzero(d.mask("validation"))
     texts_tr, texts_va = _take(d.texts, train), _take(d.texts, val)
     candidates: list[dict[str, Any]] = []
     best: tuple[tuple[float, float], Classifier] | None = None
     for family in families:
-        for params in (grids or GRIDS)[family]:
+        for params in grids[family]:
             started = time.perf_counter()
             model = _quiet_fit(build(family, **params), texts_tr, d.vectors[train], y[train], n_labels)
             proba = model.predict_proba(texts_va, d.vectors[val])
@@ -55,6 +59,7 @@ def select_model(d: training_data.TrainingData, y: np.ndarray, n_labels: int, fa
             key = (f1, -loss)
             if best is None or key > best[0]:
                 best = (key, model)
+            progress(advance=1)
     assert best is not None
     return best[1], candidates
 
@@ -131,7 +136,7 @@ def iteration_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int,
 
 
 def out_of_fold(d: training_data.TrainingData, y: np.ndarray, n_labels: int, chosen: Classifier,
-                folds: int = 5, seed: int = 0) -> np.ndarray:
+                folds: int = 5, seed: int = 0, progress: ProgressFn = no_progress) -> np.ndarray:
     """k-fold probabilities over every labelled point: each row from a model that did not see that point."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -145,21 +150,24 @@ def out_of_fold(d: training_data.TrainingData, y: np.ndarray, n_labels: int, cho
         # Labels rarer than the fold count trigger a warning; their points still get held-out rows.
         warnings.simplefilter("ignore")
         splits = list(splitter.split(np.zeros(len(y)), y))
+    progress(stage="out-of-fold", done=0, total=len(splits))
     for fit_idx, held_idx in splits:
         model = _quiet_fit(build(chosen.kind, **params), _take(d.texts, fit_idx), d.vectors[fit_idx],
                            y[fit_idx], n_labels)
         proba[held_idx] = model.predict_proba(_take(d.texts, held_idx), d.vectors[held_idx])
         seen[held_idx] += 1
+        progress(advance=1)
     assert (seen == 1).all(), "every point must be held out exactly once"
     return proba
 
 
-def train_version(ws, dataset: str, from_file: Path | None = None, **options: Any) -> ModelVersion:
+def train_version(ws, dataset: str, from_file: Path | None = None, progress: ProgressFn = no_progress,
+                  **options: Any) -> ModelVersion:
     """Train, evaluate and register a new version of `dataset`'s classifier.
 
     options: model ("auto" = compare every family, or one of models.FAMILIES), folds (5), seed (0),
     grids (override the hyper-parameter grids), learning_repeats (3 draws per learning-curve size),
-    fmt and columns (for from_file), registry.
+    fmt and columns (for from_file), registry. `progress` hears each stage and the folds done.
     """
     started = time.perf_counter()
     model_opt = options.get("model") or "auto"
@@ -176,6 +184,7 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
 
     # When the labels were read: reviews logged after this belong to the next version (service/api/loop.py).
     data_read_at = now_iso()
+    progress(stage="load")
     if from_file is not None:
         d = training_data.from_file(ws, Path(from_file), options.get("fmt"), options.get("columns"))
     else:
@@ -185,9 +194,10 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
     n = len(labels)
     log.info("training %s on %s: %s", dataset, d.source, d.sizes())
 
-    chosen, candidates = select_model(d, y, n, families, options.get("grids"))
+    chosen, candidates = select_model(d, y, n, families, options.get("grids"), progress=progress)
     log.info("selected %s on validation (%.1f s)", chosen.params(), time.perf_counter() - started)
 
+    progress(stage="evaluate")
     metrics: dict[str, Any] = {}
     for split, name in (("validation", "validation"), ("testing", "test")):
         idx = np.flatnonzero(d.mask(split))
@@ -195,10 +205,11 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
             proba = chosen.predict_proba(_take(d.texts, idx), d.vectors[idx])
             metrics[name] = evaluate(proba, y[idx], labels)
     repeats = int(options.get("learning_repeats", 3))
+    progress(stage="learning curve")
     curves: dict[str, Any] = {"learning_curve": learning_curve(d, y, n, chosen, repeats=repeats, seed=seed)}
     if chosen.kind == "logreg":
         curves["iterations"] = iteration_curve(d, y, n, chosen.params()["C"])
-    oof = out_of_fold(d, y, n, chosen, folds=folds, seed=seed)
+    oof = out_of_fold(d, y, n, chosen, folds=folds, seed=seed, progress=progress)
     oof_eval = evaluate(oof, y, labels, bootstrap=False)
     metrics["oof"] = {"folds": folds, "n": len(y), "accuracy": oof_eval["accuracy"],
                       "macro_f1": oof_eval["macro_f1"], "log_loss": oof_eval["log_loss"], "ece": oof_eval["ece"]}
@@ -222,6 +233,7 @@ def train_version(ws, dataset: str, from_file: Path | None = None, **options: An
         "curves": curves,
         "training_seconds": round(time.perf_counter() - started, 2),
     }
+    progress(stage="register")
     version = registry.create(dataset, chosen, meta, d.ids, oof)
     log.info("trained %s %s in %.1f s", dataset, version.version, time.perf_counter() - started)
     if tracked:

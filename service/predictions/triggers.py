@@ -22,6 +22,8 @@ def changes_since(newest_first: Iterable[dict[str, Any]], since: str | None, cap
             break
         if entry.get("undoes") is not None or entry.get("undone_by") is not None:
             continue
+        if entry.get("status", "applied") != "applied":  # pending, or never reached its point
+            continue
         if any(key in (entry.get("new") or {}) for key in LABEL_FIELDS):
             count += 1
             if count >= cap:

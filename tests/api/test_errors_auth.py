@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from embeddings.store import EdgeStore
-from service.api.runs import RUNS_COLLECTION, Run, _run_point
+from service.runs.records import RUNS_COLLECTION, Run, run_point
 from tests.api.conftest import DATASET, ingest_fixture, running, settings_in
 
 pytestmark = pytest.mark.anyio
@@ -111,7 +111,7 @@ async def test_audit_log_and_runs_survive_a_restart(tmp_path):
         import numpy as np
 
         ghost = Run(id="00000000000000aa", dataset=DATASET, step="analyze", params={}, status="running")
-        runs.upsert([_run_point(ghost.id)], np.ones((1, 1), np.float32), [ghost.to_dict()])
+        runs.upsert([run_point(ghost.id)], np.ones((1, 1), np.float32), [ghost.to_dict()])
     async with running(settings) as (_, client):
         log = (await client.get(f"/api/datasets/{DATASET}/changes")).json()
         assert log["count"] == 1 and log["data"][0]["user"] == "ana" and log["data"][0]["new"]["label"] == "lost_card"

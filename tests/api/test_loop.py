@@ -87,6 +87,9 @@ async def test_relabels_trigger_a_retrain_that_is_promoted_then_a_worse_one_is_r
         by_version = {row["version"]: row for row in history}
         assert by_version[challenger]["retrain"]["trigger"] == "changes"
         assert by_version[challenger]["retrain"]["promoted"] and by_version[challenger]["production"]
+        # The challenger was the first to learn the three fixes that triggered it (the fourth came during it
+        # or after, and counts toward the next version).
+        assert by_version[challenger]["reviewed_added"] >= 3 and by_version[champion]["reviewed_added"] == 0
         worse = by_version[refused["challenger"]]["retrain"]
         assert worse["trigger"] == "api" and worse["promoted"] is False and worse["reasons"]
 

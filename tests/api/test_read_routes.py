@@ -373,7 +373,7 @@ async def test_prediction_routes_are_mounted_with_the_error_model(shared):
 
 async def test_map_gzip_bytes_are_gzip(shared):
     app, client = shared
-    snap = app.state.api.snapshots.peek(DATASET)
+    snap = app.state.api.views.snapshots.peek(DATASET)
     assert snap is not None
     assert json.loads(gzip.decompress(snap.map_json(gzipped=True))) == json.loads(snap.map_json())
 

@@ -1,5 +1,5 @@
 """Relabelling with an audit trail: actions, revision conflicts (also under concurrency), undo, the change
-log, Label Studio import, and the relabel -> undo -> export round trip."""
+log, and the relabel -> undo -> export round trip."""
 
 from __future__ import annotations
 
@@ -172,42 +172,6 @@ async def test_change_log_pages_newest_first_to_the_end(shared):
     assert seen == list(range(total, 0, -1))
     mine = (await client.get(f"{BASE}/changes", params={"point": "700009"})).json()
     assert [c["new"]["label"] for c in mine["data"]] == ["lost_card", "transfer_money", "lost_card"]
-
-
-async def test_label_studio_queue_export_imports_back(shared):
-    _, client = shared
-    queue = await client.get(f"{BASE}/queue", params={"strategy": "random", "limit": 4, "format": "label-studio"})
-    assert queue.status_code == 200, queue.text
-    tasks = queue.json()
-    assert len(tasks) == 4 and all(t["data"]["text"] for t in tasks)
-    chosen = ["lost_card", "check_balance", "transfer_money", "lost_card"]
-    for task, choice in zip(tasks, chosen, strict=True):
-        task["annotations"] = [
-            {"completed_by": {"email": "ann@example.com"}, "was_cancelled": False, "created_at": "2025-01-02",
-             "result": [{"type": "choices", "value": {"choices": [choice]}}]},
-            {"completed_by": 1, "was_cancelled": True, "created_at": "2025-01-03",
-             "result": [{"type": "choices", "value": {"choices": ["transfer_money"]}}]},
-        ]
-    tasks.append({"data": {"id": 424242, "text": "ghost"}, "annotations": [
-        {"result": [{"type": "choices", "value": {"choices": ["lost_card"]}}]}]})
-    tasks.append({"data": {"id": tasks[0]["data"]["id"]}, "annotations": []})
-    tasks.append("not a task")
-    tasks.append({"data": {"id": tasks[1]["data"]["id"]}, "annotations": [  # two labels for a one-label point
-        {"result": [{"type": "choices", "value": {"choices": ["lost_card", "check_balance"]}}]}]})
-    response = await client.post(f"{BASE}/annotations/label-studio", json=tasks)
-    assert response.status_code == 200, response.text
-    result = response.json()
-    assert result["applied"] == 4 and len(result["changes"]) == 4 and result["unchanged"] == 0
-    assert [s["task"] for s in result["skipped"]] == [4, 5, 6, 7]
-    assert "chose 2 labels" in result["skipped"][3]["reason"]
-    for task, choice in zip(tasks[:4], chosen, strict=True):
-        current = await point(client, task["data"]["id"])
-        assert current["label"] == choice and current["review_status"] == "relabelled"
-    log = (await client.get(f"{BASE}/changes", params={"limit": 4})).json()["data"]
-    assert {c["source"] for c in log} == {"label-studio"} and {c["user"] for c in log} == {"ann@example.com"}
-    again = (await client.post(f"{BASE}/annotations/label-studio", json=tasks[:4])).json()
-    assert again["applied"] == 0 and again["unchanged"] == 4
-    assert (await client.post(f"{BASE}/annotations/label-studio", json={"not": "a list"})).status_code == 422
 
 
 async def test_queue_download_formats_and_errors(shared):

@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from service.api.deps import snapshot_of
 from tests.api.conftest import FIXTURES, HUMANLOOP_SMALL, LABELS, N_POINTS, original_records, running, settings_in
 
 pytestmark = pytest.mark.anyio
@@ -45,8 +44,8 @@ async def test_upload_creates_then_updates_a_dataset(service):
     assert body["run"]["result"]["inserted"] == N_POINTS and body["run"]["step"] == "ingest"
     # The run pre-built the dataset's views: the first page view finds them ready.
     app = service[0]
-    ready = app.state.api.snapshots.peek("up")
-    assert ready is not None and ready._map_json is not None and snapshot_of(app.state.api, "up") is ready
+    ready = app.state.api.views.snapshots.peek("up")
+    assert ready is not None and ready._map_json is not None and app.state.api.views.snapshot("up") is ready
     again = await client.post("/api/datasets", **multipart(HUMANLOOP_SMALL, name="up"))
     assert again.status_code == 200 and again.json()["run"]["result"]["unchanged"] == N_POINTS
     exported = (await client.get("/api/datasets/up/export")).json()

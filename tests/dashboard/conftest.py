@@ -105,7 +105,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def big_dataset(service: Service) -> str:
     """BIG_POINTS synthetic points with map fields, written straight to the service's own store (same process)."""
     from scripts.synthetic import add_synthetic
-    from service.api.deps import warm_snapshot
 
     ws = service.app.state.api.workspace
     if not ws.catalog.exists(BIG):
@@ -113,7 +112,7 @@ def big_dataset(service: Service) -> str:
         add_synthetic(ws, BIG, BIG_POINTS)
         log.info("%s written in %.1f s", BIG, time.perf_counter() - started)
     # Written behind the service's back: do what its run manager does when a run has written a dataset.
-    warm_snapshot(service.app.state.api, BIG)
+    service.app.state.api.views.after_run(BIG, succeeded=True)
     return BIG
 
 

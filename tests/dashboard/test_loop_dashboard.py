@@ -23,7 +23,6 @@ def loop_dataset(service: Service, tmp_path_factory) -> dict:
     """A small planted dataset of its own in the session's service, trained (v1, production) and analysed,
     so retraining it never changes what the other dashboard tests see."""
     from service.analyses.runner import analyze
-    from service.api.deps import warm_snapshot
     from service.datasets.ingest import ingest, make_sources
     from service.predictions.client import enrich
     from service.predictions.registry import ModelRegistry
@@ -38,7 +37,7 @@ def loop_dataset(service: Service, tmp_path_factory) -> dict:
         registry.promote(LOOP, train_version(ws, LOOP, grids=TEST_GRIDS, learning_repeats=1, registry=registry).version)
         enrich(ws, LOOP)
         analyze(ws, LOOP)
-        warm_snapshot(state, LOOP)
+        state.views.after_run(LOOP, succeeded=True)  # written behind the service's back: as after a run
     return {"planted": planted}
 
 
@@ -49,6 +48,7 @@ def test_loop_state_counts_changes_runs_a_retrain_and_tells_the_verdict(service,
     state = LoopState(client, map_state).load()
     before = len(state.history)
     assert state.champion is not None and state.headline().startswith(f"{state.changes} label change")
+    assert "as ingested" in state.evaluation and "as reviewed" in state.evaluation
     for rid in planted.flipped[:2]:
         client.label(LOOP, rid, "relabel", planted.truth[rid], user="ana")
     state.load()
@@ -62,7 +62,7 @@ def test_loop_state_counts_changes_runs_a_retrain_and_tells_the_verdict(service,
         state.poll()
     assert state.verdict.split(":")[0] in ("Promoted", "Refused"), state.verdict
     assert len(state.history) == before + 1 and state.history.iloc[0]["verdict"] in ("promoted", "refused")
-    assert state.history.iloc[0]["trigger"] == "api"
+    assert state.history.iloc[0]["trigger"] == "api" and state.history.iloc[0]["reviews_added"] >= 2
 
 
 @pytest.mark.browser

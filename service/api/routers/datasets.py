@@ -13,15 +13,15 @@ from fastapi.responses import StreamingResponse
 
 from embeddings.store import check_name
 from service.api import reports
-from service.api.deps import DatasetName, StateDep, WorkspaceDep, Writer, get_audit
+from service.api.deps import DatasetName, StateDep, WorkspaceDep, Writer
 from service.api.errors import READ_ERRORS, WRITE_ERRORS
 from service.api.exporting import EXPORT_FORMATS, MEDIA, SUFFIX, export_format, export_stream
-from service.api.runs import UploadedFile
 from service.api.schemas import DatasetDetail, DatasetSummary, Page, UploadOut
 from service.api.state import ApiState
 from service.api.uploads import receive_upload
 from service.datasets.readers import FORMATS, detect_format
 from service.errors import Conflict, InvalidInput, NotFound, invalid
+from service.runs.steps import UploadedFile
 from service.workspace import dataset_counts
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def detail_of(state: ApiState, name: str) -> dict[str, Any]:
     out["last_analysis_at"] = report.get("created_at") if report else None
     out["analysis_run"] = report.get("run_id") if report else None
     out["model_versions"] = reports.model_versions(state, name)
-    out["label_revision"] = len(get_audit(state, name))
+    out["label_revision"] = len(state.audit(name))
     return out
 
 
@@ -151,7 +151,6 @@ async def create_dataset(request: Request, response: Response, state: StateDep) 
                               f"form field `format` ({', '.join(FORMATS)})") from exc
         ws = await run_in_threadpool(lambda: state.workspace)
         existed = await run_in_threadpool(ws.catalog.exists, name)
-        assert state.runs is not None
         run, future = state.runs.submit(name, "ingest", options, cleanup=(path.parent,),
                                         upload=UploadedFile(path, original))
     except BaseException:
@@ -179,7 +178,6 @@ def delete_dataset(dataset: DatasetName, state: StateDep) -> Response:
     """Delete a dataset with its audit log and analysis report (trained models stay in the registry)."""
     ws = state.workspace
     ws.catalog.get(dataset)
-    assert state.runs is not None
     active = [r for r in state.runs.list(dataset) if r.status in ("queued", "running")]
     if active:
         raise Conflict(f"dataset {dataset!r} has {len(active)} run(s) queued or running ({active[0].id}); "
@@ -187,11 +185,8 @@ def delete_dataset(dataset: DatasetName, state: StateDep) -> Response:
     with state.dataset_lock(dataset):
         ws.catalog.drop(dataset)
         state.audits.drop(ws.store, dataset)
-    if state.snapshots is not None:
-        state.snapshots.drop(dataset)
-    reports.forget(dataset)
     shutil.rmtree(state.settings.reports_dir / dataset, ignore_errors=True)
-    state.bump(dataset)
+    state.views.invalidate(dataset)
     return Response(status_code=204)
 
 

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from service.api.deps import DatasetName, StateDep
 from service.api.errors import READ_ERRORS
-from service.api.loop import loop_state
+from service.api.loop import loop_state, reviews_per_version
 from service.predictions.registry import ModelRegistry
 
 router = APIRouter(prefix="/api/datasets/{dataset}", tags=["loop"], responses=READ_ERRORS)
@@ -28,7 +28,9 @@ async def get_loop(dataset: DatasetName, state: StateDep) -> dict[str, Any]:
     def read() -> dict[str, Any]:
         state.workspace.catalog.get(dataset)
         registry = ModelRegistry(state.settings.models_dir)
-        return {**loop_state(state, dataset), "history": history(registry, dataset)}
+        rows = history(registry, dataset)
+        reviews_per_version(state, dataset, rows)
+        return {**loop_state(state, dataset), "history": rows}
 
     return await run_in_threadpool(read)
 

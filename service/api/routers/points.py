@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
-from service.api.deps import CollectionDep, DatasetName, StateDep, snapshot_of
+from service.api.deps import CollectionDep, DatasetName, StateDep
 from service.api.errors import READ_ERRORS
 from service.api.queries import decode_offset, encode_cursor, point_out, resolve_id, to_point_filter
 from service.api.schemas import Page, PointDetail, PointOut, PointQuery
@@ -82,7 +82,7 @@ def get_map(
 ) -> Response:
     """Every point's map fields in one response, cached per (dataset, analysis run, label revision): JSON, or
     Arrow IPC when the Accept header asks for it."""
-    snap = snapshot_of(state, dataset)
+    snap = state.views.snapshot(dataset)
     arrow = accept is not None and ARROW_MEDIA_TYPE in accept.lower()
     # One tag per form, so a cache holding one form never revalidates the other.
     etag = snap.etag() if not arrow else snap.etag()[:-1] + '-arrow"'

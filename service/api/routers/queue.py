@@ -53,6 +53,6 @@ def download_queue(
     elif format == "jsonl":
         chunks = exports.jsonl_chunks(exports.QUEUE_COLUMNS, rows)
     else:
-        chunks = exports.label_studio_chunks(rows)
+        chunks = exports.label_studio_chunks(rows, dataset)
     headers = {"Content-Disposition": f'attachment; filename="{dataset}-queue-{strategy}.{SUFFIX[format]}"'}
     return StreamingResponse(_encoded(chunks), media_type=MEDIA[format], headers=headers)

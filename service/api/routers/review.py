@@ -1,4 +1,5 @@
-"""Relabelling with an audit trail: review actions on a point, the change log, undo, Label Studio import."""
+"""Relabelling with an audit trail: review actions on a point, the change log, undo (Label Studio imports:
+routers/labelstudio.py)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 
-from service.api import review
-from service.api.deps import DatasetName, StateDep, Writer, get_audit
+from service.api.deps import DatasetName, StateDep, Writer
 from service.api.errors import READ_ERRORS, WRITE_ERRORS
 from service.api.loop import queue_retrain_if_due
-from service.api.queries import decode_cursor, encode_cursor, resolve_id
-from service.api.schemas import ChangeOut, ImportOut, LabelIn, Page, PointOut, UndoIn
+from service.api.queries import decode_cursor, encode_cursor, point_out, resolve_id
+from service.api.schemas import ChangeOut, LabelIn, Page, PointOut, UndoIn
+from service.review.actions import ReviewAction, Reviewed
 
 router = APIRouter(prefix="/api/datasets/{dataset}", tags=["review"], responses=READ_ERRORS)
-
-MAX_TASKS = 100_000
 
 
 class ReviewedPoint(PointOut):
     """The point after the change, and the change as logged."""
 
     change: ChangeOut
+
+
+def _answer(done: Reviewed) -> dict[str, Any]:
+    return {**point_out(done.point_id, done.payload), "change": done.change}
 
 
 @router.post("/points/{point_id}/label", operation_id="label_point", response_model=ReviewedPoint,
@@ -33,9 +36,9 @@ def label_point(
 ) -> dict[str, Any]:
     """Relabel, accept the suggestion, or mark reviewed/ambiguous, with a reason; the change is appended to
     the audit log. Send the `revision` you saw: a stale one answers 409 and changes nothing."""
-    point, change = review.apply_action(state, dataset, point_id, body)
+    done = state.apply_review(dataset, point_id, ReviewAction(**body.model_dump()))
     queue_retrain_if_due(state, dataset)
-    return {**point, "change": change}
+    return _answer(done)
 
 
 @router.get("/changes", operation_id="list_changes", response_model=Page[ChangeOut])
@@ -45,9 +48,10 @@ def list_changes(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
-    """The audit log, newest first."""
+    """The audit log, newest first. `status` says whether each change reached its point: `applied`,
+    `pending` (being written) or `not_applied` (the service stopped before the point was written)."""
     state.workspace.catalog.get(dataset)
-    audit = get_audit(state, dataset)
+    audit = state.audit(dataset)
     offset = decode_cursor(cursor, int) or 0
     if point is None:
         data = audit.newest(offset, limit)
@@ -68,27 +72,7 @@ def undo_change(
     body: Annotated[UndoIn | None, Body()] = None,
 ) -> dict[str, Any]:
     """Revert a change by appending its inverse (the log is never rewritten). 409 when it was already
-    undone or the point changed after it."""
+    undone, never applied, or the point changed after it."""
     body = body or UndoIn()
     state.workspace.catalog.get(dataset)
-    point, change = review.undo(state, dataset, change_id, body.user, body.reason)
-    return {**point, "change": change}
-
-
-@router.post("/annotations/label-studio", operation_id="import_label_studio", response_model=ImportOut,
-             dependencies=[Writer], responses=WRITE_ERRORS)
-def import_label_studio(
-    dataset: DatasetName, state: StateDep,
-    tasks: Annotated[list[Any], Body(max_length=MAX_TASKS, description="A Label Studio JSON export (a list "
-                                     "of tasks); tasks that are not objects are skipped")],
-    user: Annotated[str, Query(min_length=1, max_length=100, description="Annotator when a task names none")]
-    = "label-studio",
-    allow_new_label: bool = False,
-) -> dict[str, Any]:
-    """Apply a Label Studio export: each task's latest choice relabels its point (data.point_id, else
-    data.record_id or data.id), logged like any change. Tasks that cannot apply are listed in `skipped`."""
-    state.workspace.catalog.get(dataset)
-    result = review.import_label_studio(state, dataset, tasks, user, allow_new_label)
-    if result.get("applied"):
-        queue_retrain_if_due(state, dataset)
-    return result
+    return _answer(state.undo_review(dataset, change_id, body.user, body.reason))

@@ -24,7 +24,6 @@ def start_run(dataset: DatasetName, body: RunIn, state: StateDep) -> dict[str, A
     if body.step != "ingest":
         state.workspace.catalog.get(dataset)  # 404 now rather than a failed run later
     options = {**body.options, **(body.model_extra or {})}
-    assert state.runs is not None
     run, _ = state.runs.submit(dataset, body.step, options)
     return run.to_dict()
 
@@ -38,7 +37,6 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """Runs, newest first."""
-    assert state.runs is not None
     runs = state.runs.list(dataset, status)
     offset = decode_cursor(cursor, int) or 0
     page = [r.to_dict() for r in runs[offset: offset + limit]]
@@ -49,7 +47,6 @@ def list_runs(
 @router.get("/runs/{run_id}", operation_id="get_run", response_model=RunOut)
 def get_run(run_id: Annotated[str, Path(max_length=64)], state: StateDep) -> dict[str, Any]:
     """A run's status, progress (stage, done, total), error and result."""
-    assert state.runs is not None
     run = state.runs.get(run_id)
     if run is None:
         raise NotFound(f"no run {run_id!r}; list them with GET /api/runs")

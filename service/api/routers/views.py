@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 
 from embeddings.store import PointFilter
 from service.api import reports
-from service.api.deps import CollectionDep, DatasetName, StateDep, snapshot_of
+from service.api.deps import CollectionDep, DatasetName, StateDep
 from service.api.errors import READ_ERRORS
 from service.api.queries import bad_cursor, decode_cursor, decode_offset, encode_cursor, point_out
 from service.api.schemas import Cluster, ClusterChangesOut, ClusterDetail, Page, PointOut, Split, Triage
@@ -79,7 +79,7 @@ def list_issues(
 ) -> dict[str, Any]:
     """Labelled points ranked by mislabel_score (highest first) with triage, reasons and suggested_label.
     Points already reviewed are left out unless include_reviewed."""
-    snap = snapshot_of(state, dataset)
+    snap = state.views.snapshot(dataset)
     scores = _column(snap, "mislabel_score")
     if not any(s is not None for s in scores):
         raise reports.no_scores(dataset, _column(snap, "prediction"), _analysed(snap))
@@ -110,7 +110,7 @@ def list_disagreements(
 ) -> dict[str, Any]:
     """Labelled points whose prediction differs from the label with confidence >= min_confidence, most
     confident first."""
-    snap = snapshot_of(state, dataset)
+    snap = state.views.snapshot(dataset)
     predictions = _column(snap, "prediction")
     if not any(p is not None for p in predictions):
         raise Conflict(f"dataset {dataset!r} has no predictions yet: run predict "
@@ -138,7 +138,7 @@ def list_suggestions(
 ) -> dict[str, Any]:
     """Unlabelled points with a suggested label, most confident first; `agreement` is how far the model and
     the neighbours agree on it (suggestion_agreement, else knn_agreement)."""
-    snap = snapshot_of(state, dataset)
+    snap = state.views.snapshot(dataset)
     suggested, labels, conf, reviewed = (
         _column(snap, n) for n in ("suggested_label", "label", "suggestion_confidence", "review_status"))
     if not any(s is not None for s in suggested):
@@ -212,7 +212,7 @@ def cluster_changes(
         return compare_by_cluster(snap.ids, snap.columns["label"], snap.columns["cluster"], a_answers, b_answers,
                                   names=names, min_size=min_size)
 
-    out = snapshot_of(state, dataset).derived(f"cluster-changes:{a}:{b}:{min_size}", build)
+    out = state.views.snapshot(dataset).derived(f"cluster-changes:{a}:{b}:{min_size}", build)
     return {**out, "clusters": out["clusters"][:limit]}
 
 
