@@ -1,5 +1,7 @@
 # The Data Debugger service (API + dashboard). Used by docker-compose.yml next to a Qdrant server.
-FROM python:3.11-slim
+# Its `base` stage (the package installed, a user, /data) is shared with trainer.Dockerfile and api.Dockerfile:
+#   docker build --target base -t data-debugger-base .     (`make train-docker` / `make api-docker` do it)
+FROM python:3.11-slim AS base
 
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 WORKDIR /app
@@ -16,6 +18,10 @@ RUN pip install -c constraints.txt .
 
 RUN useradd --create-home debugger && mkdir /data && chown debugger /data
 USER debugger
+# Stores, models, caches (the numba cache too) and reports: one volume.
+ENV DATA_DEBUGGER_HOME=/data
 VOLUME /data
+
+FROM base AS service
 EXPOSE 8000 5006
 CMD ["data-debugger", "serve", "--host", "0.0.0.0"]

@@ -1,10 +1,17 @@
 # Two commands: `make run` (install into .venv, then the main job on the Humanloop export) and `make test`.
+# Just the classifier: `make train` then `make api` (the prediction API alone on API_PORT, 4002).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DATASET ?= humanloop
+API_PORT ?= 4002
+# Docker: the images are named $(IMAGE)-base / -trainer / -api; models live in the $(MODELS_VOLUME) volume.
+IMAGE ?= data-debugger
+MODELS_VOLUME ?= data-debugger-models
+HUMANLOOP_DIR ?= $(abspath ../shared/data/humanloop)
 
-.PHONY: install lock run test test-fast lint bench clean
+.PHONY: install lock run test test-fast lint bench clean train api docker-base train-docker api-docker
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +34,27 @@ lock:
 
 run: install
 	$(BIN)/data-debugger run
+
+# Ingest the Humanloop export if the dataset is missing, train a version unless the latest one was trained on
+# the same data and options, print its metrics and confusion matrices (with the SVG images' paths).
+train: install
+	$(BIN)/data-debugger train --dataset $(DATASET) --ingest-if-missing --if-changed --confusion
+
+# The production version (else the latest) behind the prediction API alone; refuses when none is trained.
+api: install
+	$(BIN)/data-debugger model-server --dataset $(DATASET) --port $(API_PORT) --require-model
+
+# The same two steps in containers (untested here: no Docker engine where this project is built).
+docker-base:
+	docker build --target base -t $(IMAGE)-base .
+
+train-docker: docker-base
+	docker build -f trainer.Dockerfile --build-arg BASE=$(IMAGE)-base -t $(IMAGE)-trainer .
+	docker run --rm -v $(MODELS_VOLUME):/data -v $(HUMANLOOP_DIR):/data-in:ro $(IMAGE)-trainer
+
+api-docker: docker-base
+	docker build -f api.Dockerfile --build-arg BASE=$(IMAGE)-base -t $(IMAGE)-api .
+	docker run --rm -p 127.0.0.1:$(API_PORT):4002 -v $(MODELS_VOLUME):/data $(IMAGE)-api
 
 test: install
 	$(BIN)/python -m pytest -q

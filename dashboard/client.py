@@ -9,15 +9,7 @@ from typing import Any
 import httpx
 import orjson
 
-from service.errors import (
-    Conflict,
-    DataDebuggerError,
-    InsufficientStorage,
-    InvalidInput,
-    NotFound,
-    TooLarge,
-    Unavailable,
-)
+from service.errors import STATUSES, DataDebuggerError, InvalidInput, Unavailable
 
 ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"  # the /map route's binary form (the API's name for it)
 
@@ -25,9 +17,9 @@ log = logging.getLogger(__name__)
 
 # The API answers with the project's exception tree mapped to status codes; map them back so the
 # dashboard's states handle "not analysed yet" (404) and "changed meanwhile" (409) as the core does.
+# A 500 stays the base class: it is any failure, not only an integrity error.
 _BY_STATUS: dict[int, type[DataDebuggerError]] = {
-    400: InvalidInput, 404: NotFound, 409: Conflict, 413: TooLarge, 422: InvalidInput, 503: Unavailable,
-    507: InsufficientStorage,
+    400: InvalidInput, **{status: cls for cls, status, _ in STATUSES if status != 500},
 }
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from embeddings.errors import IntegrityError, InvalidInput
 from embeddings.onnx_backend import OPSET, load_or_export, onnx_available
-from service.errors import IntegrityError, InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,25 @@ class Embedder(Protocol):
 
     def embed(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         """Vectors of shape (len(texts), dim), float32, unit length."""
+
+
+class LazyEmbedder:
+    """An embedder looked up only when used: building the real one imports torch (seconds), wasted on
+    text-only models, and the prediction app is built before the service's workspace is open."""
+
+    def __init__(self, resolve: Callable[[], Embedder]):
+        self._resolve = resolve
+
+    @property
+    def name(self) -> str:
+        return self._resolve().name
+
+    @property
+    def dim(self) -> int:
+        return self._resolve().dim
+
+    def embed(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        return self._resolve().embed(texts, show_progress=show_progress)
 
 
 def _sha256_file(path: Path) -> str:
@@ -158,9 +178,8 @@ class SentenceTransformerEmbedder:
 
     def share_cores(self) -> None:
         """Run the model in a process that also serves requests. torch gets half the cores: its OpenMP threads
-        spin, and more of them than free cores starve the event loop (117 vs 18 text searches/s measured on 2
-        busy cores). ONNX Runtime keeps every core with its idle threads asleep: at 100k points, 16 clients,
-        2 cores, text search went from 214 req/s, p99 96 ms on one thread to 351 req/s, p99 66 ms."""
+        spin, and more of them than free cores starve the event loop. ONNX Runtime keeps every core with its
+        idle threads asleep, which serves text searches faster than one thread (README, "Benchmarks")."""
         import torch
 
         cores = os.cpu_count() or 2
@@ -187,10 +206,9 @@ class SentenceTransformerEmbedder:
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         """Vectors of a few search queries, by the quickest path to this model's vectors. Beside a bf16 torch
-        model that is ONNX Runtime in fp32: the same weights at full precision (cosine to the bf16 vectors
-        0.99996 on 1,000 real utterances; searched among 12,000 others, the same top 10 at 99.6 %), and on 2
-        AMD EPYC cores with native bf16 a batch of 16 queries takes 14.9 ms instead of 19.5, one 2.6 instead
-        of 4.8. Queries are never cached with the data's vectors, so the two precisions never mix in the store."""
+        model that is ONNX Runtime in fp32: the same weights at full precision, nearly the same neighbours and
+        faster for a few short texts (README, "Benchmarks"). Queries are never cached with the data's vectors,
+        so the two precisions never mix in the store."""
         encoder = self._query_encoder() if texts else None
         if encoder is None:
             return self.embed(texts)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from service.errors import InvalidInput
+from embeddings.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,8 @@
 to the data, checked against the torch model before first use, then run in fp32.
 
 Why: on CPUs without native bf16, ONNX Runtime's fused kernels run MiniLM faster than torch eager for the
-short texts this tool sees, with the same vectors (15,000 real utterances: cosine to torch fp32 1.00000, every
-top-10 neighbour kept). Measured on 2 AMD EPYC cores (scripts/bench_embeddings.py): one text at a time
-16.9 -> 4.7 ms; bulk 275 -> 284 texts/s (326 in batches of 64); batches of 16 short queries, 2 threads,
-365 -> 531 texts/s.
+short texts this tool sees, with the same vectors (figures in the README, "Benchmarks": ONNX Runtime against
+torch).
 """
 
 from __future__ import annotations
@@ -23,8 +21,7 @@ log = logging.getLogger(__name__)
 OPSET = 17
 # The exported graph must give the torch model's vectors: anything less is a broken export, not a rounding.
 MIN_COSINE = 0.99999
-# Larger batches pad more and gain nothing: 6,000 real utterances, 2 cores, batches of 16/32/64/128:
-# 274/313/326/283 texts/s (torch at 128: 253).
+# Larger batches pad more and gain nothing (README, "Benchmarks": ONNX Runtime against torch).
 MAX_BATCH = 64
 PROBE_TEXTS = [
     "what is my new credit limit",

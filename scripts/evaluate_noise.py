@@ -180,9 +180,9 @@ def evaluate(data: Data, rate: float, mode: str, seed: int, c: float, k: int,
     out = {
         "combined": ranking_metrics(issues.fields["mislabel_score"][train].astype(float), truth),
         "cleanlab": ranking_metrics(-issues.fields["label_quality"][train].astype(float), truth),
-        "knn": ranking_metrics(1.0 - np.nan_to_num(knn.arrays["agreement"][train], nan=1.0), truth),
+        "knn": ranking_metrics(1.0 - np.nan_to_num(knn.output.agreement[train], nan=1.0), truth),
         "flag:ours": flag_metrics(issues.flags["label_issue"][train], truth),
-        "flag:cleanlab": flag_metrics(issues.arrays["cleanlab_issue"][train], truth),
+        "flag:cleanlab": flag_metrics(issues.output.issue[train], truth),
     }
     if data.score is not None:
         out["score"] = ranking_metrics(np.nan_to_num(data.score[train], nan=0.0), truth)

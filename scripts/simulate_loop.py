@@ -279,7 +279,10 @@ def tables(results: dict[str, Any]) -> str:
         dataset, mode = key.split("/")
         cells = [mean_std([r["none"] for r in runs]), mean_std([r["clean"] for r in runs])]
         cells += [mean_std([r[o]["curve"][-1] for r in runs]) for o in ORDERS]
-        cells += [f"{np.mean([r[o]['recovered'] for r in runs]):.0%}" for o in ORDERS]
+        # Recovered share of the mean F1s (a mean of per-seed ratios explodes when a seed's loss is tiny).
+        lost = np.mean([r["clean"] - r["none"] for r in runs])
+        cells += [f"{np.mean([r[o]['curve'][-1] - r['none'] for r in runs]) / lost:.0%}" if lost > 0 else "n/a"
+                  for o in ORDERS]
         cells += [f"{np.mean([r[o]['found'] for r in runs]):.0f} / {runs[0]['flipped']}" for o in ORDERS]
         lines.append(f"| {dataset} | {mode} | " + " | ".join(cells) + " |")
     lines += ["", "### Labelling (5 % labelled to start, 1 % of the pool per round)", "",
@@ -354,12 +357,18 @@ def save(results: dict[str, Any], path: Path) -> None:
 
 
 def merged(paths: list[Path]) -> dict[str, Any]:
-    """Several runs' result files as one (later files win for the same dataset and mode)."""
+    """Several runs' result files as one (later files win for the same dataset and mode, or strategy)."""
     out: dict[str, Any] = {"fixing": {}, "labelling": {}}
     for path in paths:
         data = json.loads(path.read_text())
         out["fixing"].update(data.get("fixing", {}))
-        out["labelling"].update(data.get("labelling", {}))
+        for dataset, runs in data.get("labelling", {}).items():
+            if dataset not in out["labelling"]:
+                out["labelling"][dataset] = runs
+                continue
+            # Same seeds, more (or re-run) strategies: seed by seed, the later file's strategies win.
+            for mine, theirs in zip(out["labelling"][dataset], runs, strict=True):
+                mine.update(theirs)
     return out
 
 

@@ -12,6 +12,7 @@ import re
 import sys
 from pathlib import Path
 
+from service import numba_cache
 from service.diskspace import disk_space, ensure_space, human
 from service.errors import DataDebuggerError
 from service.settings import Settings
@@ -87,13 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # that part of the tool is not built yet
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -114,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "writes", False):
             ensure_space(settings, f"data-debugger {args.command}")
-        return int(args.handler(args, settings) or 0)
+        # Set before anything imports numba: UMAP's compiled functions persist under the data home.
+        with numba_cache.configured(settings.home):
+            return int(args.handler(args, settings) or 0)
     except DataDebuggerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

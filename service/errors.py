@@ -7,25 +7,25 @@
     ├── Conflict            a concurrent edit or an existing resource                  -> 409
     ├── TooLarge            an upload or body over the configured limit                -> 413
     ├── InsufficientStorage the disk under the data home is below its free-space reserve -> 507
+    ├── NotAuthorized       a write without the service's bearer token                 -> 401
     ├── Unavailable         the store or prediction API cannot be reached              -> 503
     └── IntegrityError      shipped model weights whose hash does not match            -> 500
+
+DataDebuggerError, NotFound, InvalidInput, Conflict, Unavailable and IntegrityError are defined in
+`embeddings.errors` (the store and the embedder raise them) and re-exported here; `STATUSES` below is the
+one table of statuses, read by the API, the prediction API and the dashboard's client.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The store's own errors (defined in the embeddings layer, which imports nothing from service) are this
+# tree's root and first branches: the same classes, so one `except NotFound` catches either layer's.
+from embeddings.errors import Conflict, DataDebuggerError, IntegrityError, InvalidInput, NotFound, Unavailable
 
-class DataDebuggerError(Exception):
-    """Base of every error this project raises on purpose."""
-
-
-class NotFound(DataDebuggerError):
-    """A named resource does not exist."""
-
-
-class InvalidInput(DataDebuggerError):
-    """Input that cannot be used as given; the message names the field and the fix."""
+__all__ = ["Conflict", "DataDebuggerError", "InsufficientStorage", "IntegrityError", "InvalidInput", "InvalidRecords",
+           "NotAuthorized", "NotFound", "RecordProblem", "STATUSES", "TooLarge", "Unavailable", "invalid", "status_of"]
 
 
 def invalid(field: str, message: str) -> InvalidInput:
@@ -62,10 +62,6 @@ class InvalidRecords(InvalidInput):
         super().__init__(f"{source}: {len(problems)} bad record(s); nothing was written:\n{shown}{more}\n{hint}")
 
 
-class Conflict(DataDebuggerError):
-    """The resource changed since it was read, or already exists."""
-
-
 class TooLarge(DataDebuggerError):
     """A body or upload over the configured limit."""
 
@@ -74,9 +70,24 @@ class InsufficientStorage(DataDebuggerError):
     """A write refused because the disk under the data home is below its free-space reserve."""
 
 
-class Unavailable(DataDebuggerError):
-    """A backing service (the store, the prediction API) cannot be reached or is locked."""
+class NotAuthorized(DataDebuggerError):
+    """A write without the bearer token the service was started with."""
 
 
-class IntegrityError(DataDebuggerError):
-    """Files that do not match their pinned hash."""
+# Each class with its HTTP status and error code, most specific first; a subclass not listed takes its
+# nearest listed ancestor's (InvalidRecords answers 422).
+STATUSES: tuple[tuple[type[DataDebuggerError], int, str], ...] = (
+    (NotFound, 404, "not_found"),
+    (InvalidInput, 422, "invalid_input"),
+    (Conflict, 409, "conflict"),
+    (TooLarge, 413, "too_large"),
+    (InsufficientStorage, 507, "insufficient_storage"),
+    (NotAuthorized, 401, "not_authorized"),
+    (Unavailable, 503, "unavailable"),
+    (IntegrityError, 500, "integrity_error"),
+)
+
+
+def status_of(exc: DataDebuggerError) -> tuple[int, str]:
+    """The HTTP status and error code of an error of the tree (500, "error" for one nobody mapped)."""
+    return next(((status, code) for cls, status, code in STATUSES if isinstance(exc, cls)), (500, "error"))

@@ -21,27 +21,27 @@ from pathlib import Path
 from typing import IO, Any
 
 from embeddings.store import PointFilter, iter_points
+from service.analyses.registry import declared_fields, flag_values
 from service.analyses.report import load_report
+from service.choices import DEFAULT_STRATEGY, FORMATS
 from service.errors import InvalidInput
-from service.fields import FLAG_VALUES
 
 # The Label Studio writer lives in service.labelstudio; its names stay importable from here.
 from service.labelstudio.tasks import label_studio_chunks, label_studio_config, label_studio_task  # noqa: F401
 
 KINDS = ("points", "issues", "suggestions", "clusters", "queue")
-FORMATS = ("csv", "jsonl", "label-studio")
-MEDIA_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson", "label-studio": "application/json"}
-EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "label-studio": ".json"}
 # Kinds whose rows carry a text and a suggested label, so they can become Label Studio tasks.
 LABEL_STUDIO_KINDS = ("issues", "suggestions", "queue")
 
 POINT_COLUMNS = [
     "id", "text", "label", "split", "prediction", "confidence", "entropy", "cluster", "x", "y",
-    "mislabel_score", "suggested_label", "triage", "flags", *FLAG_VALUES,
+    "mislabel_score", "suggested_label", "triage", "flags", *flag_values(),
     "label_quality", "knn_agreement", "knn_majority_label", "knn_majority_share", "outlier_score",
     "duplicate_group", "suggestion_confidence", "suggestion_agreement", "reasons", "model_version",
     "analysis_run",
 ]
+POINT_COLUMNS += [name for name in declared_fields() if name not in POINT_COLUMNS]  # an analysis added since
+FLAG_COLUMNS = [flag for flag in flag_values() if flag in POINT_COLUMNS]
 ISSUE_COLUMNS = ["id", "text", "label", "split", "suggested_label", "mislabel_score", "triage", "reasons"]
 SUGGESTION_COLUMNS = ["id", "text", "suggested_label", "confidence", "agreement"]
 CLUSTER_COLUMNS = [
@@ -71,7 +71,7 @@ def point_rows(ws, dataset: str, **_: Any) -> Iterator[dict[str, Any]]:
         row = {c: p.get(c) for c in POINT_COLUMNS}
         row["id"] = _record_id(pid, p)
         row["flags"] = flags
-        row.update({flag: flag in flags for flag in FLAG_VALUES})
+        row.update({flag: flag in flags for flag in FLAG_COLUMNS})
         yield row
 
 
@@ -113,7 +113,7 @@ def cluster_rows(ws, dataset: str, **_: Any) -> Iterator[dict[str, Any]]:
         yield {c: row.get(c) for c in CLUSTER_COLUMNS}
 
 
-def queue_rows(ws, dataset: str, strategy: str = "hybrid", limit: int = 50, seed: int = 0,
+def queue_rows(ws, dataset: str, strategy: str = DEFAULT_STRATEGY, limit: int = 50, seed: int = 0,
                **_: Any) -> Iterator[dict[str, Any]]:
     """The labelling queue (service.queue.build_queue)."""
     from service.queue import build_queue

@@ -1,6 +1,7 @@
 """The payload fields each step writes on a point: the contract between ingest, predict, analyze, the API
-and the dashboard. Filterable fields are indexed in `embeddings.store.INDEXED_FIELDS`; none is a boolean
-(qdrant-edge 0.9 cannot match booleans), so flags are a keyword list.
+and the dashboard. Filterable fields get a store index (BASE_INDEXED here, and what each analysis declares:
+service.analyses.registry.indexed_fields); none is a boolean (qdrant-edge 0.9 cannot match booleans), so
+flags are a keyword list.
 
 ingest (service.datasets.ingest.payload_of):
     record_id        the record's own id (int or str); point id = embeddings.store.point_id(record_id)
@@ -20,7 +21,8 @@ predict (service.predictions):
     entropy          entropy (nats) of the full probability vector
     prediction_status  "correct" | "incorrect" | "unlabelled"
 
-analyze (service.analyses), all optional until an analysis ran:
+analyze (service.analyses), all optional until an analysis ran; each analysis declares the fields and flags
+it writes (`data-debugger analyze --list` shows them). The built-in ones:
     knn_agreement, knn_majority_label, knn_majority_share   kNN label consistency
     label_quality    cleanlab's label-quality score in [0, 1] (low = suspicious)
     mislabel_score   combined score in [0, 1] (high = likely mislabelled)
@@ -45,8 +47,17 @@ review (service.api relabelling), written by a relabel:
 """
 
 TRIAGE_VALUES = ("label_error", "model_error", "ambiguous", "outlier", "agree", "unlabelled")
-FLAG_VALUES = (
+# Flags people set by reviewing, whatever the analyses declare.
+REVIEW_FLAGS = ("reviewed", "ambiguous")
+# Where the built-in flags have always been listed (the points export's columns, the API's flag enum): kept so
+# those stay as they were. Every flag an analysis declares is listed (registry.flag_values), these first.
+FLAG_ORDER = (
     "label_issue", "confident_disagreement", "outlier", "duplicate", "conflicting_duplicate", "leak",
     "knn_disagreement", "suggestion_conflict", "reviewed", "ambiguous",
 )
+# Fields of ingest and predict the API filters on, with their store index type.
+BASE_INDEXED: dict[str, str] = {
+    "label": "keyword", "split": "keyword", "prediction": "keyword", "prediction_status": "keyword",
+    "confidence": "float", "entropy": "float", "text": "text",
+}
 PREDICTION_FIELDS = ("model_version", "prediction", "confidence", "n_best", "entropy", "prediction_status")

@@ -3,7 +3,7 @@
 entropy, margin, least_confidence   the model's uncertainty (from the predict step's payload fields)
 random                              a seeded shuffle: the baseline every strategy should beat
 knn_disagreement                    the model's prediction against the labelled neighbours' majority
-hybrid                              (uncertainty + the neighbours' contradiction) x cluster weight (clusters
+hybrid                              (1 - margin + the neighbours' contradiction) x cluster weight (clusters
                                     with high error and low label coverage weigh more), picked greedily; a
                                     cluster's picks lose pull past its share of the uncertainty (diversity),
                                     near-duplicates of points already picked are skipped
@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from embeddings.store import Collection, PointFilter, load_all
+from service.choices import DEFAULT_STRATEGY, STRATEGIES
 from service.errors import Conflict, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("entropy", "margin", "least_confidence", "random", "knn_disagreement", "hybrid")
 MAX_LIMIT = 100_000
 
 
@@ -63,15 +63,14 @@ def _knn_disagreement(payload: dict[str, Any]) -> float | None:
 
 
 def _hybrid_score(payload: dict[str, Any]) -> float | None:
-    """The model's uncertainty (entropy, in nats) plus how strongly the labelled neighbours contradict its
-    prediction (0 to 1, scaled to the same range): a point the model is unsure of AND its neighbourhood
-    argues about is worth more than either alone."""
-    uncertainty = _entropy(payload)
-    if uncertainty is None:
+    """How unsure the model is between its top two answers (1 − margin) plus how strongly the labelled
+    neighbours contradict its prediction (0 to 1): a point the model hesitates on AND its neighbourhood argues
+    about is worth more than either alone. Margin rather than entropy: over scripts/simulate_loop.py's rounds
+    it was the stronger uncertainty signal (README, The improvement loop)."""
+    margin = _margin(payload)
+    if margin is None:
         return None
-    n_labels = max(2, len(payload.get("n_best") or []))
-    contradiction = _knn_disagreement(payload)
-    return uncertainty + (contradiction or 0.0) * math.log(n_labels)
+    return (1.0 - margin) + (_knn_disagreement(payload) or 0.0)
 
 
 def cluster_weights(payloads: list[dict[str, Any]], report: dict[str, Any] | None) -> dict[int, float]:
@@ -110,7 +109,7 @@ def _row(rank: int, pid: Any, payload: dict[str, Any], score: float, strategy: s
     }
 
 
-def build_queue(source, dataset: str | None = None, strategy: str = "hybrid", limit: int = 50, *,
+def build_queue(source, dataset: str | None = None, strategy: str = DEFAULT_STRATEGY, limit: int = 50, *,
                 seed: int = 0, report: dict[str, Any] | None = None, dedupe_threshold: float = 0.9,
                 ) -> list[dict[str, Any]]:
     """The `limit` unlabelled points to annotate next, best first, as rows (rank, id, text, score, ...).
@@ -191,15 +190,13 @@ def rank_unlabelled(ids: list[Any], payloads: list[dict[str, Any]], strategy: st
 
 
 def _hybrid(vector_of, ids, payloads, scores, scored, limit, weights, dedupe_threshold) -> list[dict[str, Any]]:
-    n_labels = max((len(p.get("n_best") or []) for p in payloads), default=2)
-    scale = math.log(max(2, n_labels))
     # Groups for diversity: a cluster's points share one; a point in no cluster (HDBSCAN noise) is a group of
     # its own, since noise is not one region and must not compete for a single slot.
     by_group: dict[Any, list[tuple[float, int]]] = {}
     for i in scored:
         c = payloads[i].get("cluster")
         c = int(c) if c is not None else -1
-        value = (scores[i] / scale) * weights.get(c, 1.0)
+        value = scores[i] * weights.get(c, 1.0)
         by_group.setdefault(c if c >= 0 else ("noise", i), []).append((value, i))
     # A bounded pool per group: the greedy pass never needs more than `limit` from one group.
     pool: dict[Any, list[tuple[float, int]]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The real Humanloop export, kept beside the repository (never committed).
@@ -38,8 +38,9 @@ class Settings(BaseSettings):
     # Store: embedded qdrant-edge by default; a Qdrant server when qdrant_url is set.
     qdrant_url: str | None = Field(None, validation_alias="QDRANT_URL")
     qdrant_api_key: SecretStr | None = Field(None, validation_alias="QDRANT_API_KEY")
-    store_backend: Literal["auto", "edge", "server", "memory"] = Field(
-        "auto", description="auto = server when QDRANT_URL is set, else edge; memory = qdrant-client :memory:."
+    store_backend: str = Field(
+        "auto", description="auto = server when QDRANT_URL is set, else edge; memory = qdrant-client :memory:; "
+        "any name in embeddings.store.BACKENDS."
     )
     # A Qdrant cluster: how new collections spread over its nodes (None = the server's default, 1).
     qdrant_shards: int | None = Field(None, description="Shards per new collection, e.g. one per node.")
@@ -104,6 +105,15 @@ class Settings(BaseSettings):
         None, description="Shared secret Label Studio's webhooks send (X-Data-Debugger-Secret); unset = webhook off.")
     label_studio_webhook_base: str | None = Field(
         None, description="This service's URL as Label Studio reaches it; set = push registers the webhook.")
+
+    @field_validator("store_backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        from embeddings.store import BACKENDS
+
+        if value != "auto" and value not in BACKENDS:
+            raise ValueError(f"store_backend {value!r} is not one of auto, {', '.join(BACKENDS)}")
+        return value
 
     @property
     def resolved_backend(self) -> str:

@@ -28,6 +28,7 @@ class DashboardState(param.Parameterized):
 
     dataset = param.Selector(objects=[], doc="the dataset shown")
     message = param.String(default="")
+    analysis_warning = param.String(default="", doc="the dataset's analysis state when wrong (e.g. incomplete)")
 
     def __init__(self, client: ApiClient, defer_rest: bool = False, cache: Any = None, **params: Any):
         super().__init__(**params)
@@ -68,6 +69,8 @@ class DashboardState(param.Parameterized):
         except DataDebuggerError as exc:
             self.message = f"cannot load {dataset!r}: {exc}"
             return
+        self.analysis_warning = self._analysis_warning(dataset)
+        self.message = self.analysis_warning
         if self.defer_rest:
             self.defer_rest = False  # only the first page load waits; a dataset switch loads everything
         else:
@@ -79,6 +82,7 @@ class DashboardState(param.Parameterized):
             self.map.load(self.map.dataset)
         except DataDebuggerError as exc:
             self.message = f"cannot reload the map: {exc}"
+        self.analysis_warning = self._analysis_warning(self.map.dataset)
         self.load_rest()
 
     def load_rest(self) -> None:
@@ -87,4 +91,12 @@ class DashboardState(param.Parameterized):
         self.review.load()
         self.models.load()
         self.loop.load()
-        self.message = ""
+        self.message = self.analysis_warning
+
+    def _analysis_warning(self, dataset: str) -> str:
+        """What the dataset detail says is wrong with its analysis ("analysis incomplete: re-run analyze")."""
+        try:
+            return self.client.dataset(dataset).get("analysis_warning") or ""
+        except DataDebuggerError as exc:  # the map loaded, so the views still help; say why this is unknown
+            log.warning("could not read the analysis state of %s: %s", dataset, exc)
+            return ""

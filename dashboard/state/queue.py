@@ -12,18 +12,20 @@ import param
 
 from dashboard.client import ApiClient
 from dashboard.state.map import MapState
+from service.choices import DEFAULT_STRATEGY, EXTENSIONS, FORMATS
+from service.choices import STRATEGIES as SERVICE_STRATEGIES
 from service.errors import DataDebuggerError
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("hybrid", "entropy", "margin", "least_confidence", "knn_disagreement", "random")
-FORMATS = {"csv": "csv", "jsonl": "jsonl", "label-studio": "json"}  # format -> file extension
+# The default first, the rest as the service declares them.
+STRATEGIES = (DEFAULT_STRATEGY, *(s for s in SERVICE_STRATEGIES if s != DEFAULT_STRATEGY))
 
 
 class QueueState(param.Parameterized):
     """What to label next: preview rows, then download them for an annotation tool."""
 
-    strategy = param.Selector(objects=list(STRATEGIES), default="hybrid")
+    strategy = param.Selector(objects=list(STRATEGIES), default=DEFAULT_STRATEGY)
     budget = param.Integer(default=50, bounds=(1, 10_000))
     rows = param.DataFrame(default=None, allow_None=True)
     message = param.String(default="")
@@ -83,7 +85,7 @@ class QueueState(param.Parameterized):
 
     def filename(self, fmt: str) -> str:
         """The download's file name for a format."""
-        return f"{self.map.dataset}-queue-{self.strategy}-{self.budget}.{FORMATS[fmt]}"
+        return f"{self.map.dataset}-queue-{self.strategy}-{self.budget}.{EXTENSIONS[fmt]}"
 
     def download(self, fmt: str) -> io.BytesIO:
         """The queue as the API exports it (csv, jsonl or label-studio)."""

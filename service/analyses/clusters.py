@@ -5,12 +5,13 @@ list says where the model under-performs; clusters made mostly of unlabelled poi
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
-from service.analyses.base import Analysis, AnalysisResult, register
+from service.analyses.base import Analysis, AnalysisResult, Part, PayloadField, register
 from service.analyses.context import AnalysisContext
 from service.analyses.projection import HdbscanClusterer, PcaProjector, UmapProjector, layout
 
@@ -146,13 +147,24 @@ def cluster_table(ctx: AnalysisContext, clusters: np.ndarray, issue: np.ndarray 
     return rows, noise
 
 
+@dataclass(frozen=True)
+class ClusterMap:
+    """Each point's cluster (NOISE = none) and 2-D map position, aligned with the context rows."""
+
+    clusters: np.ndarray
+    xy: np.ndarray
+
+
 @register
 class Clusters(Analysis):
     """UMAP (2-D map, low-D for clustering) and HDBSCAN; per-cluster labels, errors, issues and names."""
 
     name = "clusters"
-    writes = ('cluster', 'x', 'y')
-    raises = ()
+    payload_fields = (PayloadField("cluster", "integer", index="integer", column=True),
+                      PayloadField("x", "float", column=True), PayloadField("y", "float", column=True))
+    report_parts = (Part("clusters", []), Part("noise"), Part("projection"))
+    summary_parts = (Part("clusters", 0), Part("noise_points", 0), Part("candidate_new_intents", 0))
+    output = ClusterMap
     optional = ("label_issues",)
     description = "Density clusters with their error rates, names, and candidate new intents."
 
@@ -191,7 +203,9 @@ class Clusters(Analysis):
         return AnalysisResult(
             fields={"cluster": result.clusters.astype(np.int64), "x": result.xy[:, 0].astype(np.float64),
                     "y": result.xy[:, 1].astype(np.float64)},
-            arrays={"clusters": result.clusters, "xy": result.xy},
+            output=ClusterMap(result.clusters, result.xy),
             report=report,
-            summary=1.0 - float((result.clusters == NOISE).mean()),
+            summary_parts={"clusters": len(table), "noise_points": (noise or {}).get("size", 0),
+                           "candidate_new_intents": sum(1 for c in table if c["candidate_new_intent"])},
+            score=1.0 - float((result.clusters == NOISE).mean()),
         )

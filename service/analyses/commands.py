@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from service.choices import DEFAULT_STRATEGY, FORMATS, STRATEGIES
 from service.cli import count
 from service.diskspace import ensure_space
 from service.errors import InvalidInput
-from service.exports import FORMATS, KINDS, label_studio_config, write_export
-from service.queue import STRATEGIES
+from service.exports import KINDS, label_studio_config, write_export
 from service.settings import Settings
 from service.workspace import Workspace
 
@@ -51,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=count(0), default=0)
     p.add_argument("--version", help="model version (default: production, else the latest)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
-    p.add_argument("--list", action="store_true", help="list the analyses and their parameters, and exit")
+    p.add_argument("--list", action="store_true",
+                   help="list the analyses and what each declares (inputs, fields, flags, report parts, output, "
+                   "parameters), and exit; with --json as JSON")
     p.set_defaults(handler=cmd_analyze)
 
     p = sub.add_parser("export", help="write points, issues, suggestions, clusters or the labelling queue")
@@ -59,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="dataset name (default: settings.default_dataset)")
     p.add_argument("-o", "--output", default="-", help="file to write ('-' = stdout)")
     p.add_argument("--format", choices=FORMATS, help="default: from the file name, else csv")
-    p.add_argument("--strategy", choices=STRATEGIES, default="hybrid", help="queue: how to rank")
+    p.add_argument("--strategy", choices=STRATEGIES, default=DEFAULT_STRATEGY, help="queue: how to rank")
     p.add_argument("--limit", type=count(1), help="queue: how many (default 50); issues, suggestions: at most")
     p.add_argument("--seed", type=count(0), default=0, help="queue: seed of the random strategy")
     p.add_argument("--only-flagged", action="store_true", help="issues: only points flagged label_issue")
@@ -97,13 +99,38 @@ def format_summary(report: dict[str, Any], top: int = 10) -> str:
     return "\n".join(lines)
 
 
+def format_declarations(schemas: dict[str, dict[str, Any]]) -> str:
+    """What each analysis declares, one block per analysis, in run order."""
+
+    def names(values: list[Any]) -> str:
+        return ", ".join(map(str, values)) or "-"
+
+    blocks = []
+    for name, d in schemas.items():
+        fields = [f"{f['name']} ({f['kind']}" + (f", index {f['index']}" if f["index"] else "")
+                  + (", column" if f["column"] else "") + ")" for f in d["payload_fields"]]
+        params = [f"{p}={spec.get('default')!r}" for p, spec in d["parameters"].get("properties", {}).items()]
+        output = d["output"]
+        blocks.append("\n".join([
+            f"{name}: {d['description']}",
+            f"  inputs: needs {names(d['needs'])}; uses if run {names(d['optional'])}",
+            f"  payload fields: {names(fields)}",
+            f"  flags: {names(d['flags'])}",
+            f"  report parts: {names(d['report_parts'])}; summary parts: {names(d['summary_parts'])}",
+            "  output: " + (f"{output['type']}({', '.join(output['fields'])})" if output else "-"),
+            f"  parameters: {names(params)}",
+        ]))
+    return "\n".join(blocks)
+
+
 def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     """`analyze`: run the analyses and print a summary (or the report as JSON)."""
-    from service.analyses.base import analysis_schemas
+    from service.analyses.registry import analysis_schemas
     from service.analyses.runner import analyze
 
     if args.list:
-        print(json.dumps(analysis_schemas(), indent=1))
+        schemas = analysis_schemas()
+        print(json.dumps(schemas, indent=1) if args.json else format_declarations(schemas))
         return 0
     dataset = args.dataset or settings.default_dataset
     ensure_space(settings, "data-debugger analyze")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from service.analyses.base import Analysis, AnalysisResult, register
+from service.analyses.base import Analysis, AnalysisResult, Part, register
 from service.analyses.context import SPLITS, AnalysisContext
 
 
@@ -14,8 +14,8 @@ class ConfidentDisagreement(Analysis):
     """The served model's prediction differs from the annotation with confidence >= threshold."""
 
     name = "confident_disagreement"
-    writes = ()
-    raises = ('confident_disagreement',)
+    sets_flags = ("confident_disagreement",)
+    report_parts = (Part("confident_disagreements", {}),)
     needs = ("model",)
     description = "Labelled points the served model confidently assigns to another label."
 
@@ -41,5 +41,5 @@ class ConfidentDisagreement(Analysis):
                 for i in order
             ],
         }
-        return AnalysisResult(flags={"confident_disagreement": flag}, report=report,
-                              summary=1.0 - float(flag.sum()) / max(1, int(ctx.labelled.sum())))
+        return AnalysisResult(flags={"confident_disagreement": flag}, report={"confident_disagreements": report},
+                              score=1.0 - float(flag.sum()) / max(1, int(ctx.labelled.sum())))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SPLITS = ("training", "validation", "testing")
+T = TypeVar("T")
 
 
 @dataclass
@@ -90,6 +91,13 @@ class AnalysisContext:
             return self.results[name]
         except KeyError:
             raise InvalidInput(f"analysis {name!r} has not run in this analysis run; add it to the list") from None
+
+    def output(self, name: str, kind: type[T]) -> T:
+        """The typed output of an analysis that ran earlier in this run (see its `output` declaration)."""
+        value = self.result(name).output
+        if not isinstance(value, kind):
+            raise InvalidInput(f"analysis {name!r} handed on {type(value).__name__}, not {kind.__name__}")
+        return value
 
 
 def encode_labels(labels: Sequence[str | None], known: Sequence[str] = ()) -> tuple[np.ndarray, list[str]]:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.analyses.base import Analysis, AnalysisResult, register
+from service.analyses.base import Analysis, AnalysisResult, Part, PayloadField, register
 from service.analyses.context import AnalysisContext
 
 _NON_WORD = re.compile(r"[\W_]+")
@@ -58,8 +58,10 @@ class Duplicates(Analysis):
     """Duplicate groups, conflicting labels within them, and training/evaluation leakage with its effect."""
 
     name = "duplicates"
-    writes = ('duplicate_group',)
-    raises = ('duplicate', 'conflicting_duplicate', 'leak')
+    payload_fields = (PayloadField("duplicate_group", "integer"),)
+    sets_flags = ("duplicate", "conflicting_duplicate", "leak")
+    report_parts = (Part("duplicates", {}), Part("leakage", {}))
+    summary_parts = (Part("duplicate_groups", 0), Part("conflicting_groups", 0), Part("leaked_pairs", 0))
     description = "Exact and near-duplicate texts, conflicting duplicates, and leakage across splits."
 
     threshold: float = Field(0.95, gt=0.0, le=1.0, description="cosine similarity of a near-duplicate")
@@ -91,7 +93,7 @@ class Duplicates(Analysis):
                 for e, row in zip(evaluation, sims, strict=True):
                     pairs.append((e, train[int(row.argmax())], float(row.max())))
         names = ctx.label_names
-        report: dict[str, Any] = {
+        duplicates: dict[str, Any] = {
             "threshold": self.threshold,
             "groups": n_groups,
             "points_in_groups": int(len(members)),
@@ -99,25 +101,26 @@ class Duplicates(Analysis):
             "conflicting_groups": len(conflicting_groups),
             "largest": [self._group(ctx, g, by_group[g], split) for g in list(by_group)[: self.examples]],
             "conflicting": [self._group(ctx, g, by_group[g], split) for g in conflicting_groups[: self.examples]],
-            "leakage": {
-                "pairs": len(pairs),
-                "by_split": dict(Counter(split[e] for e, _, _ in pairs)),
-                "examples": [
-                    {"id": ctx.ids[e], "split": split[e], "text": ctx.texts[e], "label": _name(names, ctx.labels[e]),
-                     "training_id": ctx.ids[t], "training_text": ctx.texts[t],
-                     "training_label": _name(names, ctx.labels[t]), "similarity": round(s, 4)}
-                    for e, t, s in sorted(pairs, key=lambda p: -p[2])[: self.examples]
-                ],
-                "effect": self._effect(ctx, {e for e, _, _ in pairs}, split),
-            },
+        }
+        leakage = {
+            "pairs": len(pairs),
+            "by_split": dict(Counter(split[e] for e, _, _ in pairs)),
+            "examples": [
+                {"id": ctx.ids[e], "split": split[e], "text": ctx.texts[e], "label": _name(names, ctx.labels[e]),
+                 "training_id": ctx.ids[t], "training_text": ctx.texts[t],
+                 "training_label": _name(names, ctx.labels[t]), "similarity": round(s, 4)}
+                for e, t, s in sorted(pairs, key=lambda p: -p[2])[: self.examples]
+            ],
+            "effect": self._effect(ctx, {e for e, _, _ in pairs}, split),
         }
         dup_group = np.where(group >= 0, group, None).astype(object)
         return AnalysisResult(
             fields={"duplicate_group": dup_group},
             flags={"duplicate": group >= 0, "conflicting_duplicate": conflicting, "leak": leak},
-            arrays={"group": group},
-            report=report,
-            summary=1.0 - float((conflicting | leak).mean()) if ctx.n else 1.0,
+            report={"duplicates": duplicates, "leakage": leakage},
+            summary_parts={"duplicate_groups": n_groups, "conflicting_groups": len(conflicting_groups),
+                           "leaked_pairs": len(pairs)},
+            score=1.0 - float((conflicting | leak).mean()) if ctx.n else 1.0,
         )
 
     @staticmethod

@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from pydantic import Field
 
-from service.analyses.base import Analysis, AnalysisResult, register
+from service.analyses.base import Analysis, AnalysisResult, Part, PayloadField, register
 from service.analyses.context import AnalysisContext
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KnnVote:
+    """The neighbours' vote per point, for later analyses. Arrays are aligned with the context rows.
+
+    votes: (n, n_labels) similarity-weighted votes; weight: their total; count: labelled neighbours;
+    majority: the winning label's code (-1 = no vote); share: its share of the weight (0 without a vote);
+    agreement: the share of the point's own label (NaN when unlabelled or without a vote); majority_count:
+    neighbours carrying the majority label.
+    """
+
+    votes: np.ndarray
+    weight: np.ndarray
+    count: np.ndarray
+    majority: np.ndarray
+    share: np.ndarray
+    agreement: np.ndarray
+    majority_count: np.ndarray
 
 
 def knn_vote(ctx: AnalysisContext, k: int, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,8 +62,11 @@ class KnnConsistency(Analysis):
     """Agreement of each labelled point's neighbours with its label; the neighbours' majority for every point."""
 
     name = "knn_consistency"
-    writes = ('knn_agreement', 'knn_majority_label', 'knn_majority_share')
-    raises = ('knn_disagreement',)
+    payload_fields = (PayloadField("knn_agreement", "float", column=True),
+                      PayloadField("knn_majority_label", "keyword"), PayloadField("knn_majority_share", "float"))
+    sets_flags = ("knn_disagreement",)
+    report_parts = (Part("knn_consistency", {}),)
+    output = KnnVote
     description = "Similarity-weighted agreement of each point's labelled neighbours with its label."
 
     k: int = Field(10, ge=1, le=100, description="neighbours consulted")
@@ -83,11 +106,10 @@ class KnnConsistency(Analysis):
                 "knn_majority_share": np.where(has_vote, share, np.nan),
             },
             flags={"knn_disagreement": disagree},
-            arrays={"votes": votes, "weight": weight, "count": count, "majority": np.where(has_vote, majority, -1),
-                    "share": np.where(has_vote, share, 0.0), "agreement": agreement,
-                    "majority_count": majority_count},
-            report=report,
-            summary=1.0 - float(disagree.sum()) / max(1, int(checked.sum())),
+            output=KnnVote(votes, weight, count, np.where(has_vote, majority, -1), np.where(has_vote, share, 0.0),
+                           agreement, majority_count),
+            report={"knn_consistency": report},
+            score=1.0 - float(disagree.sum()) / max(1, int(checked.sum())),
         )
 
 

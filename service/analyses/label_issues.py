@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
-from service.analyses.base import Analysis, AnalysisResult, register
+from service.analyses.base import Analysis, AnalysisResult, Part, PayloadField, register
 from service.analyses.context import AnalysisContext
+from service.analyses.knn_consistency import KnnVote
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +51,25 @@ def combined_posterior(probs: np.ndarray, votes: np.ndarray, weight: np.ndarray,
     return model_weight * probs + (1.0 - model_weight) * q
 
 
+@dataclass(frozen=True)
+class CleanlabVerdict:
+    """cleanlab's own label-issue mask (before the combined score re-ranks it), aligned with the context rows."""
+
+    issue: np.ndarray
+
+
 @register
 class LabelIssues(Analysis):
     """cleanlab's label quality and issues; a combined mislabel score, a suggested label and reasons."""
 
     name = "label_issues"
-    writes = ('label_quality', 'mislabel_score', 'suggested_label', 'reasons')
-    raises = ('label_issue',)
+    payload_fields = (PayloadField("label_quality", "float"),
+                      PayloadField("mislabel_score", "float", index="float", column=True),
+                      PayloadField("suggested_label", "keyword", index="keyword", column=True),
+                      PayloadField("reasons", "keywords"))
+    sets_flags = ("label_issue",)
+    report_parts = (Part("label_issues", {}),)
+    output = CleanlabVerdict
     needs = ("model", "knn_consistency")
     description = "Likely mislabelled points from out-of-fold probabilities and the labelled neighbourhood."
 
@@ -69,7 +83,7 @@ class LabelIssues(Analysis):
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
         """cleanlab's scores, the combined score, the flag, suggestions and reasons."""
-        knn = ctx.result("knn_consistency").arrays
+        knn = ctx.output("knn_consistency", KnnVote)
         honest = ctx.honest_probs()
         assert honest is not None  # guaranteed by needs=("model",)
         rows = np.flatnonzero(ctx.labelled)
@@ -81,7 +95,7 @@ class LabelIssues(Analysis):
         if len(rows):
             q, issues = cleanlab_scores(y, p)
             quality[rows], cleanlab_issue[rows] = q, issues
-        r = combined_posterior(p, knn["votes"][rows], knn["weight"][rows], self.model_weight,
+        r = combined_posterior(p, knn.votes[rows], knn.weight[rows], self.model_weight,
                                self.prior_strength)
         own = r[np.arange(len(rows)), y]
         best = r.argmax(axis=1)
@@ -121,20 +135,20 @@ class LabelIssues(Analysis):
             fields={"label_quality": quality, "mislabel_score": score, "suggested_label": suggested,
                     "reasons": reasons},
             flags={"label_issue": flag},
-            arrays={"cleanlab_issue": cleanlab_issue},
-            report=report,
-            summary=1.0 - float(flag.sum()) / max(1, len(rows)),
+            output=CleanlabVerdict(cleanlab_issue),
+            report={"label_issues": report},
+            score=1.0 - float(flag.sum()) / max(1, len(rows)),
         )
 
     @staticmethod
-    def _reasons(ctx: AnalysisContext, i: int, p: np.ndarray, knn: dict, cleanlab_issue: bool,
+    def _reasons(ctx: AnalysisContext, i: int, p: np.ndarray, knn: KnnVote, cleanlab_issue: bool,
                  quality: float) -> list[str]:
         names = ctx.label_names
         top = int(p.argmax())
         out = [f"model: {names[top]} {p[top]:.2f} (label {names[ctx.labels[i]]} {p[ctx.labels[i]]:.2f})"]
-        count = int(knn["count"][i])
-        if count and knn["majority"][i] >= 0:
-            out.append(f"{int(knn['majority_count'][i])} of {count} neighbours: {names[knn['majority'][i]]}")
+        count = int(knn.count[i])
+        if count and knn.majority[i] >= 0:
+            out.append(f"{int(knn.majority_count[i])} of {count} neighbours: {names[knn.majority[i]]}")
         else:
             out.append("no labelled neighbours")
         if cleanlab_issue:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from service.analyses.base import Analysis, AnalysisResult, register
+from service.analyses.base import Analysis, AnalysisResult, Part, PayloadField, register
 from service.analyses.context import AnalysisContext
 
 
@@ -14,8 +14,9 @@ class Outliers(Analysis):
     """Low-density points: mean kNN distance beyond Tukey's far-out fence (Q3 + factor * IQR)."""
 
     name = "outliers"
-    writes = ('outlier_score',)
-    raises = ('outlier',)
+    payload_fields = (PayloadField("outlier_score", "float"),)
+    sets_flags = ("outlier",)
+    report_parts = (Part("outliers", {}),)
     description = "Points with no close neighbour (mean cosine distance to their k nearest)."
 
     k: int = Field(10, ge=1, le=100)
@@ -39,4 +40,4 @@ class Outliers(Analysis):
             "top": [{"id": ctx.ids[i], "text": ctx.texts[i], "score": float(score[i])} for i in order],
         }
         return AnalysisResult(fields={"outlier_score": score}, flags={"outlier": flag},
-                              arrays={"score": score}, report=report, summary=1.0 - float(flag.mean()))
+                              report={"outliers": report}, score=1.0 - float(flag.mean()))

@@ -9,23 +9,23 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from service.analyses.base import Analysis, AnalysisResult, register
+from service.analyses.base import Analysis, AnalysisResult, Part, register
+from service.analyses.clusters import ClusterMap
 from service.analyses.context import SPLITS, AnalysisContext
+from service.analyses.knn_consistency import KnnVote
+from service.predictions.metrics import label_scores
 
 
 def split_metrics(y: np.ndarray, pred: np.ndarray, names: list[str]) -> dict[str, Any]:
-    """Per-label precision, recall, F1 and support, plus accuracy and macro F1."""
-    from sklearn.metrics import precision_recall_fscore_support
-
-    labels = list(range(len(names)))
-    p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    """Per-label precision, recall, F1 and support, plus accuracy and macro F1 (over the labels in truth)."""
+    p, r, f, s, predicted = label_scores(y, pred, len(names))
     present = s > 0
     return {
         "n": int(len(y)),
         "accuracy": float((y == pred).mean()) if len(y) else None,
         "macro_f1": float(f[present].mean()) if present.any() else None,
         "labels": {names[j]: {"precision": float(p[j]), "recall": float(r[j]), "f1": float(f[j]),
-                              "support": int(s[j])} for j in labels if s[j] or (pred == j).any()},
+                              "support": int(s[j])} for j in range(len(names)) if s[j] or predicted[j]},
     }
 
 
@@ -34,8 +34,8 @@ class PerClass(Analysis):
     """Metrics and confusion per split; confused pairs; merge and split candidates."""
 
     name = "per_class"
-    writes = ()
-    raises = ()
+    report_parts = (Part("per_class", {}), Part("confusion", {}), Part("confused_pairs", []),
+                    Part("advice", {"merge": [], "split": []}))
     needs = ("model", "knn_consistency")
     optional = ("clusters",)
     description = "Per-intent metrics per split, most-confused pairs, merge and split candidates."
@@ -104,8 +104,8 @@ class PerClass(Analysis):
         return [{"id": ctx.ids[i], "text": ctx.texts[i]} for i in rows]
 
     def _merge(self, ctx, matrix, support) -> list[dict[str, Any]]:
-        knn = ctx.result("knn_consistency").arrays
-        votes, weight = knn["votes"], knn["weight"]
+        knn = ctx.output("knn_consistency", KnnVote)
+        votes, weight = knn.votes, knn.weight
         safe = np.where(weight > 0, weight, 1.0)[:, None]
         share = votes / safe  # each point's neighbourhood, as label shares
         out = []
@@ -126,7 +126,7 @@ class PerClass(Analysis):
     def _split(self, ctx, pred) -> list[dict[str, Any]]:
         if "clusters" not in ctx.results:
             return []
-        clusters = ctx.results["clusters"].arrays["clusters"]
+        clusters = ctx.output("clusters", ClusterMap).clusters
         names_by_id = {row["id"]: row["name"] for row in ctx.results["clusters"].report["clusters"]}
         out = []
         for a in range(ctx.n_labels):

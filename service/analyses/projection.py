@@ -46,7 +46,9 @@ class UmapProjector:
 
     def fit_transform(self, vectors, knn, dims, min_dist):
         """(n, dims) float32 coordinates."""
-        import umap
+        from service.numba_cache import load_umap
+
+        umap = load_umap()  # compiled functions come from the data home's numba cache when the entry point set it
 
         n_neighbors = min(self.n_neighbors, len(vectors) - 1)
         precomputed = knn.for_umap(n_neighbors) if knn is not None and knn.k >= n_neighbors - 1 else None

@@ -1,13 +1,14 @@
 """Analyze one dataset: load it once, build the kNN graph once, run every analysis, write results back.
 
-Per-point results go to the points' payloads (service/fields.py, "analyze" section, and `flags`), so the
-API can filter on them; the dataset-level views go to the report (service.analyses.report).
+Per-point results go to the points' payloads (the fields and flags each analysis declares), so the API can
+filter on them; the dataset-level views go to the report (service.analyses.assembly, .report). The
+write-back is marked before the first point is written and cleared after the report, so a run killed in
+between is seen (service.analyses.report.interrupted_writeback) instead of leaving points no report describes.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -18,25 +19,29 @@ import numpy as np
 
 from embeddings.neighbors import build_knn_graph
 from embeddings.store import Collection, load_all
+from service.analyses.assembly import assemble_report, merge_partial_report
 from service.analyses.base import AnalysisResult, run_order
 from service.analyses.context import AnalysisContext, build_context
-from service.analyses.registry import DEFAULT_ANALYSES, is_partial, owned_by, run_analyses
-from service.analyses.report import load_report, save_report
+from service.analyses.registry import analysis_fields, default_analyses, is_partial, owned_by, run_analyses
+from service.analyses.report import (
+    begin_writeback,
+    end_writeback,
+    incomplete_message,
+    interrupted_writeback,
+    load_report,
+    save_report,
+)
 from service.diskspace import ensure_space
-from service.errors import InvalidInput, NotFound
+from service.errors import Conflict, InvalidInput, NotFound
+from service.jsonable import jsonable
 from service.progress import ProgressFn, no_progress
 
 log = logging.getLogger(__name__)
 
-# Every payload field analyze owns: a re-run removes the ones a point no longer has.
-ANALYSIS_FIELDS = (
-    "knn_agreement", "knn_majority_label", "knn_majority_share", "label_quality", "mislabel_score",
-    "suggested_label", "suggestion_confidence", "suggestion_agreement", "triage", "reasons", "outlier_score",
-    "duplicate_group", "cluster", "x", "y", "flags", "analysis_run",
-)
 # Flags set by people (review), not by analyses: kept across runs.
 KEPT_FLAGS = ("reviewed",)
 PREDICT_BATCH = 50_000
+WRITE_BATCH = 5_000
 
 
 def new_run_id() -> str:
@@ -93,16 +98,8 @@ def _from_payloads(payloads: Sequence[dict[str, Any]]) -> tuple[np.ndarray | Non
     return probs, None, labels, ",".join(sorted(map(str, versions)))
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def iter_payload_updates(ctx: AnalysisContext, results: Mapping[str, AnalysisResult],
-                         old: Sequence[dict[str, Any]], run_id: str, batch: int = 5_000,
+                         old: Sequence[dict[str, Any]], run_id: str, batch: int | None = None,
                          owned: tuple[set[str], set[str]] | None = None,
                          ) -> Iterator[tuple[dict[Any, dict[str, Any]], dict[tuple[str, ...], list[Any]]]]:
     """Per batch of points: (point id -> fields to set, tuple of stale keys -> point ids to delete them from).
@@ -111,7 +108,8 @@ def iter_payload_updates(ctx: AnalysisContext, results: Mapping[str, AnalysisRes
     and flags are kept as the last full run left them. Batches keep memory flat: a million points' payload
     dicts at once would cost gigabytes.
     """
-    replaceable = set(ANALYSIS_FIELDS) if owned is None else set(owned[0])
+    batch = batch or WRITE_BATCH
+    replaceable = set(analysis_fields()) if owned is None else set(owned[0])
     columns: dict[str, list[np.ndarray]] = {}
     for result in results.values():
         for name, values in result.fields.items():
@@ -123,10 +121,10 @@ def iter_payload_updates(ctx: AnalysisContext, results: Mapping[str, AnalysisRes
         stop = min(start + batch, ctx.n)
         merged: dict[str, list[Any]] = {}
         for name, arrays in columns.items():
-            values = [_plain(v) for v in arrays[0][start:stop].tolist()]
+            values = jsonable(arrays[0][start:stop])
             for later in arrays[1:]:  # two analyses share a field (suggested_label): the later fills gaps
                 values = [b if b is not None else a
-                          for a, b in zip(values, (_plain(v) for v in later[start:stop].tolist()), strict=True)]
+                          for a, b in zip(values, jsonable(later[start:stop]), strict=True)]
             merged[name] = values
         updates: dict[Any, dict[str, Any]] = {}
         stale: dict[tuple[str, ...], list[Any]] = {}
@@ -181,6 +179,10 @@ def analyze(ws, dataset: str, *, analyses: list[str] | None = None,
         clock = now
 
     collection = ws.collection(dataset)
+    owned = owned_by(analyses) if analyses is not None and is_partial(analyses) else None
+    interrupted = interrupted_writeback(ws.settings, dataset) if write else None
+    if owned is not None and interrupted is not None:  # a partial run would keep the other half-written fields
+        raise Conflict(incomplete_message(dataset, interrupted) + "; run every analysis (no --only) first")
     progress(stage="load")
     ids, payloads, vectors = load_all(collection, with_vectors=True)
     if len(ids) < 2:
@@ -198,25 +200,27 @@ def analyze(ws, dataset: str, *, analyses: list[str] | None = None,
     ctx = build_context(ids, texts, vectors, labels, splits, probs=probs, model_labels=model_labels, oof=oof,
                         model_version=version, knn=knn, seed=seed)
     progress(stage="analyses")
-    results, seconds, skipped = run_analyses(ctx, analyses or list(DEFAULT_ANALYSES), params)
+    results, seconds, skipped = run_analyses(ctx, analyses or default_analyses(), params)
     stages.update(seconds)
     clock = time.perf_counter()
     run_id = new_run_id()
-    owned = owned_by(analyses) if analyses is not None and is_partial(analyses) else None
+    previous = _previous_report(ws, dataset)
     if write:
         # Checked before the first point is written: a full disk mid-write-back would kill the process (SIGBUS).
         ensure_space(ws.settings, f"the analysis write-back of {dataset}")
+        begin_writeback(ws.settings, dataset, run_id, (previous or {}).get("run_id"))
         progress(stage="write", done=0, total=len(ids))
         write_payloads(collection, _counted(iter_payload_updates(ctx, results, payloads, run_id, owned=owned),
                                             progress))
         lap("write")
     report = assemble_report(ctx, results, skipped, run_id, dataset)
     if owned is not None:
-        report = merge_partial_report(_previous_report(ws, dataset), report, run_order(list(analyses or [])), owned)
+        report = merge_partial_report(previous, report, run_order(list(analyses or [])), owned)
     stages["total"] = round(time.perf_counter() - began, 3)
     report["stages"] = stages
     if write:
         path = save_report(ws.settings, dataset, report)
+        end_writeback(ws.settings, dataset)  # the report describes the points again
         log.info("%s: analysis %s written to the payloads and %s in %.1f s", dataset, run_id, path, stages["total"])
         try:
             ws.catalog.update(dataset, last_analysis=run_id)
@@ -225,102 +229,8 @@ def analyze(ws, dataset: str, *, analyses: list[str] | None = None,
     return report
 
 
-# Which report keys each analysis fills (the rest describe the run itself).
-REPORT_PARTS: dict[str, tuple[str, ...]] = {
-    "clusters": ("clusters", "noise", "projection"), "duplicates": ("duplicates", "leakage"),
-    "per_class": ("per_class", "confusion", "confused_pairs", "advice"), "label_issues": ("label_issues",),
-    "knn_consistency": ("knn_consistency",), "triage": ("triage",), "outliers": ("outliers",),
-    "confident_disagreement": ("confident_disagreements",), "suggestions": ("suggestions",),
-}
-SUMMARY_PARTS: dict[str, tuple[str, ...]] = {
-    "clusters": ("clusters", "noise_points", "candidate_new_intents"), "triage": ("triage",),
-    "duplicates": ("duplicate_groups", "conflicting_groups", "leaked_pairs"),
-}
-
-
 def _previous_report(ws, dataset: str) -> dict[str, Any] | None:
     try:
         return load_report(ws.settings, dataset)
     except NotFound:
         return None
-
-
-def merge_partial_report(previous: dict[str, Any] | None, new: dict[str, Any], ran: list[str],
-                         owned: tuple[set[str], set[str]]) -> dict[str, Any]:
-    """The report of a partial run: its analyses' parts replace the previous report's, the others stay."""
-    if previous is None:
-        return new
-    parts = {key for keys in REPORT_PARTS.values() for key in keys}
-    merged = {**{k: v for k, v in previous.items() if k in parts}, **{k: v for k, v in new.items() if k not in parts}}
-    summary = {**(previous.get("summary") or {}), **{k: v for k, v in new["summary"].items()
-                                                      if k not in {s for keys in SUMMARY_PARTS.values() for s in keys}}}
-    for name in ran:
-        for key in REPORT_PARTS.get(name, ()):
-            merged[key] = new.get(key)
-        for key in SUMMARY_PARTS.get(name, ()):
-            summary[key] = new["summary"].get(key)
-    old_summary = previous.get("summary") or {}
-    summary["flags"] = {**{f: n for f, n in (old_summary.get("flags") or {}).items() if f not in owned[1]},
-                        **new["summary"]["flags"]}
-    summary["scores"] = {**{a: v for a, v in (old_summary.get("scores") or {}).items() if a not in ran},
-                         **new["summary"]["scores"]}
-    merged["summary"] = summary
-    merged["analyses"] = list(dict.fromkeys([*(previous.get("analyses") or []), *new["analyses"]]))
-    merged["skipped"] = {**{a: why for a, why in (previous.get("skipped") or {}).items() if a not in ran},
-                         **new["skipped"]}
-    merged["partial"] = {"analyses": ran, "previous_run": previous.get("run_id")}
-    return merged
-
-
-def assemble_report(ctx: AnalysisContext, results: Mapping[str, AnalysisResult], skipped: Mapping[str, str],
-                    run_id: str, dataset: str) -> dict[str, Any]:
-    """The dataset-level report from every analysis' part."""
-    part = {name: result.report for name, result in results.items()}
-    flags = {flag: int(mask.sum()) for result in results.values() for flag, mask in result.flags.items()}
-    clusters = part.get("clusters", {})
-    dup = part.get("duplicates", {})
-    per_class = part.get("per_class", {})
-    cluster_rows = clusters.get("clusters", [])
-    summary = {
-        "points": ctx.n,
-        "labelled": int(ctx.labelled.sum()),
-        "unlabelled": int((~ctx.labelled).sum()),
-        "labels": ctx.n_labels,
-        "flags": flags,
-        "triage": part.get("triage", {}).get("counts", {}),
-        "clusters": len(cluster_rows),
-        "noise_points": (clusters.get("noise") or {}).get("size", 0),
-        "candidate_new_intents": sum(1 for c in cluster_rows if c["candidate_new_intent"]),
-        "duplicate_groups": dup.get("groups", 0),
-        "conflicting_groups": dup.get("conflicting_groups", 0),
-        "leaked_pairs": dup.get("leakage", {}).get("pairs", 0),
-        "scores": {name: result.summary for name, result in results.items() if result.summary is not None},
-    }
-    return {
-        "run_id": run_id,
-        "dataset": dataset,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model_version": ctx.model_version,
-        "n_points": ctx.n,
-        "label_names": ctx.label_names,
-        "analyses": list(results),
-        "skipped": dict(skipped),
-        "knn": {"kind": ctx.knn.kind, "k": ctx.knn.k, "recall": ctx.knn.recall, "recall_sample": ctx.knn.recall_sample,
-                "seconds": round(ctx.knn.seconds, 3)},
-        "clusters": cluster_rows,
-        "noise": clusters.get("noise"),
-        "projection": clusters.get("projection"),
-        "duplicates": {key: value for key, value in dup.items() if key != "leakage"},
-        "leakage": dup.get("leakage", {}),
-        "per_class": per_class.get("per_class", {}),
-        "confusion": per_class.get("confusion", {}),
-        "confused_pairs": per_class.get("confused_pairs", []),
-        "advice": per_class.get("advice", {"merge": [], "split": []}),
-        "label_issues": part.get("label_issues", {}),
-        "knn_consistency": part.get("knn_consistency", {}),
-        "triage": part.get("triage", {}),
-        "outliers": part.get("outliers", {}),
-        "confident_disagreements": part.get("confident_disagreement", {}),
-        "suggestions": part.get("suggestions", {}),
-        "summary": summary,
-    }

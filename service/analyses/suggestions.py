@@ -7,8 +7,9 @@ from collections import Counter
 import numpy as np
 from pydantic import Field
 
-from service.analyses.base import Analysis, AnalysisResult, register
+from service.analyses.base import Analysis, AnalysisResult, Part, PayloadField, register
 from service.analyses.context import AnalysisContext
+from service.analyses.knn_consistency import KnnVote
 from service.analyses.label_issues import combined_posterior
 
 AGREEMENT_VALUES = ("agree", "conflict", "model_only", "neighbours_only")
@@ -19,8 +20,11 @@ class Suggestions(Analysis):
     """A suggested label and confidence per unlabelled point; flags where model and neighbours disagree."""
 
     name = "suggestions"
-    writes = ('suggested_label', 'suggestion_confidence', 'suggestion_agreement')
-    raises = ('suggestion_conflict',)
+    payload_fields = (PayloadField("suggested_label", "keyword", index="keyword", column=True),
+                      PayloadField("suggestion_confidence", "float", column=True),
+                      PayloadField("suggestion_agreement", "keyword"))
+    sets_flags = ("suggestion_conflict",)
+    report_parts = (Part("suggestions", {}),)
     needs = ("knn_consistency",)
     description = "Suggested labels for unlabelled points from the model and the labelled neighbours."
 
@@ -29,10 +33,10 @@ class Suggestions(Analysis):
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
         """Suggestions and agreement for every unlabelled point."""
-        knn = ctx.result("knn_consistency").arrays
+        knn = ctx.output("knn_consistency", KnnVote)
         rows = np.flatnonzero(~ctx.labelled)
         n = ctx.n
-        votes, weight, count = knn["votes"][rows], knn["weight"][rows], knn["count"][rows]
+        votes, weight, count = knn.votes[rows], knn.weight[rows], knn.count[rows]
         has_vote = (count > 0) & (weight > 0)
         if ctx.probs is not None:
             p = ctx.probs[rows]
@@ -70,6 +74,6 @@ class Suggestions(Analysis):
             fields={"suggested_label": suggested_label, "suggestion_confidence": suggestion_confidence,
                     "suggestion_agreement": agreement_full},
             flags={"suggestion_conflict": conflict},
-            report=report,
-            summary=1.0 - float(conflict.sum()) / max(1, len(rows)),
+            report={"suggestions": report},
+            score=1.0 - float(conflict.sum()) / max(1, len(rows)),
         )

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from service.analyses.base import Analysis, AnalysisResult, register
+from service.analyses.base import Analysis, AnalysisResult, Part, PayloadField, register
 from service.analyses.context import SPLITS, AnalysisContext
+from service.analyses.knn_consistency import KnnVote
 from service.fields import TRIAGE_VALUES
 
 
@@ -22,8 +23,10 @@ class Triage(Analysis):
     """One triage class per point from the model's and the neighbours' verdicts."""
 
     name = "triage"
-    writes = ('triage',)
-    raises = ('ambiguous',)
+    payload_fields = (PayloadField("triage", "keyword", index="keyword", column=True),)
+    sets_flags = ("ambiguous",)
+    report_parts = (Part("triage", {}),)
+    summary_parts = (Part("triage", {}),)
     needs = ("model", "knn_consistency", "label_issues", "outliers")
     description = "Whether each disagreement calls for fixing the label, fixing the model, or a closer look."
 
@@ -31,17 +34,17 @@ class Triage(Analysis):
 
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
         """A triage class per point."""
-        knn = ctx.result("knn_consistency").arrays
+        knn = ctx.output("knn_consistency", KnnVote)
         issue = ctx.result("label_issues").flags["label_issue"]
         outlier = ctx.result("outliers").flags["outlier"]
         honest = ctx.honest_probs()
         assert honest is not None
         labelled = ctx.labelled
         model_disagrees = labelled & (honest.argmax(axis=1) != ctx.labels)
-        has_vote = knn["majority"] >= 0
-        agreement = np.nan_to_num(knn["agreement"], nan=0.0)
+        has_vote = knn.majority >= 0
+        agreement = np.nan_to_num(knn.agreement, nan=0.0)
         nbrs_agree = has_vote & (agreement >= self.majority)
-        nbrs_disagree = labelled & has_vote & (knn["majority"] != ctx.labels) & (knn["share"] >= self.majority)
+        nbrs_disagree = labelled & has_vote & (knn.majority != ctx.labels) & (knn.share >= self.majority)
         disagreement = labelled & (model_disagrees | nbrs_disagree | issue)
         triage = np.full(ctx.n, "agree", dtype=object)
         triage[~labelled] = "unlabelled"
@@ -56,4 +59,5 @@ class Triage(Analysis):
                              if v != "unlabelled"} for s in SPLITS},
         }
         return AnalysisResult(fields={"triage": triage}, flags={"ambiguous": triage == "ambiguous"},
-                              report=report, summary=1.0 - float(disagreement.sum()) / max(1, int(labelled.sum())))
+                              report={"triage": report}, summary_parts={"triage": counts},
+                              score=1.0 - float(disagreement.sum()) / max(1, int(labelled.sum())))

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
+from embeddings.embedder import LazyEmbedder
 from service.api.deps import Writer
 from service.api.errors import READ_ERRORS, WRITE_ERRORS, install_error_handlers
 from service.api.fast_search import FastSearch
@@ -33,34 +34,13 @@ PREDICTION_WRITES = {"promote_model"}
 PREDICTION_SKIPPED = {"/health", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
 
 
-class _WorkspaceEmbedder:
-    """The workspace's cached embedder, resolved on use: the prediction app is built before the lifespan
-    opens the workspace."""
+def _prediction_app(state: ApiState) -> FastAPI:
+    from service.predictions.registry import ModelRegistry
+    from service.predictions.server import create_model_app
 
-    def __init__(self, state: ApiState):
-        self._state = state
-
-    @property
-    def name(self) -> str:
-        return self._state.workspace.embedder.name
-
-    @property
-    def dim(self) -> int:
-        return self._state.workspace.embedder.dim
-
-    def embed(self, texts: list[str], show_progress: bool = False):
-        return self._state.workspace.embedder.embed(texts, show_progress=show_progress)
-
-
-def _prediction_app(state: ApiState) -> FastAPI | None:
-    try:
-        from service.predictions.registry import ModelRegistry
-        from service.predictions.server import create_model_app
-    except ModuleNotFoundError:
-        log.info("the prediction package is not installed; prediction routes are not mounted")
-        return None
     key = state.settings.prediction_api_key
-    return create_model_app(ModelRegistry(state.settings.models_dir), _WorkspaceEmbedder(state),
+    embedder = LazyEmbedder(lambda: state.workspace.embedder)  # the workspace opens in the lifespan, later
+    return create_model_app(ModelRegistry(state.settings.models_dir), embedder,
                             api_key=key.get_secret_value() if key else None,
                             default_project=state.settings.default_dataset, settings=state.settings)
 

@@ -36,12 +36,8 @@ def start_dashboard(ctx: ServeContext) -> str | None:
     """The Panel dashboard, a client of this API, on --dashboard-port."""
     if ctx.args is not None and getattr(ctx.args, "no_dashboard", False):
         return None
-    try:
-        from dashboard.app import serve_dashboard
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("dashboard"):
-            return None
-        raise
+    from dashboard.app import serve_dashboard
+
     port = getattr(ctx.args, "dashboard_port", None) or 5006
     token = ctx.settings.token.get_secret_value() if ctx.settings.token else None
     running = serve_dashboard(ctx.api_url, port, host=ctx.host, token=token, threaded=True)

@@ -1,4 +1,5 @@
 """The one place where exceptions become HTTP answers, and the error responses every route documents.
+Statuses and codes come from `service.errors.STATUSES`:
 
     service.errors.NotFound        -> 404
     service.errors.InvalidInput    -> 422 (InvalidRecords lists every problem)
@@ -25,52 +26,32 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.schemas import ErrorOut
 from service.errors import (
-    Conflict,
+    STATUSES,
     DataDebuggerError,
     InsufficientStorage,
-    IntegrityError,
-    InvalidInput,
     InvalidRecords,
-    NotFound,
-    TooLarge,
+    NotAuthorized,
     Unavailable,
+    status_of,
 )
+
+__all__ = ["NotAuthorized", "READ_ERRORS", "WRITE_ERRORS", "answer_for", "describe", "error_body",
+           "install_error_handlers", "responses"]
 
 log = logging.getLogger(__name__)
 
 
-class NotAuthorized(DataDebuggerError):
-    """A write without the bearer token the service was started with."""
-
-
-_STATUS: list[tuple[type[Exception], int, str]] = [
-    (NotFound, 404, "not_found"),
-    (InvalidInput, 422, "invalid_input"),
-    (Conflict, 409, "conflict"),
-    (TooLarge, 413, "too_large"),
-    (InsufficientStorage, 507, "insufficient_storage"),
-    (NotAuthorized, 401, "not_authorized"),
-    (Unavailable, 503, "unavailable"),
-    (IntegrityError, 500, "integrity_error"),
-]
-
-_HTTP_CODES = {400: "bad_request", 401: "not_authorized", 404: "not_found", 405: "method_not_allowed",
-               409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid_input",
-               503: "unavailable", 507: "insufficient_storage"}
+# The framework's own HTTP errors (unknown route, wrong method...) get the same codes as ours.
+_HTTP_CODES = {**{status: code for _, status, code in STATUSES if status != 500},
+               400: "bad_request", 405: "method_not_allowed", 415: "unsupported_media_type"}
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:
     """Exceptions meaning the store (a Qdrant server) cannot be reached."""
     import httpx
+    from qdrant_client.http.exceptions import ResponseHandlingException
 
-    errors: list[type[Exception]] = [httpx.TransportError, ConnectionError]
-    try:
-        from qdrant_client.http.exceptions import ResponseHandlingException
-
-        errors.append(ResponseHandlingException)
-    except ImportError:  # pragma: no cover - qdrant-client is a dependency
-        pass
-    return tuple(errors)
+    return (httpx.TransportError, ConnectionError, ResponseHandlingException)
 
 
 def error_body(status: int, code: str, message: str, field: str | None = None,
@@ -97,7 +78,7 @@ def describe(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """Status and error body for any exception; unexpected ones are logged with their traceback."""
     if isinstance(exc, DataDebuggerError):
         # A subclass nobody mapped is still ours, still safe to show.
-        status, code = next(((s, c) for cls, s, c in _STATUS if isinstance(exc, cls)), (500, "error"))
+        status, code = status_of(exc)
         problems = [str(p) for p in exc.problems[:200]] if isinstance(exc, InvalidRecords) else None
         if isinstance(exc, InsufficientStorage):  # expected while the disk is low: one line, no traceback
             log.warning("write refused: %s", exc)

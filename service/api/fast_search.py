@@ -1,8 +1,8 @@
 """The search route's fast lane: `POST /api/datasets/{d}/search` answered without FastAPI's routing,
 dependency and response layers.
 
-Profiled at 100k points under 16 concurrent clients, those layers cost more than the search itself (about
-0.3 ms of framework per request against 0.3 ms of store), and search is what the dashboard and notebooks
+Profiled at 100k points under 16 concurrent clients, those layers cost as much as the search itself
+(README, "Similarity search"), and search is what the dashboard and notebooks
 call in a loop. The lane parses the body with the route's own model (`SearchIn`) and answers with the
 route's own code (`search_page`), so both give the same bytes. Anything it does not answer plainly (a body
 that does not validate, an unknown dataset or point, a cross-origin request, any error) is replayed through

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from service.predictions.registry import ModelRegistry
-from service.predictions.triggers import changes_since
+from service.predictions.triggers import changes_since, counts_as_change
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,9 @@ def loop_state(state: Any, dataset: str) -> dict[str, Any]:
     cap = max(threshold, 1) * 4 if threshold else 10_000
     # Counted from the newest version's data: the champion's, or a refused challenger's (a refusal is not
     # retried on every later review, only after another `retrain_after` changes).
-    since = (newest.meta.get("data_read_at") or newest.created_at) if newest else None
-    changes = changes_since(_newest(state.audit(dataset)), since, cap)
+    since_change = newest.meta.get("data_read_change") if newest else None
+    since_at = (newest.meta.get("data_read_at") or newest.created_at) if newest else None
+    changes = changes_since(_newest(state.audit(dataset)), since_change, since_at, cap)
     active = state.runs.active(dataset, "retrain")
     return {"champion": champion.version if champion else None, "newest": newest.version if newest else None,
             "changes_since": changes,
@@ -65,21 +66,16 @@ def queue_retrain_if_due(state: Any, dataset: str) -> dict[str, Any] | None:
 
 def reviews_per_version(state: Any, dataset: str, history: list[dict[str, Any]]) -> None:
     """Add to each history row (newest first) `reviewed_added`: the label changes logged between the previous
-    version reading its labels and this one doing so, i.e. the reviews this version was the first to learn."""
-    reads = sorted(str(row.get("data_read_at") or "") for row in history)
-    counts = {at: 0 for at in reads}
-    if not reads:
-        return
-    for entry in state.audit(dataset).all():
-        if entry.get("undoes") is not None or entry.get("undone_by") is not None:
-            continue
-        if entry.get("status", "applied") != "applied":  # never reached its point (service.review.audit)
-            continue
-        if not any(key in (entry.get("new") or {}) for key in ("label", "split")):
-            continue
-        at = str(entry.get("at", ""))
-        first_after = next((r for r in reads if r > at), None)  # the first version to read it
-        if first_after is not None:
-            counts[first_after] += 1
+    version reading its labels and this one doing so, i.e. the reviews this version was the first to learn.
+    Versions are placed by the audit log's length when they read (`data_read_change`)."""
+    marks = sorted({int(row["data_read_change"]) for row in history if row.get("data_read_change") is not None})
+    counts = dict.fromkeys(marks, 0)
+    if marks:
+        for entry in state.audit(dataset).all():
+            change = int(entry.get("change_id", 0))
+            first = next((m for m in marks if m >= change), None)  # the first version whose read saw it
+            if first is not None and counts_as_change(entry):
+                counts[first] += 1
     for row in history:
-        row["reviewed_added"] = counts.get(str(row.get("data_read_at") or ""), 0)
+        mark = row.get("data_read_change")
+        row["reviewed_added"] = counts.get(int(mark), 0) if mark is not None else None

@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import uuid
 from typing import Any
 
 from embeddings.store import PointFilter, PointId, point_id
 from service.api.schemas import PointFilters
 from service.errors import InvalidInput, invalid
+from service.jsonable import jsonable
 
 
 def to_point_filter(f: PointFilters, words_from: str = "text", location: str = "query") -> PointFilter:
@@ -89,19 +89,8 @@ def resolve_id(raw: str | int) -> PointId:
     return point_id(raw)
 
 
-def clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf floats become null (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(v) for v in value]
-    return value
-
-
 def point_out(pid: PointId, payload: dict[str, Any]) -> dict[str, Any]:
     """A point as the API shows it: {"id": ..., **payload, "revision": n}."""
-    out = {"id": pid, **clean(payload)}
+    out = {"id": pid, **jsonable(payload)}
     out["revision"] = int(out.get("revision") or 0)
     return out

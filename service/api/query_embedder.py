@@ -38,9 +38,8 @@ class QueryEmbedder:
         self.lru_size = lru_size
         # Under load (a batch ended less than `busy_seconds` ago) the worker waits up to `gather_seconds` for
         # as many queries as the last batch held before a model call: clients answered together send their
-        # next queries a moment later, and one pass over 16 texts costs far less than four over 4. Measured
-        # with 16 clients at 100k points: 233 -> 275 text searches/s, p99 91-107 -> 75 ms; with 4 clients
-        # p99 47 -> 31 ms. Spread-out arrivals make small batches, so they are not held back, and
+        # next queries a moment later, and one pass over 16 texts costs far less than four over 4 (README,
+        # "Similarity search"). Spread-out arrivals make small batches, so they are not held back, and
         # an idle service answers a lone query at once.
         self.gather_seconds = gather_seconds
         self.busy_seconds = busy_seconds
@@ -51,8 +50,6 @@ class QueryEmbedder:
         self._queue: queue.Queue[tuple[str, Future] | None] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self.batches = 0
-        self.model_calls_texts = 0
         self.ready = False  # set once a model call has succeeded (the model is loaded)
 
     @property
@@ -129,8 +126,6 @@ class QueryEmbedder:
             vectors = {t: found[h] for t, h in hashes.items() if h in found}
             missing = [t for t in texts if t not in vectors]
             if missing:
-                self.batches += 1
-                self.model_calls_texts += len(missing)
                 # Embedders may have a quicker path for a few short texts (SentenceTransformerEmbedder does).
                 embed = getattr(cached.embedder, "embed_queries", cached.embedder.embed)
                 for t, v in zip(missing, embed(missing), strict=True):

@@ -1,11 +1,13 @@
 """The analysis report and model registry as the API reads them: loaded lazily (those packages may be
-absent), memoised per report file (in the state's cached views), and a clear 409 "not analysed yet" until
-analyze has run."""
+absent), memoised per report file (in the state's cached views), a clear 409 "not analysed yet" until
+analyze has run, and a 409 "analysis incomplete" while an interrupted write-back left points that no report
+describes."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from service.analyses.report import incomplete_message, interrupted_writeback
 from service.api.snapshots import report_stamp
 from service.api.state import ApiState
 from service.errors import Conflict, NotFound
@@ -32,18 +34,20 @@ def not_analysed(dataset: str) -> Conflict:
 
 
 def report_of(state: ApiState, dataset: str) -> dict[str, Any]:
-    """The dataset's analysis report; 404 for an unknown dataset, 409 when never analysed."""
+    """The dataset's analysis report; 404 for an unknown dataset, 409 when never analysed or when the last
+    write-back was interrupted (the report would not match the points)."""
     state.workspace.catalog.get(dataset)
+    marker = interrupted_writeback(state.settings, dataset)
+    if marker is not None:
+        raise Conflict(incomplete_message(dataset, marker))
     stamp = report_stamp(state.settings, dataset)
     if stamp is None:
         raise not_analysed(dataset)
     hit = state.views.reports.get(dataset, stamp)
     if hit is not None:
         return hit
-    try:
-        from service.analyses.report import load_report
-    except ModuleNotFoundError as exc:
-        raise not_analysed(dataset) from exc
+    from service.analyses.report import load_report
+
     try:
         report = load_report(state.settings, dataset)
     except NotFound as exc:
@@ -60,19 +64,15 @@ def maybe_report(state: ApiState, dataset: str) -> dict[str, Any] | None:
 
 
 def registry(state: ApiState):
-    """The model registry, or None where the predictions package is not installed."""
-    try:
-        from service.predictions.registry import ModelRegistry
-    except ModuleNotFoundError:
-        return None
+    """The model registry of the service's models folder."""
+    from service.predictions.registry import ModelRegistry  # on use: it imports scikit-learn
+
     return ModelRegistry(state.settings.models_dir)
 
 
 def model_versions(state: ApiState, dataset: str) -> list[dict[str, Any]]:
     """Every trained version of a dataset with headline metrics, oldest first."""
     reg = registry(state)
-    if reg is None:
-        return []
     production = reg.production(dataset)
     out = []
     for v in reg.versions(dataset):

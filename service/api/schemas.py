@@ -6,15 +6,13 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from service.analyses.registry import flag_values
 from service.runs.steps import STEPS
 
 T = TypeVar("T")
 
 Triage = Literal["label_error", "model_error", "ambiguous", "outlier", "agree", "unlabelled"]
-Flag = Literal[
-    "label_issue", "confident_disagreement", "outlier", "duplicate", "conflicting_duplicate", "leak",
-    "knn_disagreement", "suggestion_conflict", "reviewed", "ambiguous",
-]
+Flag = Literal[flag_values()]  # type: ignore[valid-type]  # the analyses' declared flags and the reviewers'
 Status = Literal["correct", "incorrect", "unlabelled"]
 Split = Literal["training", "validation", "testing"]
 PointKey = int | str
@@ -90,6 +88,9 @@ class DatasetDetail(DatasetSummary):
     last_ingest_at: str | None = None
     last_analysis_at: str | None = None
     analysis_run: str | None = None
+    analysis_state: Literal["none", "complete", "incomplete"] = Field(
+        "none", description="incomplete: an analysis write-back was interrupted; re-run analyze")
+    analysis_warning: str | None = Field(None, description="What is wrong with the analysis state, and the fix")
     model_versions: list[ModelVersionOut] = Field(default_factory=list)
     label_revision: int = Field(0, description="Number of label changes in the audit log")
 
@@ -274,11 +275,6 @@ class ChangeOut(BaseModel):
     status: Literal["applied", "pending", "not_applied"] = Field(
         "applied", description="Whether the change reached its point: pending while being written; not_applied "
         "when the service stopped before the point was written (undo refuses it)")
-
-
-class LabelOut(BaseModel):
-    point: PointOut
-    change: ChangeOut
 
 
 class ImportOut(BaseModel):

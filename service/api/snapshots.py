@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -18,16 +17,26 @@ import numpy as np
 import orjson
 
 from embeddings.store import PointId, iter_points
+from service.analyses.registry import snapshot_columns
+from service.analyses.report import REPORT_NAME, WRITEBACK_NAME, report_path
+from service.jsonable import jsonable
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-COLUMNS = (
+# Ingest's, predict's and review's fields the views read; the analyses add the fields they declare as
+# columns (service.analyses.registry.snapshot_columns).
+BASE_COLUMNS = (
     "record_id", "text", "label", "split", "prediction", "confidence", "entropy", "prediction_status",
-    "cluster", "triage", "mislabel_score", "x", "y", "suggested_label", "suggestion_confidence",
-    "knn_agreement", "flags", "review_status", "revision", "analysis_run", "model_version",
+    "review_status", "revision", "model_version",
 )
-FLOAT_COLUMNS = ("confidence", "entropy", "mislabel_score", "x", "y", "suggestion_confidence", "knn_agreement")
+BASE_FLOAT_COLUMNS = ("confidence", "entropy")
+
+
+def columns() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(every snapshot column, the float ones): the base columns and what the registered analyses declare."""
+    extra, floats = snapshot_columns()
+    return (*BASE_COLUMNS, *extra), (*BASE_FLOAT_COLUMNS, *floats)
 MAP_COLUMNS = ("x", "y", "text", "label", "prediction", "confidence", "split", "cluster", "triage",
                "mislabel_score", "entropy", "review_status")
 # The map as Arrow IPC: the same fields, typed columns instead of JSON text (floats as float32, repeated
@@ -40,14 +49,19 @@ DICTIONARY_COLUMNS = ("label", "prediction", "split", "triage", "review_status")
 MAX_DERIVED = 16
 
 
-def report_stamp(settings: Settings, dataset: str) -> tuple[int, int] | None:
-    """Identity of the analysis report file (mtime, size): changes whenever analyze writes a new one."""
-    path = settings.reports_dir / dataset / "analysis.json"
+def report_stamp(settings: Settings, dataset: str) -> tuple[int, ...] | None:
+    """Identity of the analysis report file (mtime, size) and of a write-back marker beside it: changes
+    whenever analyze writes a new report or starts writing to the points."""
+    folder = report_path(settings, dataset).parent
     try:
-        st = path.stat()
+        st = (folder / REPORT_NAME).stat()
     except FileNotFoundError:
         return None
-    return (st.st_mtime_ns, st.st_size)
+    try:
+        marker = (folder / WRITEBACK_NAME).stat().st_mtime_ns
+    except FileNotFoundError:
+        marker = 0
+    return (st.st_mtime_ns, st.st_size, marker)
 
 
 def correct_of(status: Any) -> bool | None:
@@ -234,16 +248,17 @@ class SnapshotCache:
     def _build(dataset: str, key: tuple, collection: Any, label_revision: int) -> Snapshot:
         started = time.perf_counter()
         ids: list[PointId] = []
-        columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+        names, float_names = columns()
+        values: dict[str, list[Any]] = {name: [] for name in names}
         for page in iter_points(collection, batch=5000):
             for p in page:
                 ids.append(p.id)
                 payload = p.payload
-                for name in COLUMNS:
-                    columns[name].append(payload.get(name))
-        columns["revision"] = [r or 0 for r in columns["revision"]]
-        for name in FLOAT_COLUMNS:  # NaN is not JSON; a missing value is null
-            columns[name] = [None if isinstance(v, float) and not math.isfinite(v) else v for v in columns[name]]
+                for name in names:
+                    values[name].append(payload.get(name))
+        values["revision"] = [r or 0 for r in values["revision"]]
+        for name in float_names:  # NaN is not JSON; a missing value is null
+            values[name] = jsonable(values[name])
         seconds = time.perf_counter() - started
         log.info("snapshot of %s: %d points in %.2f s", dataset, len(ids), seconds)
-        return Snapshot(dataset, key, ids, columns, label_revision, seconds)
+        return Snapshot(dataset, key, ids, values, label_revision, seconds)

@@ -59,12 +59,20 @@ def format_counts(name: str, counts: dict) -> str:
         "  splits: " + ", ".join(f"{k} {v}" for k, v in counts["by_split"].items()),
         "  labels: " + ", ".join(f"{k} {v}" for k, v in counts["by_label"].items()),
     ]
+    if counts.get("analysis_warning"):
+        lines.append("  " + counts["analysis_warning"])
     return "\n".join(lines)
 
 
 def cmd_datasets(args: argparse.Namespace, settings: Settings) -> int:
+    from service.analyses.report import incomplete_message, interrupted_writeback
+
     with Workspace(settings) as ws:
         result = {name: dataset_counts(ws.collection(name)) for name in ws.catalog.names()}
+    for name, counts in result.items():
+        marker = interrupted_writeback(settings, name)
+        if marker is not None:  # said only when wrong, so the listing of a sound home reads as before
+            counts["analysis_warning"] = incomplete_message(name, marker)
     if args.json:
         print(json.dumps(result, indent=2))
     elif not result:

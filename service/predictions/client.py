@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from embeddings.embedder import LazyEmbedder
 from embeddings.store import PointId, iter_points
 from service.diskspace import ensure_space
 from service.errors import DataDebuggerError, InvalidInput, NotFound, Unavailable
@@ -213,21 +214,6 @@ def _pending(collection, version: str | None, force: bool) -> tuple[list[tuple[P
     return todo, done
 
 
-class _WorkspaceEmbedder:
-    """The workspace's embedder, reached only when a model needs vectors: building it imports torch (~2 s),
-    wasted on text-only models."""
-
-    def __init__(self, ws):
-        self._ws = ws
-
-    @property
-    def name(self) -> str:
-        return self._ws.embedder.name
-
-    def embed(self, texts: list[str], show_progress: bool = False):
-        return self._ws.embedder.embed(texts, show_progress)
-
-
 def _http_client(ws, dataset: str, api_url: str | None, transport, timeout: float, api_key: str | None,
                  concurrency: int) -> tuple[httpx.AsyncClient, str]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -235,8 +221,8 @@ def _http_client(ws, dataset: str, api_url: str | None, transport, timeout: floa
         from service.predictions.registry import ModelRegistry
         from service.predictions.server import create_model_app
 
-        app = create_model_app(ModelRegistry(ws.settings.models_dir), _WorkspaceEmbedder(ws), api_key=api_key,
-                               default_project=dataset)
+        app = create_model_app(ModelRegistry(ws.settings.models_dir), LazyEmbedder(lambda: ws.embedder),
+                               api_key=api_key, default_project=dataset)
         transport = httpx.ASGITransport(app=app)
         return httpx.AsyncClient(transport=transport, base_url=IN_PROCESS_URL, timeout=timeout), "in-process"
     if api_url is not None and not api_url.startswith(("http://", "https://")):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from service.cli import count
 from service.datasets.readers import FORMATS, ColumnMap
-from service.predictions.metrics import format_report
+from service.predictions.metrics import format_confusion, format_report
 from service.predictions.models import FAMILIES
 from service.predictions.registry import ModelRegistry, ModelVersion
 from service.predictions.retry import RetryPolicy
@@ -35,6 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=count(0), default=0)
     p.add_argument("--promote", action="store_true", help="mark the new version as production")
     p.add_argument("--json", action="store_true", help="print the version's metrics as JSON")
+    p.add_argument("--ingest-if-missing", action="store_true",
+                   help="when the dataset is not in the store, ingest the Humanloop export into it first "
+                   "(DATA_DEBUGGER_HUMANLOOP_PATH, else downloaded), as `run` does")
+    p.add_argument("--if-changed", action="store_true",
+                   help="keep the latest version instead of training when it was trained on the same data, "
+                   "embeddings and options")
+    p.add_argument("--confusion", action="store_true",
+                   help="also print the validation and test confusion matrices and write them as PNG images")
     p.set_defaults(handler=cmd_train, writes=True)
 
     p = sub.add_parser("predict", help="enrich a dataset with predictions from a prediction API")
@@ -61,6 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8001)
     p.add_argument("--dataset", help="project of /predict and /intent without one (default: settings)")
     p.add_argument("--no-warm-up", action="store_true", help="load models on first request instead of at start")
+    p.add_argument("--require-model", action="store_true",
+                   help="exit with an error instead of serving when the default project has no model version")
     p.set_defaults(handler=cmd_model_server)
 
 
@@ -84,6 +94,33 @@ def _describe(v: ModelVersion) -> str:
     return "\n".join(lines)
 
 
+def _ingest_humanloop(ws: Workspace, dataset: str) -> None:
+    """The main job's first step: the Humanloop export into `dataset` (found locally, else downloaded)."""
+    from service.datasets.ingest import ingest, make_sources
+    from service.fetch import humanloop_export
+
+    path = humanloop_export(ws.settings)
+    print(f"{dataset} is not in the store yet: ingesting {path}")
+    report = ingest(ws.catalog, ws.embedder, dataset, make_sources([path], "humanloop"),
+                    batch_size=ws.settings.ingest_batch_size, show_progress=True)
+    print(report.summary())
+
+
+def _confusion(version: ModelVersion, reports_dir: Path) -> str:
+    """The validation and test confusion matrices as text, each with the path of its image (PNG)."""
+    from service.predictions.plots import confusion_png
+
+    blocks = []
+    for split in ("validation", "test"):
+        confusion = version.metrics.get(split, {}).get("confusion")
+        if confusion:
+            image = confusion_png(confusion["matrix"], confusion["labels"],
+                                  reports_dir / version.dataset / f"confusion_{version.version}_{split}.png",
+                                  f"{version.dataset} {version.version}: {split}")
+            blocks.append(f"{format_confusion(split, confusion)}\n  image: {image}")
+    return "\n".join(blocks)
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from service.predictions.tracking import promote
     from service.predictions.training import train_version
@@ -91,15 +128,24 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     dataset = args.dataset or settings.default_dataset
     columns = ColumnMap(text=args.text_column, label=args.label_column, split=args.split_column, id=args.id_column)
     registry = ModelRegistry(settings.models_dir)
+    before = registry.latest(dataset)
     with Workspace(settings) as ws:
+        if args.ingest_if_missing and args.from_file is None and not ws.catalog.exists(dataset):
+            _ingest_humanloop(ws, dataset)
         version = train_version(ws, dataset, from_file=args.from_file, model=args.model, folds=args.folds,
-                                seed=args.seed, fmt=args.format, columns=columns, registry=registry)
+                                seed=args.seed, fmt=args.format, columns=columns, registry=registry,
+                                if_changed=args.if_changed)
+    kept = before is not None and version.version == before.version
     if args.promote:
         promote(settings, registry, dataset, version.version)
     if args.json:
-        print(json.dumps({**version.summary(), "metrics": version.metrics}, indent=1))
+        print(json.dumps({**version.summary(), "metrics": version.metrics, "retrained": not kept}, indent=1))
     else:
+        if kept:
+            print(f"{dataset} {version.version} was trained on the same data and options: not retrained")
         print(_describe(version))
+        if args.confusion:
+            print(_confusion(version, settings.reports_dir))
         if args.promote:
             print(f"{version.version} is now production")
     return 0
@@ -153,17 +199,25 @@ def cmd_model_server(args: argparse.Namespace, settings: Settings) -> int:
 
     from embeddings.cache import CachedEmbedder, EmbeddingCache
     from embeddings.embedder import build_embedder
+    from service.errors import NotFound
     from service.predictions.server import create_model_app, warm_up
 
     # No Workspace: the model server needs no store, so it can run beside a process that holds the store.
     registry = ModelRegistry(settings.models_dir)
+    project = args.dataset or settings.default_dataset
+    if args.require_model and registry.default_version(project) is None:
+        raise NotFound(f"no trained model version of {project!r} in {settings.models_dir}; run make train first "
+                       f"(or `data-debugger train --dataset {project}`)")
     embedder = CachedEmbedder(build_embedder(settings), EmbeddingCache(settings.cache_path))
     key = settings.prediction_api_key.get_secret_value() if settings.prediction_api_key else None
-    app = create_model_app(registry, embedder, api_key=key,
-                           default_project=args.dataset or settings.default_dataset)
+    app = create_model_app(registry, embedder, api_key=key, default_project=project)
     if not args.no_warm_up:
         warm_up(registry, embedder)
     host = args.host or settings.host
-    print(f"model server on http://{host}:{args.port} (docs at /docs)" + ("; X-API-Key required" if key else ""))
+    url = f"http://{'localhost' if host in ('0.0.0.0', '::') else host}:{args.port}"
+    print(f"model server on {url} (docs at /docs)" + ("; X-API-Key required" if key else ""))
+    header = ' -H "X-API-Key: $PREDICTION_API_KEY"' if key else ""
+    # flush: under `make api` stdout is often a pipe, and the user needs the line before the first request.
+    print(f'try: curl -G "{url}/intent"{header} --data-urlencode "query=what is my new credit limit"', flush=True)
     uvicorn.run(app, host=host, port=args.port, log_level="warning")
     return 0

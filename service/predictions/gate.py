@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from service.predictions.metrics import macro_f1
+from service.predictions.metrics import label_scores, macro_f1
 
 BOOTSTRAP_ROUNDS = 1000
 
@@ -95,11 +95,8 @@ def paired_bootstrap(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray
 
 def per_class_f1(y: np.ndarray, predicted: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
     """F1 of each label present in the truth (scikit-learn's definition)."""
-    from sklearn.metrics import f1_score
-
-    present = sorted(set(np.asarray(y).tolist()))
-    scores = f1_score(y, predicted, labels=present, average=None, zero_division=0)
-    return {labels[i]: float(s) for i, s in zip(present, scores, strict=True)}
+    _, _, f1, support, _ = label_scores(y, predicted, len(labels))
+    return {labels[i]: float(f1[i]) for i in range(len(labels)) if support[i] > 0}
 
 
 def judge(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray, labels: Sequence[str],

@@ -123,8 +123,8 @@ class TfidfSVM:
 class CompiledTfidf:
     """A fitted FeatureUnion of TfidfVectorizers, as their analyzers, vocabularies and idf weights.
 
-    Same features as `union.transform`; scikit-learn's per-call input validation costs about 0.4 ms per
-    vectorizer, ten times the tokenising itself, which matters when a request holds one short text.
+    Same features as `union.transform`; scikit-learn's per-call input validation costs about ten times the
+    tokenising itself, which matters when a request holds one short text.
     """
 
     def __init__(self, union):

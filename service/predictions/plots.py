@@ -3,7 +3,8 @@ people who want a file). matplotlib is imported here only, on the Agg backend: n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,25 @@ def _pyplot():
     return plt
 
 
+@contextmanager
+def _png(path: Path, size: tuple[float, float]) -> Iterator[Any]:
+    """Axes to draw on; on leaving, the figure is laid out, written to `path` and freed (also on error)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=size)
+    try:
+        yield ax
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+
+
 def confusion_png(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: Path, title: str) -> Path:
     """Rows are the true labels, columns the predicted ones; each cell shows its count."""
-    plt = _pyplot()
     n = len(labels)
     size = max(4.0, 0.45 * n + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    try:
+    with _png(path, (size, size)) as ax:
         ax.imshow(matrix, cmap="Blues")
         ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
         ax.set_yticks(range(n), labels, fontsize=7)
@@ -37,19 +50,12 @@ def confusion_png(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: 
                     if count:
                         ax.text(j, i, str(count), ha="center", va="center", fontsize=6,
                                 color="white" if count > peak / 2 else "black")
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-    finally:
-        plt.close(fig)
     return path
 
 
 def reliability_png(diagram: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
     """Accuracy against confidence per bin, with the diagonal of perfect calibration."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    try:
+    with _png(path, (4.5, 4.5)) as ax:
         ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
         if diagram:
             ax.plot([b["confidence"] for b in diagram], [b["accuracy"] for b in diagram], marker="o")
@@ -58,9 +64,4 @@ def reliability_png(diagram: Sequence[dict[str, Any]], path: Path, title: str) -
         ax.set_xlabel("confidence")
         ax.set_ylabel("accuracy")
         ax.set_title(title)
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-    finally:
-        plt.close(fig)
     return path

@@ -28,6 +28,7 @@ import numpy as np
 from embeddings.store import PointId, check_name
 from service.datasets.catalog import now_iso
 from service.errors import IntegrityError, InvalidInput, NotFound
+from service.jsonable import jsonable
 from service.predictions.models import Classifier
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,7 @@ class ModelRegistry:
             raise ValueError(f"record name {name!r} must be an identifier")
         folder = self._load(dataset, version).path
         tmp = folder / f".{name}.{uuid.uuid4().hex}"
-        tmp.write_text(json.dumps(data, indent=1, default=_jsonable))
+        tmp.write_text(json.dumps(jsonable(data), indent=1))
         os.replace(tmp, folder / f"{name}.json")
 
     def read_record(self, dataset: str, version: str, name: str) -> dict[str, Any] | None:
@@ -281,18 +282,10 @@ class ModelRegistry:
                 version = f"v{(numbers[-1] if numbers else 0) + 1}"
                 meta["version"] = version
                 meta.setdefault("created_at", now_iso())
-                (tmp / META).write_text(json.dumps(meta, indent=1, default=_jsonable))
+                (tmp / META).write_text(json.dumps(jsonable(meta), indent=1))
                 os.rename(tmp, folder / version)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         log.info("registered %s %s", dataset, version)
         return self._load(dataset, version)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

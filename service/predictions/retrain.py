@@ -240,6 +240,7 @@ def history(registry: ModelRegistry, dataset: str) -> list[dict[str, Any]]:
         rows.append({
             "version": version.version, "created_at": version.created_at, "production": version.version == production,
             "data_read_at": version.meta.get("data_read_at") or version.created_at,
+            "data_read_change": version.meta.get("data_read_change"),
             "labelled": version.sizes.get("labelled"), "accuracy": metrics.get("accuracy"),
             "accuracy_ci": metrics.get("accuracy_ci"), "macro_f1": metrics.get("macro_f1"),
             "macro_f1_ci": metrics.get("macro_f1_ci"),

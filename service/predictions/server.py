@@ -18,15 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, R
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from service.errors import (
-    Conflict,
-    DataDebuggerError,
-    IntegrityError,
-    InvalidInput,
-    NotFound,
-    TooLarge,
-    Unavailable,
-)
+from service.errors import Conflict, DataDebuggerError, status_of
 from service.predictions.metrics import entropy
 from service.predictions.registry import ModelRegistry, ModelVersion
 from service.predictions.schemas import (
@@ -42,23 +34,11 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# The one mapping of the error tree to HTTP statuses for this app (the all-in-one API may reuse it).
-ERROR_STATUS: dict[type[DataDebuggerError], int] = {
-    NotFound: 404, InvalidInput: 422, Conflict: 409, TooLarge: 413, Unavailable: 503, IntegrityError: 500,
-}
 VERSION_HEADER = "X-Model-Version"
 VersionQuery = Annotated[str | None, Query(description="model version; default: production, else the latest")]
 ProjectQuery = Annotated[str | None, Query(description="dataset; default: the server's default project")]
 ERRORS = {401: {"description": "missing or wrong X-API-Key"}, 404: {"description": "unknown project or version"},
           409: {"description": "the version needs another embedding model than this server's"}}
-
-
-def status_of(exc: DataDebuggerError) -> int:
-    """The HTTP status of an error of the tree (most specific class first)."""
-    for cls in type(exc).__mro__:
-        if cls in ERROR_STATUS:
-            return ERROR_STATUS[cls]
-    return 500
 
 
 class Predictor:
@@ -102,7 +82,7 @@ def create_model_app(registry: ModelRegistry, embedder, api_key: str | None = No
 
     @app.exception_handler(DataDebuggerError)
     async def _error(request: Request, exc: DataDebuggerError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc)[0])
 
     async def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
         if api_key is None:
@@ -206,4 +186,4 @@ def warm_up(registry: ModelRegistry, embedder, datasets: list[str] | None = None
         log.info("warmed up %s %s", name, chosen.version)
 
 
-__all__ = ["ERROR_STATUS", "MAX_TEXTS", "Predictor", "create_model_app", "status_of", "warm_up"]
+__all__ = ["MAX_TEXTS", "Predictor", "create_model_app", "warm_up"]

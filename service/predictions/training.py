@@ -161,13 +161,34 @@ def out_of_fold(d: training_data.TrainingData, y: np.ndarray, n_labels: int, cho
     return proba
 
 
+def audit_length(ws, dataset: str) -> int:
+    """How many changes the dataset's audit log holds now."""
+    from service.review.audit import AuditLog
+
+    return len(AuditLog(ws.store, dataset))
+
+
+def unchanged_version(registry: ModelRegistry, dataset: str, d: training_data.TrainingData,
+                      request: dict[str, Any]) -> ModelVersion | None:
+    """The latest version if it was trained on exactly this data (ids, texts, labels, splits), embedding
+    model and request; None when anything differs or there is no version yet."""
+    latest = registry.latest(dataset)
+    if latest is None or latest.meta.get("request") != request:
+        return None
+    if latest.data_hash != d.content_hash() or latest.embedding_model != d.embedding_model:
+        return None
+    return latest
+
+
 def train_version(ws, dataset: str, from_file: Path | None = None, progress: ProgressFn = no_progress,
                   **options: Any) -> ModelVersion:
     """Train, evaluate and register a new version of `dataset`'s classifier.
 
     options: model ("auto" = compare every family, or one of models.FAMILIES), folds (5), seed (0),
     grids (override the hyper-parameter grids), learning_repeats (3 draws per learning-curve size),
-    fmt and columns (for from_file), registry. `progress` hears each stage and the folds done.
+    fmt and columns (for from_file), registry, if_changed (return the latest version instead of training
+    when it was trained on the same data, embeddings and options). `progress` hears each stage and the folds
+    done.
     """
     started = time.perf_counter()
     model_opt = options.get("model") or "auto"
@@ -183,12 +204,21 @@ def train_version(ws, dataset: str, from_file: Path | None = None, progress: Pro
     tracked = tracker is not None and tracker.ready()  # an unreachable server fails here, before training
 
     # When the labels were read: reviews logged after this belong to the next version (service/api/loop.py).
+    # The audit log's length is the exact watermark (timestamps tie within a second); the time is for people.
     data_read_at = now_iso()
+    data_read_change = None if from_file is not None else audit_length(ws, dataset)
     progress(stage="load")
     if from_file is not None:
         d = training_data.from_file(ws, Path(from_file), options.get("fmt"), options.get("columns"))
     else:
         d = training_data.from_store(ws, dataset)
+    request = {"model": model_opt, "folds": folds, "seed": seed,
+               "learning_repeats": int(options.get("learning_repeats", 3)), "grids": options.get("grids")}
+    if options.get("if_changed"):
+        kept = unchanged_version(registry, dataset, d, request)
+        if kept is not None:
+            log.info("%s %s was trained on the same data and options: not retrained", dataset, kept.version)
+            return kept
     labels = d.label_set
     y = d.y(labels)
     n = len(labels)
@@ -226,8 +256,10 @@ def train_version(ws, dataset: str, from_file: Path | None = None, progress: Pro
         "needs_vectors": chosen.needs_vectors,
         "labels": labels,
         "params": {**chosen.params(), "folds": folds, "seed": seed},
+        "request": request,
         "data_hash": d.content_hash(),
         "data_read_at": data_read_at,
+        "data_read_change": data_read_change,
         "sizes": d.sizes(),
         "metrics": metrics,
         "curves": curves,

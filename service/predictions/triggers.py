@@ -13,18 +13,28 @@ import numpy as np
 LABEL_FIELDS = ("label", "split")
 
 
-def changes_since(newest_first: Iterable[dict[str, Any]], since: str | None, cap: int) -> int:
-    """Label changes logged after `since` (an ISO timestamp; None = all), not undone and not undos
-    themselves, counted newest first and stopping at `cap` (enough to decide)."""
+def counts_as_change(entry: dict[str, Any]) -> bool:
+    """An applied, not undone, non-undo entry that changed a label or a split: what a model would learn."""
+    if entry.get("undoes") is not None or entry.get("undone_by") is not None:
+        return False
+    if entry.get("status", "applied") != "applied":  # pending, or never reached its point
+        return False
+    return any(key in (entry.get("new") or {}) for key in LABEL_FIELDS)
+
+
+def changes_since(newest_first: Iterable[dict[str, Any]], since_change: int | None, since_at: str | None,
+                  cap: int) -> int:
+    """Label changes logged after a version read its labels, counted newest first and stopping at `cap`
+    (enough to decide). `since_change` is the audit log's length then (exact); versions from before it was
+    recorded fall back to `since_at`, their ISO time of reading (None and None: every change)."""
     count = 0
     for entry in newest_first:
-        if since is not None and str(entry.get("at", "")) <= since:
+        if since_change is not None:
+            if int(entry.get("change_id", 0)) <= since_change:
+                break
+        elif since_at is not None and str(entry.get("at", "")) <= since_at:
             break
-        if entry.get("undoes") is not None or entry.get("undone_by") is not None:
-            continue
-        if entry.get("status", "applied") != "applied":  # pending, or never reached its point
-            continue
-        if any(key in (entry.get("new") or {}) for key in LABEL_FIELDS):
+        if counts_as_change(entry):
             count += 1
             if count >= cap:
                 break

@@ -23,9 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from embeddings.store import Collection, PointId, Store, point_id
+from embeddings.store import MetadataStore, Store
 from service.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -38,12 +36,12 @@ PENDING, APPLIED, NOT_APPLIED = "pending", "applied", "not_applied"
 Settle = Callable[[dict[str, Any]], bool]
 
 
-def _entry_id(dataset: str, change_id: int) -> PointId:
-    return point_id(f"audit:{dataset}:{change_id}")
+def _entry_id(dataset: str, change_id: int) -> str:
+    return f"audit:{dataset}:{change_id}"
 
 
-def _head_id(dataset: str) -> PointId:
-    return point_id(f"audit-head:{dataset}")
+def _head_id(dataset: str) -> str:
+    return f"audit-head:{dataset}"
 
 
 def status_of(entry: dict[str, Any]) -> str:
@@ -56,16 +54,14 @@ class AuditLog:
 
     def __init__(self, store: Store, dataset: str, settle: Settle | None = None):
         self.dataset = dataset
-        self._store = store
-        self._entries: Collection | None = store.get(AUDIT_COLLECTION) if store.exists(AUDIT_COLLECTION) else None
+        self._entries = MetadataStore(store, AUDIT_COLLECTION)
         self._guard = threading.Lock()
         self._count = 0
         self._unsettled: list[int] = []
-        if self._entries is not None:
-            head = self._entries.retrieve([_head_id(dataset)])
-            if head:
-                self._count = int(head[0].payload.get("count", 0))
-                self._unsettled = [int(c) for c in head[0].payload.get("pending") or []]
+        head = self._entries.get(_head_id(dataset))
+        if head:
+            self._count = int(head.get("count", 0))
+            self._unsettled = [int(c) for c in head.get("pending") or []]
         self._undone_by: dict[int, int] | None = None
         if settle is not None:
             self.reconcile(settle)
@@ -73,34 +69,35 @@ class AuditLog:
     def __len__(self) -> int:
         return self._count
 
-    def _collection(self) -> Collection:
-        if self._entries is None:
-            store = self._store
-            self._entries = store.get(AUDIT_COLLECTION) if store.exists(AUDIT_COLLECTION) else store.create(
-                AUDIT_COLLECTION, 1)
-        return self._entries
+    def _sync(self) -> None:
+        """Catch up with the count in the store: another service process using the same Qdrant server may
+        have appended (or deleted the log) since this one last looked. Callers hold the guard."""
+        head = self._entries.get(_head_id(self.dataset))
+        count = int(head.get("count", 0)) if head else 0
+        if count != self._count:
+            self._count = count
+            self._undone_by = None  # rebuilt on use, with the other process's undos
 
     def _write_head(self) -> None:
-        self._collection().upsert([_head_id(self.dataset)], np.ones((1, 1), np.float32),
-                                  [{"dataset": self.dataset, "count": self._count, "head": True,
-                                    "pending": self._unsettled}])
+        self._entries.put(_head_id(self.dataset), {"dataset": self.dataset, "count": self._count, "head": True,
+                                                   "pending": self._unsettled})
 
     def append(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Store a new entry as pending; returns it with its change_id. Follow with `confirm` once the
         point holds the change, or `settle` when its write failed."""
         with self._guard:
-            collection = self._collection()
+            self._sync()
             change_id = self._count + 1
             stored = {**entry, "dataset": self.dataset, "change_id": change_id, "status": PENDING}
             # Entry first, then the head: a crash between leaves an entry the head does not count yet,
             # which the next append overwrites with the same number (never a counted hole).
-            collection.upsert([_entry_id(self.dataset, change_id)], np.ones((1, 1), np.float32), [stored])
+            self._entries.put(_entry_id(self.dataset, change_id), stored)
             self._count = change_id
             self._write_head()
         return self._decorate(stored)
 
     def _mark(self, change_id: int, status: str) -> None:
-        self._collection().set_payloads({_entry_id(self.dataset, change_id): {"status": status}})
+        self._entries.update(_entry_id(self.dataset, change_id), {"status": status})
 
     def confirm(self, entry: dict[str, Any]) -> dict[str, Any]:
         """The point holds the change: the entry is applied (and, for an undo, the undone entry is undone)."""
@@ -153,11 +150,11 @@ class AuditLog:
         return counts
 
     def _retrieve(self, change_ids: list[int]) -> list[dict[str, Any]]:
-        if self._entries is None or not change_ids:
-            return []
-        return [p.payload for p in self._entries.retrieve([_entry_id(self.dataset, c) for c in change_ids])]
+        return self._entries.get_many(_entry_id(self.dataset, c) for c in change_ids)
 
     def get(self, change_id: int) -> dict[str, Any]:
+        with self._guard:
+            self._sync()
         found = self._retrieve([change_id]) if 0 < change_id <= self._count else []
         if not found:
             raise NotFound(
@@ -185,11 +182,15 @@ class AuditLog:
 
     def newest(self, offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
         """Entries newest first, skipping `offset` of them."""
+        with self._guard:
+            self._sync()
         top = self._count - offset
         return [self._decorate(e) for e in self._retrieve(list(range(top, max(top - limit, 0), -1)))]
 
     def all(self) -> list[dict[str, Any]]:
         """Every entry, oldest first."""
+        with self._guard:
+            self._sync()
         out: list[dict[str, Any]] = []
         for start in range(1, self._count + 1, 1000):
             chunk = list(range(start, min(start + 1000, self._count + 1)))
@@ -198,12 +199,8 @@ class AuditLog:
 
     def delete(self) -> None:
         """Remove every entry of this dataset (the dataset itself is being deleted)."""
-        if self._entries is None:
-            return
-        ids = [_entry_id(self.dataset, c) for c in range(1, self._count + 1)]
-        for start in range(0, len(ids), 1000):
-            self._entries.delete(ids[start:start + 1000])
-        self._entries.delete([_head_id(self.dataset)])
+        self._entries.delete([*(_entry_id(self.dataset, c) for c in range(1, self._count + 1)),
+                              _head_id(self.dataset)])
         self._count = 0
         self._unsettled = []
         self._undone_by = {}

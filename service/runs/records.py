@@ -7,13 +7,13 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embeddings.store import Collection, point_id
+from embeddings.store import MetadataStore
 from service.datasets.catalog import now_iso
+from service.jsonable import jsonable as json_value
 from service.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -59,26 +59,13 @@ def jsonable(value: Any, depth: int = 0) -> Any:
         return {str(k): jsonable(v, depth + 1) for k, v in list(value.items())[:200]}
     if isinstance(value, list | tuple):
         return [jsonable(v, depth + 1) for v in value[:100]]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, str | int | bool) or value is None:
-        return value
-    if isinstance(value, Path):
-        return str(value)
     if isinstance(value, np.ndarray):
         return jsonable(value.tolist()[:100], depth + 1)
-    return str(value)[:500]
+    return json_value(value, default=lambda v: str(v)[:500])
 
 
 def valid_id(run_id: str) -> bool:
     return len(run_id) == 16 and all(c in "0123456789abcdef" for c in run_id)
-
-
-def run_point(run_id: str) -> str:
-    """The store point id of a run's record."""
-    return str(point_id(run_id))
 
 
 class RunRecords:
@@ -87,49 +74,30 @@ class RunRecords:
     def __init__(self, workspace: Callable[[], Workspace]):
         self._workspace = workspace
 
-    def _collection(self, create: bool = True) -> Collection | None:
-        """The runs collection; None when it does not exist yet and `create` is False (reads)."""
-        store = self._workspace().store
-        if store.exists(RUNS_COLLECTION):
-            return store.get(RUNS_COLLECTION)
-        return store.create(RUNS_COLLECTION, 1) if create else None
+    def _records(self) -> MetadataStore:
+        """The run records, keyed by run id (the collection is made by the first write)."""
+        return MetadataStore(self._workspace().store, RUNS_COLLECTION)
 
     def save(self, run: Run) -> None:
         try:
-            runs = self._collection()
-            assert runs is not None
-            runs.upsert([run_point(run.id)], np.ones((1, 1), np.float32), [jsonable(run.to_dict())])
+            self._records().put(run.id, jsonable(run.to_dict()))
         except Exception as exc:  # noqa: BLE001 - a run record is not worth failing the run for
             log.warning("could not persist run %s: %s", run.id, exc)
 
     def mark_interrupted(self, keep: set[str]) -> int:
         """Mark runs left queued or running by a previous process (not in `keep`) as interrupted."""
-        runs = self._collection(create=False)
-        if runs is None:
-            return 0
-        stale = [p for p in self._scroll(runs) if p.payload.get("status") in ACTIVE and p.payload["id"] not in keep]
-        for p in stale:
-            runs.set_payloads({p.id: {"status": "interrupted", "finished_at": now_iso(), "error": INTERRUPTED}})
+        runs = self._records()
+        stale = [r for r in runs.scan() if r.get("status") in ACTIVE and r["id"] not in keep]
+        for r in stale:
+            runs.update(r["id"], {"status": "interrupted", "finished_at": now_iso(), "error": INTERRUPTED})
         if stale:
             runs.flush()
             log.warning("%d run(s) were interrupted by the last shutdown", len(stale))
         return len(stale)
 
     def get(self, run_id: str) -> Run | None:
-        runs = self._collection(create=False)
-        found = runs.retrieve([run_point(run_id)]) if runs is not None and valid_id(run_id) else []
-        return Run.from_payload(found[0].payload) if found else None
+        found = self._records().get(run_id) if valid_id(run_id) else None
+        return None if found is None else Run.from_payload(found)
 
     def all(self) -> list[Run]:
-        runs = self._collection(create=False)
-        return [Run.from_payload(p.payload) for p in self._scroll(runs)] if runs is not None else []
-
-    @staticmethod
-    def _scroll(runs: Collection) -> list[Any]:
-        out: list[Any] = []
-        offset = None
-        while True:
-            page, offset = runs.scroll_page(limit=1000, offset=offset)
-            out.extend(page)
-            if offset is None:
-                return out
+        return [Run.from_payload(payload) for payload in self._records().scan()]

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from embeddings.neighbors import build_knn_graph
-from service.analyses.base import AnalysisResult, run_order
-from service.analyses.clusters import ctfidf_keywords
+from service.analyses.base import REGISTRY, AnalysisResult, run_order
+from service.analyses.clusters import ClusterMap, ctfidf_keywords
 from service.analyses.context import build_context
-from service.analyses.registry import make_analysis, run_analyses
+from service.analyses.registry import MODULES, analysis_schemas, default_analyses, make_analysis, run_analyses
 from service.errors import InvalidInput
 from tests.analyses.conftest import planted_context
 
@@ -73,7 +73,7 @@ def test_flag_by_threshold_follows_the_threshold(ctx):
 def test_outlier_is_found(ctx, planted):
     result = run(ctx, "outliers")["outliers"]
     assert flagged_ids(ctx, result, "outlier") == {planted.outlier}
-    assert result.report["top"][0]["id"] == planted.outlier
+    assert result.report["outliers"]["top"][0]["id"] == planted.outlier
 
 
 def test_triage_classes(ctx, planted):
@@ -83,7 +83,8 @@ def test_triage_classes(ctx, planted):
         assert triage[i] == "label_error"
     assert set(triage[rows_of(ctx, planted.unlabelled)]) == {"unlabelled"}
     assert (triage[~ctx.labelled] == "unlabelled").all()
-    counts = results["triage"].report["counts"]
+    counts = results["triage"].report["triage"]["counts"]
+    assert results["triage"].summary_parts == {"triage": counts}
     assert sum(counts.values()) == ctx.n and counts["agree"] > 0.8 * ctx.labelled.sum()
 
 
@@ -113,8 +114,8 @@ def test_confident_disagreement(ctx, planted):
     pred = ctx.probs.argmax(axis=1)
     expected = ctx.labelled & (pred != ctx.labels) & (ctx.probs.max(axis=1) >= 0.5)
     assert (result.flags["confident_disagreement"] == expected).all()
-    assert result.report["count"] == int(expected.sum())
-    confidences = [e["confidence"] for e in result.report["examples"]]
+    assert result.report["confident_disagreements"]["count"] == int(expected.sum())
+    confidences = [e["confidence"] for e in result.report["confident_disagreements"]["examples"]]
     assert confidences == sorted(confidences, reverse=True)
 
 
@@ -149,7 +150,7 @@ def test_exact_duplicates_need_only_equal_normalised_text():
     assert flagged_ids(ctx, result, "duplicate") == {1, 2}
     assert flagged_ids(ctx, result, "conflicting_duplicate") == {1, 2}
     assert flagged_ids(ctx, result, "leak") == {1, 2}
-    assert result.report["exact_groups"] == 1
+    assert result.report["duplicates"]["exact_groups"] == 1
 
 
 def test_suggestions_for_unlabelled(ctx, planted):
@@ -232,7 +233,7 @@ def test_split_advice_from_clusters_with_different_error_rates(planted):
     probs = ctx.probs.copy()
     probs[card[half:]] = np.roll(probs[card[half:]], 1, axis=1)
     ctx.probs, ctx.oof = probs, None
-    results["clusters"] = AnalysisResult(arrays={"clusters": clusters}, report={"clusters": [
+    results["clusters"] = AnalysisResult(output=ClusterMap(clusters, np.zeros((ctx.n, 2))), report={"clusters": [
         {"id": 0, "name": "first"}, {"id": 1, "name": "second"}]})
     advice = make_analysis("per_class").run(ctx).report["advice"]
     assert [s["label"] for s in advice["split"]] == ["card"]
@@ -310,10 +311,18 @@ def test_analyses_needing_a_model_are_skipped_without_one(planted):
 
 
 def test_result_contract_is_checked():
-    with pytest.raises(InvalidInput, match="not one of"):
-        AnalysisResult(flags={"spooky": np.zeros(3, bool)}).check("x", 3)
+    outliers = REGISTRY["outliers"]
+    with pytest.raises(InvalidInput, match=r"produced \['spooky'\], which its `sets_flags` do not declare"):
+        AnalysisResult(flags={"spooky": np.zeros(3, bool)}).check(outliers, 3)
     with pytest.raises(InvalidInput, match="2 values for 3"):
-        AnalysisResult(fields={"cluster": np.zeros(2)}).check("x", 3)
+        AnalysisResult(fields={"outlier_score": np.zeros(2)}).check(outliers, 3)
+    with pytest.raises(InvalidInput, match=r"produced \['extra'\], which its `report_parts` do not declare"):
+        AnalysisResult(report={"outliers": {}, "extra": 1}).check(outliers, 3)
+    with pytest.raises(InvalidInput, match="`summary_parts` do not declare"):
+        AnalysisResult(summary_parts={"outliers": 1}).check(outliers, 3)
+    with pytest.raises(InvalidInput, match="output is ndarray, its `output` declares KnnVote"):
+        AnalysisResult(output=np.zeros(3)).check(REGISTRY["knn_consistency"], 3)
+    AnalysisResult(fields={"outlier_score": np.zeros(3)}, report={"outliers": {}}).check(outliers, 3)
 
 
 @pytest.mark.parametrize("n", [2, 5, 12])
@@ -330,3 +339,16 @@ def test_every_analysis_copes_with_a_tiny_dataset(n):
     assert not skipped
     assert results["clusters"].fields["x"].shape == (n,)
     assert len(results["triage"].fields["triage"]) == n
+
+
+def test_default_order_follows_the_registration_lines_not_the_import_order():
+    # A module that imports service.analyses.clusters before the registry registers Clusters first.
+    saved = dict(REGISTRY)
+    try:
+        REGISTRY.clear()
+        REGISTRY.update({"clusters": saved["clusters"], **{k: v for k, v in saved.items() if k != "clusters"}})
+        assert default_analyses() == list(MODULES)
+        assert list(analysis_schemas()) == list(MODULES)
+    finally:
+        REGISTRY.clear()
+        REGISTRY.update(saved)

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from embeddings.store import PointFilter, load_all, point_id
+from service.analyses.registry import flag_values
 from service.analyses.report import load_report, report_path
 from service.analyses.runner import analyze
 from service.errors import NotFound
-from service.fields import FLAG_VALUES, TRIAGE_VALUES
+from service.fields import TRIAGE_VALUES
 from tests.analyses.conftest import DATASET
 
 REPORT_KEYS = {
@@ -70,7 +71,7 @@ def test_payload_fields_follow_the_contract(analysed):
     for p in points.values():
         assert p["analysis_run"] == run_id
         assert p["triage"] in TRIAGE_VALUES
-        assert set(p["flags"]) <= set(FLAG_VALUES)
+        assert set(p["flags"]) <= set(flag_values())
         assert isinstance(p["cluster"], int) and isinstance(p["x"], float) and isinstance(p["y"], float)
         assert isinstance(p["outlier_score"], float)
         if p["label"] is None:

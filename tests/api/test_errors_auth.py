@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from embeddings.store import EdgeStore
-from service.runs.records import RUNS_COLLECTION, Run, run_point
+from embeddings.store import EdgeStore, MetadataStore
+from service.runs.records import RUNS_COLLECTION, Run
 from tests.api.conftest import DATASET, ingest_fixture, running, settings_in
 
 pytestmark = pytest.mark.anyio
@@ -107,11 +107,8 @@ async def test_audit_log_and_runs_survive_a_restart(tmp_path):
             "path": str(app.state.api.settings.home / "missing.json")}})
         assert done.status_code == 422  # not a file: refused before queueing
         # A run record left "running" by a process that died.
-        runs = app.state.api.workspace.store.create(RUNS_COLLECTION, 1)
-        import numpy as np
-
         ghost = Run(id="00000000000000aa", dataset=DATASET, step="analyze", params={}, status="running")
-        runs.upsert([run_point(ghost.id)], np.ones((1, 1), np.float32), [ghost.to_dict()])
+        MetadataStore(app.state.api.workspace.store, RUNS_COLLECTION).put(ghost.id, ghost.to_dict())
     async with running(settings) as (_, client):
         log = (await client.get(f"/api/datasets/{DATASET}/changes")).json()
         assert log["count"] == 1 and log["data"][0]["user"] == "ana" and log["data"][0]["new"]["label"] == "lost_card"

@@ -9,8 +9,8 @@ import uuid
 import numpy as np
 import pytest
 
+from embeddings.errors import Conflict, InvalidInput, NotFound, Unavailable
 from embeddings.store import ClientStore, EdgeStore, PointFilter, iter_points, load_all, point_id
-from service.errors import Conflict, InvalidInput, NotFound, Unavailable
 
 BACKENDS = ["edge", "memory"] + (["server"] if os.environ.get("QDRANT_URL") else [])
 
@@ -175,7 +175,7 @@ def test_indexed_search_scores_are_exact_and_recall_holds(store):
 
 
 def test_facet_counts(store):
-    c = store.create("ds", 8)
+    c = store.create("ds", 8, indexed={"split": "keyword", "label": "keyword"})  # faceting needs an index
     ids, vectors, payloads = _points(30)
     c.upsert(ids, vectors, payloads)
     counts = c.facet("split")

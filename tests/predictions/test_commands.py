@@ -89,3 +89,54 @@ def test_model_server_process_answers_two_versions(env):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _versions(home) -> list[str]:
+    return sorted(p.name for p in (home / "models" / DATASET).iterdir() if p.name.startswith("v"))
+
+
+def test_train_if_changed_keeps_the_version_until_data_or_options_change(env, home, capsys, tmp_path, planted):
+    source = tmp_path / "data.csv"
+    source.write_text(planted.csv.read_text())
+    argv = ["train", "--dataset", DATASET, "--from", str(source), "--model", "logreg", "--folds", "3", "--if-changed"]
+    assert main(argv) == 0
+    trained = _versions(home)
+    assert trained == ["v1", "v2", "v3"] and "not retrained" not in capsys.readouterr().out
+    assert main(argv) == 0
+    assert _versions(home) == trained and "planted v3 was trained on the same data" in capsys.readouterr().out
+    assert main([*argv, "--seed", "1"]) == 0  # other options: a new version
+    assert _versions(home) == ["v1", "v2", "v3", "v4"]
+    lines = source.read_text().splitlines()
+    header, first = lines[0].split(","), lines[1].split(",")
+    label = header.index("label")
+    first[label] = "rates" if first[label] != "rates" else "card"  # one label corrected: other data
+    source.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    assert main([*argv, "--seed", "1"]) == 0
+    assert _versions(home) == ["v1", "v2", "v3", "v4", "v5"]
+
+
+def test_train_confusion_prints_the_matrices_and_writes_their_images(env, home, capsys):
+    from matplotlib.image import imread
+
+    from service.predictions.registry import ModelRegistry
+
+    assert main(["train", "--dataset", DATASET, "--model", "logreg", "--folds", "3", "--confusion"]) == 0
+    out = capsys.readouterr().out
+    assert "micro P" in out and "macro P" in out
+    version = ModelRegistry(home / "models").latest(DATASET)
+    images = [line.split("image: ")[1] for line in out.splitlines() if "image: " in line]
+    assert [image.rsplit("/", 1)[1] for image in images] == [f"confusion_{version.version}_validation.png",
+                                                            f"confusion_{version.version}_test.png"]
+    for split, image in zip(("validation", "test"), images, strict=True):
+        rows = out.split(f"{split} confusion matrix")[1].splitlines()[2:2 + len(version.labels)]
+        printed = [[int(count) for count in row.split()[2:]] for row in rows]
+        assert printed == version.metrics[split]["confusion"]["matrix"]
+        assert [row.split()[1] for row in rows] == version.labels
+        height, width, _ = imread(image).shape
+        assert height > 200 and width > 200
+
+
+def test_model_server_require_model_refuses_without_a_version(env, capsys):
+    assert main(["model-server", "--dataset", "never_trained", "--require-model"]) == 2
+    err = capsys.readouterr().err
+    assert "no trained model version of 'never_trained'" in err and "run make train first" in err

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from embeddings.store import check_name
+from service.analyses.report import delete_report, incomplete_message, interrupted_writeback
 from service.api import reports
 from service.api.deps import DatasetName, StateDep, WorkspaceDep, Writer
 from service.api.errors import READ_ERRORS, WRITE_ERRORS
@@ -71,6 +72,9 @@ def detail_of(state: ApiState, name: str) -> dict[str, Any]:
     report = reports.maybe_report(state, name)
     out["last_analysis_at"] = report.get("created_at") if report else None
     out["analysis_run"] = report.get("run_id") if report else None
+    marker = interrupted_writeback(state.settings, name)
+    out["analysis_state"] = "incomplete" if marker else "complete" if report else "none"
+    out["analysis_warning"] = incomplete_message(name, marker) if marker else None
     out["model_versions"] = reports.model_versions(state, name)
     out["label_revision"] = len(state.audit(name))
     return out
@@ -185,7 +189,7 @@ def delete_dataset(dataset: DatasetName, state: StateDep) -> Response:
     with state.dataset_lock(dataset):
         ws.catalog.drop(dataset)
         state.audits.drop(ws.store, dataset)
-    shutil.rmtree(state.settings.reports_dir / dataset, ignore_errors=True)
+    delete_report(state.settings, dataset)
     state.views.invalidate(dataset)
     return Response(status_code=204)
 

@@ -41,7 +41,7 @@ def _hit(hit, dataset: str | None = None) -> dict[str, Any]:
 
 
 def _json(data: list[dict[str, Any]]) -> bytes:
-    """The page as JSON (orjson writes NaN and infinities as null, as the other routes' `clean` does)."""
+    """The page as JSON (orjson writes NaN and infinities as null, as `service.jsonable` does for the other routes)."""
     return orjson.dumps({"data": data, "count": len(data), "next_cursor": None})
 
 

@@ -191,10 +191,10 @@ def cluster_changes(
 
     report = reports.report_of(state, dataset)
     registry = reports.registry(state)
-    versions = [v.version for v in registry.versions(dataset)] if registry is not None else []
+    versions = [v.version for v in registry.versions(dataset)]
     if a is not None and a == b:
         raise invalid("query.b", f"is {b!r}, the same version as a; compare two different versions")
-    a = a or (registry.default_version(dataset) if registry is not None else None)
+    a = a or registry.default_version(dataset)
     if b is None:
         # The version before a; where a is the oldest (an early version promoted), the newest other one.
         others = [v for v in versions if v != a]
@@ -254,8 +254,6 @@ def get_classes(
     analysed = report.get("model_version") if report else None
     if model_version is not None and model_version != analysed:
         reg = reports.registry(state)
-        if reg is None:
-            raise NotFound(f"model version {model_version!r}: no model registry in this installation")
         metrics = reg.get(dataset, model_version).metrics
         available = {k: v for k, v in metrics.items() if isinstance(v, dict)}
         if split is not None:
