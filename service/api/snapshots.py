@@ -37,6 +37,8 @@ def columns() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(every snapshot column, the float ones): the base columns and what the registered analyses declare."""
     extra, floats = snapshot_columns()
     return (*BASE_COLUMNS, *extra), (*BASE_FLOAT_COLUMNS, *floats)
+
+
 MAP_COLUMNS = ("x", "y", "text", "label", "prediction", "confidence", "split", "cluster", "triage",
                "mislabel_score", "entropy", "review_status")
 # The map as Arrow IPC: the same fields, typed columns instead of JSON text (floats as float32, repeated
@@ -183,25 +185,26 @@ def _arrow_map(snap: Snapshot) -> bytes:
     """The Arrow IPC stream of the map: what `map_json` holds, column by column (see MAP_DOC)."""
     import pyarrow as pa
 
-    columns: dict[str, Any] = {"ids": _ids_array(snap.ids)}
+    floats = set(columns()[1])
+    out: dict[str, Any] = {"ids": _ids_array(snap.ids)}
     for name in MAP_COLUMNS:
         values = snap.columns[name]
-        if name in FLOAT_COLUMNS:  # through numpy: a tenth of pyarrow's time on a list of Python floats
-            columns[name] = pa.array(np.array(values, dtype=np.float32), from_pandas=True)
+        if name in floats:  # through numpy: a tenth of pyarrow's time on a list of Python floats
+            out[name] = pa.array(np.array(values, dtype=np.float32), from_pandas=True)
         elif name == "cluster":
-            columns[name] = pa.array(values, type=pa.int64())
+            out[name] = pa.array(values, type=pa.int64())
         elif name in DICTIONARY_COLUMNS:
-            columns[name] = pa.array(values, type=pa.string()).dictionary_encode()
+            out[name] = pa.array(values, type=pa.string()).dictionary_encode()
         else:
-            columns[name] = pa.array(values, type=pa.string())
+            out[name] = pa.array(values, type=pa.string())
     import pyarrow.compute as pc
 
     status = pa.array(snap.columns["prediction_status"], type=pa.string())  # correct_of, column-wise
-    columns["correct"] = pc.if_else(pc.equal(status, "correct"), True,
+    out["correct"] = pc.if_else(pc.equal(status, "correct"), True,
                                     pc.if_else(pc.equal(status, "incorrect"), False, pa.scalar(None, pa.bool_())))
     metadata = {"count": str(len(snap.ids)), "analysis_run": snap.analysis_run or "",
                 "label_revision": str(snap.label_revision)}
-    table = pa.table(columns).replace_schema_metadata(metadata)
+    table = pa.table(out).replace_schema_metadata(metadata)
     sink = pa.BufferOutputStream()
     # lz4 buffers: a third of the bytes for a few tens of ms at 1M points, cheap to read back.
     with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
