@@ -176,6 +176,10 @@ def serve_dashboard(api_url: str, port: int, host: str = "127.0.0.1", dataset: s
     warm: fetch the first dataset's map in the background now, so the first page does not wait for it.
     """
     cache = MapCache()
+    from dashboard.views.map_raster import warm as warm_raster
+
+    # Datashader's kernels compile in a few seconds: now, not on the first large map a visitor opens.
+    threading.Thread(target=warm_raster, daemon=True, name="dashboard-raster-warm").start()
     if warm:
         threading.Thread(target=preload, args=(cache, api_url, dataset, token), daemon=True,
                          name="dashboard-preload").start()

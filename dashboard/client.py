@@ -11,6 +11,8 @@ import orjson
 
 from service.errors import STATUSES, DataDebuggerError, InvalidInput, Unavailable
 
+ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"  # the /map route's binary form (the API's name for it)
+
 log = logging.getLogger(__name__)
 
 # The API answers with the project's exception tree mapped to status codes; map them back so the
@@ -98,12 +100,15 @@ class ApiClient:
         """One dataset's detail: counts, last analysis, model versions."""
         return self.get(f"/api/datasets/{dataset}")
 
-    def map(self, dataset: str, etag: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
-        """Columnar arrays of every point (ids, x, y, text, label, ...) and the answer's ETag.
+    def map(self, dataset: str, etag: str | None = None, arrow: bool = False) -> tuple[Any, str | None]:
+        """Columnar arrays of every point (ids, x, y, text, label, ...) and the answer's ETag: a dict of lists
+        (JSON), or with `arrow` a pyarrow Table (the same columns, read without parsing text).
 
         With the ETag of a copy the caller holds, an unchanged map answers (None, etag) without a body.
         """
         headers = {"If-None-Match": etag} if etag else {}
+        if arrow:
+            headers["Accept"] = ARROW_MEDIA_TYPE
         try:
             response = self._http.get(f"/api/datasets/{dataset}/map", headers=headers)
         except httpx.HTTPError as exc:
@@ -113,7 +118,11 @@ class ApiClient:
         if response.status_code >= 400:
             error = _BY_STATUS.get(response.status_code, DataDebuggerError)
             raise error(f"GET /api/datasets/{dataset}/map answered {response.status_code}: {_detail(response)}")
-        return orjson.loads(response.content), response.headers.get("ETag")  # ~20 MB at 100k: orjson, 2x faster
+        if arrow:
+            import pyarrow as pa
+
+            return pa.ipc.open_stream(response.content).read_all(), response.headers.get("ETag")
+        return orjson.loads(response.content), response.headers.get("ETag")  # orjson: 2x the standard library
 
     def points(self, dataset: str, limit: int = 100, **filters: Any) -> list[dict[str, Any]]:
         """Points matching the API's point filters, up to `limit`."""

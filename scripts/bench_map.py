@@ -17,64 +17,20 @@ import argparse
 import shutil
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
-PAINTED = """
-const docs = (window.Bokeh && Bokeh.documents) || [];
-for (const doc of docs) {
-  const fig = doc.get_model_by_name('data-map');
-  if (!fig) continue;
-  const view = Bokeh.index.find_one(fig);
-  const n = doc.get_model_by_name('map-source').get_length();
-  return [n, !!(view && view.has_finished()), performance.now()];
-}
-return null;
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file, not only as a module
+from scripts.synthetic import VIEW_RANGE, add_synthetic, move_view, wait_idle, wait_painted  # noqa: E402
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def add_synthetic(ws, name: str, n: int, seed: int = 0) -> None:
-    """n points in 40 blobs, 10% mispredicted, 1 in 13 unlabelled, written straight to the store."""
-    rng = np.random.default_rng(seed)
-    labels = [f"intent_{i:02d}" for i in range(40)]
-    centres = rng.normal(0, 8, (len(labels), 2))
-    collection = ws.catalog.create(name, 4, "synthetic", "synthetic")
-    for start in range(0, n, 10_000):
-        ids = list(range(start, min(n, start + 10_000)))
-        which = rng.integers(0, len(labels), len(ids))
-        xy = centres[which] + rng.normal(0, 1.2, (len(ids), 2))
-        predicted = np.where(rng.random(len(ids)) < 0.1, rng.integers(0, len(labels), len(ids)), which)
-        payloads = [{
-            "record_id": pid, "text": f"synthetic request {pid} about {labels[which[j]]}", "split": "training",
-            "label": None if pid % 13 == 0 else labels[which[j]], "prediction": labels[predicted[j]],
-            "confidence": float(rng.uniform(0.3, 1)), "entropy": float(rng.uniform(0, 2)),
-            "prediction_status": "unlabelled" if pid % 13 == 0 else
-            ("correct" if predicted[j] == which[j] else "incorrect"),
-            "cluster": int(which[j]), "triage": "agree", "mislabel_score": float(rng.random()),
-            "x": float(xy[j, 0]), "y": float(xy[j, 1]),
-        } for j, pid in enumerate(ids)]
-        collection.upsert(ids, rng.standard_normal((len(ids), 4)).astype(np.float32), payloads)
-    collection.flush()
-
-
-def wait_idle(quiet_share: float = 0.1, window: float = 0.3, limit: float = 60.0) -> None:
-    """Until this process (API and dashboard servers) uses under `quiet_share` of a core over `window` s."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        cpu = time.process_time()
-        time.sleep(window)
-        if time.process_time() - cpu < quiet_share * window:
-            return
 
 
 def first_render(browser, url: str, n: int, backend: str) -> float:
@@ -86,13 +42,24 @@ def first_render(browser, url: str, n: int, backend: str) -> float:
     browser.get("about:blank")  # closes the previous page's session, so it does not compete with this one
     wait_idle()
     browser.get(url)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        state = browser.execute_script(PAINTED)
-        if state and state[0] == n and state[1]:
-            return state[2] / 1000
-        time.sleep(0.02)
-    raise TimeoutError(f"the map of {n} points did not render in 180 s")
+    return wait_painted(browser, n)
+
+
+def pan_and_zoom(browser) -> str:
+    """Zoom into the middle half, pan by a quarter, zoom into a 2% window, and back to the whole map: what each
+    move shows and the seconds until it is painted."""
+    x0, x1, y0, y1 = browser.execute_script(VIEW_RANGE)
+    w, h = x1 - x0, y1 - y0
+    moves = {"zoom in": (x0 + w / 4, x1 - w / 4, y0 + h / 4, y1 - h / 4),
+             "pan": (x0 + w / 2, x1, y0 + h / 4, y1 - h / 4),
+             "zoom to 2%": (x0 + 0.49 * w, x0 + 0.51 * w, y0 + 0.49 * h, y0 + 0.51 * h),
+             "zoom out": (x0, x1, y0, y1)}
+    out = []
+    for name, view in moves.items():
+        wait_idle()
+        shown, seconds = move_view(browser, *view)
+        out.append(f"{name} {seconds:.2f} s ({shown})")
+    return ", ".join(out)
 
 
 def main() -> None:
@@ -107,6 +74,7 @@ def main() -> None:
     from selenium.webdriver.chrome.service import Service
 
     from dashboard.app import serve_dashboard
+    from dashboard.views.map_figure import GLYPH_LIMIT
     from embeddings.embedder import FakeEmbedder
     from service.api.app import create_app
     from service.settings import Settings
@@ -122,7 +90,11 @@ def main() -> None:
     for n in args.sizes:
         started = time.perf_counter()
         add_synthetic(app.state.api.workspace, f"synthetic{n}", n)
-        print(f"synthetic{n}: {n:,} points written in {time.perf_counter() - started:.1f} s")
+        written = time.perf_counter() - started
+        started = time.perf_counter()
+        app.state.api.views.after_run(f"synthetic{n}", succeeded=True)  # what the service does after a run
+        print(f"synthetic{n}: {n:,} points written in {written:.1f} s, "
+              f"read into the service's snapshot and encoded in {time.perf_counter() - started:.1f} s")
     dashboard = serve_dashboard(api, free_port(), warm=False)
 
     options = Options()
@@ -143,6 +115,8 @@ def main() -> None:
                 extra = f", first visit {cold:.2f} s" if cold is not None else ""
                 print(f"{n:>9,} points  {backend:<6}  median {statistics.median(runs):.2f} s "
                       f"(min {min(runs):.2f}, max {max(runs):.2f}, {len(runs)} loads){extra}")
+                if n > GLYPH_LIMIT:  # below it, pan and zoom happen in the browser alone
+                    print(f"{'':>9}         {backend:<6}  " + pan_and_zoom(browser))
             renderer = renderer or browser.execute_script(
                 "const gl=document.createElement('canvas').getContext('webgl');"
                 "const i=gl&&gl.getExtension('WEBGL_debug_renderer_info');"

@@ -27,10 +27,11 @@ def cluster_table(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     if frame is None or frame.empty:
         return pd.DataFrame(columns=COLUMNS)
     rows = []
-    for cluster, group in frame.groupby("cluster", sort=False):
+    for cluster, group in frame.groupby("cluster", sort=False, observed=True):
         labelled = group[group["labelled"]]
         judged = labelled[labelled["correct"].isin(["correct", "incorrect"])]
         counts = labelled["label"].value_counts()
+        counts = counts[counts > 0]  # a categorical column counts its absent values too
         rows.append({
             "cluster": cluster,
             "name": names.get(cluster, "noise" if cluster == NOISE else ""),

@@ -144,9 +144,8 @@ class MapView(Viewer):
 
     def _on_selection(self) -> None:
         s = self.state
-        rows = s.rows_of(s.selected)
-        if len(rows):
-            rows = rows[s.mask()[[s.row(k) for k in rows["key"]]]]
+        positions = s.positions(s.selected)
+        rows = s.frame.iloc[positions[s.mask()[positions]]] if s.frame is not None else s.rows_of([])
         self.selection.value, self.selection_note.object = table_rows(rows)
         if not self.selection_note.object:
             self.selection_note.object = (f"{len(rows):,} selected" if len(rows) else

@@ -1,9 +1,13 @@
-"""The Bokeh figure of the map: WebGL scatters of every point plus overlays, updated in place.
+"""The Bokeh figure of the map: a scatter of the points plus overlays, updated in place.
+
+Up to GLYPH_LIMIT points, every point is a glyph with hover and click. Beyond it, the view shows an image
+rasterised on the server (map_raster: every visible point, coloured by the colour-by field) and re-rasterised
+after each pan or zoom; once the view holds GLYPH_LIMIT points or fewer, those points come as glyphs instead.
+Clicks and box/lasso selections on the image are resolved on the server against every point.
 
 What reaches the browser is kept binary: categorical columns travel as small integer codes (one factor
 list per column, used by the colour mapper and the hover), numbers as float32, filters as boolean arrays.
-The hover texts, the only per-point strings, are sent after the first render (`send_texts`), so 100k
-points draw in about the time their coordinates take to arrive.
+The hover texts, the only per-point strings, are sent after the first render (`send_texts`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from bokeh.core.property.descriptors import UnsetValueError
 from bokeh.core.property.validation import validate
+from bokeh.events import RangesUpdate, SelectionGeometry, Tap
 from bokeh.models import (
     BooleanFilter,
     CDSView,
@@ -31,8 +37,10 @@ from bokeh.plotting import figure
 from bokeh.transform import transform
 from panel.io.document import unlocked
 
-from dashboard.colours import COLOUR_FIELDS, GREY, RAMP, ColourSpec, colour_spec
+from dashboard.colours import COLOUR_FIELDS, GREY, RAMP, ColourSpec
 from dashboard.state.map import MapState
+from dashboard.views.map_names import DECLUTTER_NAMES, NO_NAMES, name_positions
+from dashboard.views.map_raster import inside, nearest, point_colours, raster_frame, rasterise
 
 log = logging.getLogger(__name__)
 
@@ -46,37 +54,12 @@ TOOLTIPS = """
 </div>
 """
 _DECODE = "return (value == null || value < 0) ? '' : factors[value]"
-NO_NAMES: dict[str, list[Any]] = {"x": [], "y": [], "name": [], "size": [], "alpha": [], "background_alpha": [],
-                                  "shift": []}
-NAME_BACKGROUND_ALPHA = 0.7
-# Cluster names that would overlap on screen are hidden, the larger cluster's name kept, and shown again once a
-# zoom makes room: run in the browser (only it knows the plot's size in pixels) whenever the view or the names
-# change. Names arrive largest cluster first; a name's box is estimated from its length at 11px bold.
-DECLUTTER_NAMES = """
-const d = source.data, n = source.get_length() || 0;
-const W = fig.inner_width, H = fig.inner_height, xr = fig.x_range, yr = fig.y_range;
-if (!n || !W || !H || xr.end === xr.start || yr.end === yr.start) return;
-const kept = [], alpha = new Array(n), background = new Array(n), shift = new Array(n);
-for (let i = 0; i < n; i++) {
-  const sx = (d.x[i] - xr.start) / (xr.end - xr.start) * W;
-  const sy = (1 - (d.y[i] - yr.start) / (yr.end - yr.start)) * H;
-  const half = (String(d.name[i]).length * 6.8 + 8) / 2;
-  // A name near the frame's side slides inwards rather than being cut (as long as its cluster is in view).
-  shift[i] = sx < 0 || sx > W ? 0 : Math.max(0, half - sx) - Math.max(0, sx + half - W);
-  const box = [sx + shift[i] - half, sy - 15, sx + shift[i] + half, sy];
-  const clash = kept.some(b => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3]);
-  if (!clash) kept.push(box);
-  alpha[i] = clash ? 0 : 1;
-  background[i] = clash ? 0 : BACKGROUND;
-}
-if (d.alpha && alpha.every((a, i) => a === d.alpha[i]) && shift.every((v, i) => v === d.shift[i])) return;
-d.alpha = alpha;
-d.background_alpha = background;
-d.shift = shift;
-source.change.emit();  // redraws the names; not a change of `data`, so this callback does not run again
-""".replace("BACKGROUND", str(NAME_BACKGROUND_ALPHA))
-
-
+NO_RASTER: dict[str, list[Any]] = {"image": [], "x": [], "y": [], "dw": [], "dh": [], "points": []}
+# Up to this many points in view are glyphs; more are an image. Canvas draws 20k circles in ~0.1 s.
+GLYPH_LIMIT = 20_000
+RASTER_SIZE = (1000, 700)  # pixels, when the browser has not told the plot's size yet
+CLICK_PIXELS = 6  # a click on the image picks the nearest point within this many pixels
+RERASTER_DELAY_MS = 40  # pan and zoom events arriving within it are answered by one image
 def point_size(n: int) -> float:
     """Smaller points as the map fills, so dense regions stay readable."""
     return 7.0 if n <= 5_000 else 5.0 if n <= 30_000 else 3.5
@@ -125,6 +108,15 @@ class MapFigure:
         self.neighbour_source = ColumnDataSource(data={"x0": [], "y0": [], "x1": [], "y1": []},
                                                  name="map-neighbours")
         self.names_source = ColumnDataSource(data=dict(NO_NAMES), name="map-cluster-names")
+        self.raster_source = ColumnDataSource(data=dict(NO_RASTER), name="map-raster")
+        self.large = False  # more points than GLYPH_LIMIT: the image at overview
+        self.view: tuple[float, float, float, float] = (0.0, 1.0, 0.0, 1.0)
+        self.shown_rows = np.zeros(0, dtype=np.int64)  # frame rows of the glyphs, in large mode
+        self._state: MapState | None = None
+        self._colours: tuple[Any, np.ndarray] | None = None
+        self._points: tuple[Any, pd.DataFrame] | None = None  # what the image aggregates, per colour and filter
+        self._shown: Any = None  # what the view last showed, to skip a refresh that changes nothing
+        self._pending = False
         fig = figure(
             name="data-map", output_backend=backend, tools="pan,wheel_zoom,box_select,lasso_select,tap,reset",
             active_scroll="wheel_zoom", active_drag="box_select", toolbar_location="above",
@@ -137,6 +129,8 @@ class MapFigure:
         # per paint, which is what dominates a 100k-point first render without a GPU. Unlabelled points
         # differ by a dark outline (a colour mapper over the `unlabelled` column), not by a second renderer.
         outline = LinearColorMapper(palette=["rgba(0,0,0,0)", "#222222"], low=-0.5, high=1.5)
+        fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=self.raster_source,
+                       name="map-raster-image")
         self.points = fig.scatter(
             "x", "y", source=self.source, view=CDSView(filter=self.filter), marker="circle", size=6,
             fill_color=GREY, fill_alpha=0.8, line_color=transform("unlabelled", outline), line_width=1.2,
@@ -167,6 +161,9 @@ class MapFigure:
         self.figure = fig
         self._on_select = on_select
         self.source.selected.on_change("indices", self._selected)
+        fig.on_event(RangesUpdate, self._on_ranges)
+        fig.on_event(Tap, self._on_tap)
+        fig.on_event(SelectionGeometry, self._on_geometry)
 
     @staticmethod
     def _empty() -> dict[str, list[Any]]:
@@ -174,7 +171,63 @@ class MapFigure:
 
     def _selected(self, _attr: str, _old: list[int], new: list[int]) -> None:
         if self._on_select is not None:
-            self._on_select(list(new))
+            # In large mode the glyphs are a subset: their positions name frame rows through shown_rows.
+            self._on_select(self.shown_rows[list(new)].tolist() if self.large else list(new))
+
+    @property
+    def raster_shown(self) -> bool:
+        """Whether the view is the image (not glyphs)."""
+        points = self.raster_source.data["points"]
+        return self.large and len(points) > 0 and points[0] > 0
+
+    def _on_ranges(self, event: RangesUpdate) -> None:
+        """A pan or zoom ended: re-rasterise (or send the glyphs) for the new view, once per burst of events."""
+        if not self.large or None in (event.x0, event.x1, event.y0, event.y1):
+            return
+        self.view = (float(event.x0), float(event.x1), float(event.y0), float(event.y1))
+        document = self.figure.document
+        if document is None:
+            self.refresh_view()
+        elif not self._pending:  # a wheel zoom sends an event per notch
+            self._pending = True
+            document.add_timeout_callback(self._refresh_pending, RERASTER_DELAY_MS)
+
+    def _refresh_pending(self) -> None:
+        self._pending = False
+        self.refresh_view()
+
+    def _pixel(self) -> tuple[float, float]:
+        """Data units per screen pixel along x and y."""
+        width, height = self._size()
+        x0, x1, y0, y1 = self.view
+        return (x1 - x0) / width, (y1 - y0) / height
+
+    def _size(self) -> tuple[int, int]:
+        try:  # set by the browser once the plot is laid out
+            width, height = self.figure.inner_width, self.figure.inner_height
+        except UnsetValueError:
+            return RASTER_SIZE
+        return (width, height) if width and height and width > 10 and height > 10 else RASTER_SIZE
+
+    def _on_tap(self, event: Tap) -> None:
+        """A click on the image: the nearest point under the pointer, as a glyph's click would give."""
+        s = self._state
+        if not self.raster_shown or s is None or s.frame is None or self._on_select is None:
+            return
+        px, py = self._pixel()
+        x, y = s.frame["x"].to_numpy(), s.frame["y"].to_numpy()
+        row = nearest(x, y, s.mask(), (float(event.x), float(event.y)), (CLICK_PIXELS * px, CLICK_PIXELS * py))
+        self._on_select([row] if row is not None else [])
+
+    def _on_geometry(self, event: SelectionGeometry) -> None:
+        """A box or lasso drawn over the image: every visible point inside it."""
+        s = self._state
+        if not self.raster_shown or not event.final or s is None or s.frame is None or self._on_select is None:
+            return
+        if dict(event.geometry).get("type") not in ("rect", "poly"):  # the tap tool's point: _on_tap has it
+            return
+        rows = inside(s.frame["x"].to_numpy(), s.frame["y"].to_numpy(), s.mask(), dict(event.geometry))
+        self._on_select(rows.tolist())
 
     @_patches_document
     def clear_selection(self) -> None:
@@ -183,10 +236,21 @@ class MapFigure:
 
     # -- updates -------------------------------------------------------------------------------------
 
-    def _categorical(self, frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
+    def _columns(self, state: MapState, rows: np.ndarray | None, with_texts: bool) -> dict[str, Any]:
+        """The glyph columns of `rows` (every point when None)."""
+        frame = state.frame if rows is None else state.frame.iloc[rows]
+        data: dict[str, Any] = {"x": frame["x"].to_numpy(np.float32), "y": frame["y"].to_numpy(np.float32),
+                                "unlabelled": (~frame["labelled"].to_numpy(bool)).astype(np.int8),
+                                **self._categorical(state, frame, CATEGORICAL),
+                                **{name: frame[name].to_numpy(np.float32) for name in NUMERIC}}
+        if with_texts:
+            data["text"] = frame["text"].to_numpy()
+        return data
+
+    def _categorical(self, state: MapState, frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
         columns = {}
         for name in names:
-            spec = colour_spec(frame, name)
+            spec = state.spec_of(name)
             self.specs[name] = spec
             self.decoders[name].args = {"factors": list(spec.factors)}
             columns[name] = codes(frame[name], spec.factors)
@@ -194,41 +258,90 @@ class MapFigure:
 
     @_patches_document
     def update_points(self, state: MapState, with_texts: bool = False) -> None:
-        """A new frame: every point's columns, the ranges and the point size. Texts follow via send_texts."""
+        """A new frame: every point's columns (or, past GLYPH_LIMIT, the image), the ranges and the point size.
+        Texts follow via send_texts."""
         frame = state.frame
         n = len(frame)
-        data: dict[str, Any] = {"x": frame["x"].to_numpy(np.float32), "y": frame["y"].to_numpy(np.float32),
-                                "unlabelled": (~frame["labelled"].to_numpy(bool)).astype(np.int8),
-                                **self._categorical(frame, CATEGORICAL),
-                                **{name: frame[name].to_numpy(np.float32) for name in NUMERIC}}
-        if with_texts:
-            data["text"] = frame["text"].to_numpy()
-        with validate(False):  # Bokeh would check 100k values one by one; they come from numpy already
-            self.source.data = data
-        self.points.glyph.size = point_size(n)
-        xs, ys = data["x"], data["y"]
+        self._state, self._colours, self._points, self._shown = state, None, None, None
+        self.large = n > GLYPH_LIMIT
+        xs, ys = frame["x"].to_numpy(), frame["y"].to_numpy()
         finite = np.isfinite(xs) & np.isfinite(ys)
         if finite.any():
             pad_x = float(xs[finite].max() - xs[finite].min()) * 0.08 or 1.0  # room for cluster names
             pad_y = float(ys[finite].max() - ys[finite].min()) * 0.05 or 1.0
-            self.figure.x_range.update(start=float(xs[finite].min() - pad_x), end=float(xs[finite].max() + pad_x))
-            self.figure.y_range.update(start=float(ys[finite].min() - pad_y), end=float(ys[finite].max() + pad_y))
+            self.view = (float(xs[finite].min() - pad_x), float(xs[finite].max() + pad_x),
+                         float(ys[finite].min() - pad_y), float(ys[finite].max() + pad_y))
+            self.figure.x_range.update(start=self.view[0], end=self.view[1])
+            self.figure.y_range.update(start=self.view[2], end=self.view[3])
+        self.points.glyph.size = point_size(n) if not self.large else point_size(GLYPH_LIMIT)
+        if self.large:
+            self.update_colour(state)
+            self.update_names(state)
+            return
+        self.shown_rows = np.zeros(0, dtype=np.int64)
+        with validate(False):  # Bokeh would check 100k values one by one; they come from numpy already
+            self.source.data = self._columns(state, None, with_texts)
+            self.raster_source.data = dict(NO_RASTER)
         self.update_filter(state)
         self.update_colour(state)
         self.update_names(state)
 
     @_patches_document
+    def refresh_view(self) -> None:
+        """Large mode: the image of the visible points in the current view, or their glyphs when few enough."""
+        s = self._state
+        if not self.large or s is None or s.frame is None:
+            return
+        filters = tuple(sorted((name, tuple(values)) for name, values in s.filters().items()))
+        shown = (id(s.frame), s.labels_version, id(s.spec()), filters, self.view, self._size())
+        if shown == self._shown:  # e.g. the colour set again by the view right after the frame
+            return
+        self._shown = shown
+        x0, x1, y0, y1 = self.view
+        x, y = s.frame["x"].to_numpy(), s.frame["y"].to_numpy()
+        keep = s.mask()
+        in_view = keep & (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+        with validate(False):
+            if int(in_view.sum()) <= GLYPH_LIMIT:
+                self.shown_rows = np.flatnonzero(in_view)
+                self.source.data = self._columns(s, self.shown_rows, with_texts=True)
+                self.filter.booleans = np.ones(len(self.shown_rows), dtype=bool)
+                # An empty image over the view, holding no points: says the server has answered this view.
+                self.raster_source.data = {"image": [np.zeros((1, 1), dtype=np.uint32)], "x": [x0], "y": [y0],
+                                           "dw": [x1 - x0], "dh": [y1 - y0], "points": [0]}
+                return
+            if self._points is None or self._points[0] != shown[:4]:
+                self._points = (shown[:4], raster_frame(x, y, self._point_colours(s), keep))
+            width, height = self._size()
+            raster = rasterise(self._points[1], (x0, x1), (y0, y1), width, height)
+            self.shown_rows = np.zeros(0, dtype=np.int64)
+            self.source.data = self._empty()
+            self.filter.booleans = np.zeros(0, dtype=bool)
+            self.raster_source.data = {"image": [raster.image], "x": [x0], "y": [y0], "dw": [x1 - x0],
+                                       "dh": [y1 - y0], "points": [raster.points]}
+
+    def _point_colours(self, state: MapState) -> np.ndarray:
+        """Every point's colour under the colour-by field (kept until the field or its spec changes)."""
+        spec = state.spec()
+        if self._colours is None or self._colours[0] is not spec:
+            self._colours = (spec, point_colours(state.frame[state.colour_by], spec))
+        return self._colours[1]
+
+    @_patches_document
     def send_texts(self, state: MapState) -> None:
-        """The hover texts, after the first render."""
-        if state.frame is not None and len(state.frame) == len(self.source.data["x"]):
+        """The hover texts, after the first render (large mode sends them with its glyphs)."""
+        if state.frame is not None and not self.large and len(state.frame) == len(self.source.data["x"]):
             with validate(False):
                 self.source.data["text"] = state.frame["text"].to_numpy()
 
     @_patches_document
     def update_labels(self, state: MapState) -> None:
         """Labels changed in place (a relabel): resend the columns a label touches."""
+        if self.large:
+            self.update_colour(state)  # re-colours the image, resends the glyphs in view
+            return
         with validate(False):
-            self.source.data.update(self._categorical(state.frame, ["label", "correct"]),
+            self.source.data.update(self._categorical(state, state.frame, ["label", "correct"]),
                                     unlabelled=(~state.frame["labelled"].to_numpy(bool)).astype(np.int8))
         self.update_filter(state)
         self.update_colour(state)
@@ -236,15 +349,18 @@ class MapFigure:
     @_patches_document
     def update_colour(self, state: MapState) -> None:
         """Colour by the state's field, selected and faded points alike."""
-        spec = self.specs.get(state.colour_by) if state.colour_by in CATEGORICAL else state.spec()
-        fill = fill_of(spec or state.spec())
+        fill = fill_of(state.spec())
         # Selected and faded points keep their colours (Bokeh's defaults would grey them out).
         for glyph in (self.points.glyph, self.points.selection_glyph, self.points.nonselection_glyph):
             glyph.fill_color = fill
+        self.refresh_view()
 
     @_patches_document
     def update_filter(self, state: MapState) -> None:
         """Show only the points that pass the filters."""
+        if self.large:
+            self.refresh_view()
+            return
         with validate(False):
             self.filter.booleans = state.mask()
 
@@ -274,18 +390,5 @@ class MapFigure:
     @_patches_document
     def update_names(self, state: MapState) -> None:
         """Cluster names at each cluster's median position among the visible points, largest cluster first
-        (where names would overlap, the browser keeps the first: DECLUTTER_NAMES)."""
-        names = state.cluster_names
-        visible = state.visible()
-        if not state.show_cluster_names or not names or visible.empty:
-            self.names_source.data = dict(NO_NAMES)
-            return
-        members = visible[visible["cluster"].isin([c for c, name in names.items() if name])]
-        centres = members.groupby("cluster")[["x", "y"]].median()
-        centres["size"] = members.groupby("cluster").size()
-        centres = centres.sort_values("size", ascending=False, kind="stable")
-        n = len(centres)
-        self.names_source.data = {"x": centres["x"].to_numpy(), "y": centres["y"].to_numpy(),
-                                  "name": [names[c] for c in centres.index], "size": centres["size"].to_numpy(),
-                                  "alpha": np.ones(n), "background_alpha": np.full(n, NAME_BACKGROUND_ALPHA),
-                                  "shift": np.zeros(n)}
+        (where names would overlap, the browser keeps the first: map_names.DECLUTTER_NAMES)."""
+        self.names_source.data = name_positions(state)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 
 from embeddings.store import PointId, iter_points
@@ -36,8 +37,14 @@ def columns() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(every snapshot column, the float ones): the base columns and what the registered analyses declare."""
     extra, floats = snapshot_columns()
     return (*BASE_COLUMNS, *extra), (*BASE_FLOAT_COLUMNS, *floats)
+
+
 MAP_COLUMNS = ("x", "y", "text", "label", "prediction", "confidence", "split", "cluster", "triage",
                "mislabel_score", "entropy", "review_status")
+# The map as Arrow IPC: the same fields, typed columns instead of JSON text (floats as float32, repeated
+# strings dictionary-encoded), which a client reads without parsing; the JSON form stays the default.
+ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
+DICTIONARY_COLUMNS = ("label", "prediction", "split", "triage", "review_status")
 
 
 # Derived values kept per snapshot state: the three rankings plus recent version comparisons.
@@ -77,6 +84,7 @@ class Snapshot:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _map_json: bytes | None = None
     _map_gzip: bytes | None = None
+    _map_arrow: bytes | None = None
     # Values derived from this state, least recently used first; bounded, since some names carry request
     # parameters (cluster-changes:<a>:<b>:<min_size>) and a client could otherwise grow it without end.
     _orders: OrderedDict[str, Any] = field(default_factory=OrderedDict)
@@ -111,6 +119,13 @@ class Snapshot:
                 self._map_gzip = gzip.compress(self._map_json, compresslevel=1)
             return self._map_gzip
 
+    def map_arrow(self) -> bytes:
+        """The whole map as one Arrow IPC stream of the JSON form's columns; encoded once per snapshot state."""
+        with self._lock:
+            if self._map_arrow is None:
+                self._map_arrow = _arrow_map(self)
+            return self._map_arrow
+
     def etag(self) -> str:
         digest = hashlib.sha1(repr((self.dataset, self.key, self.label_revision)).encode()).hexdigest()[:20]
         return f'"{digest}"'
@@ -144,7 +159,7 @@ class Snapshot:
                     if name in self.columns:
                         self.columns[name][row] = None
             self.label_revision = label_revision
-            self._map_json = self._map_gzip = None
+            self._map_json = self._map_gzip = self._map_arrow = None
             self._orders.clear()
 
     def row(self, pid: PointId) -> dict[str, Any] | None:
@@ -152,6 +167,49 @@ class Snapshot:
         if i is None:
             return None
         return {"id": pid, **{name: col[i] for name, col in self.columns.items()}}
+
+
+def _ids_array(ids: list[PointId]) -> Any:
+    """Integer ids as int64 (uint64 past 2**63), anything else (UUIDs) as strings."""
+    import pyarrow as pa
+
+    for kind in (pa.int64(), pa.uint64()):
+        try:
+            return pa.array(ids, type=kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+            continue
+    return pa.array([str(i) for i in ids], type=pa.string())
+
+
+def _arrow_map(snap: Snapshot) -> bytes:
+    """The Arrow IPC stream of the map: what `map_json` holds, column by column (see MAP_DOC)."""
+    import pyarrow as pa
+
+    floats = set(columns()[1])
+    out: dict[str, Any] = {"ids": _ids_array(snap.ids)}
+    for name in MAP_COLUMNS:
+        values = snap.columns[name]
+        if name in floats:  # through numpy: a tenth of pyarrow's time on a list of Python floats
+            out[name] = pa.array(np.array(values, dtype=np.float32), from_pandas=True)
+        elif name == "cluster":
+            out[name] = pa.array(values, type=pa.int64())
+        elif name in DICTIONARY_COLUMNS:
+            out[name] = pa.array(values, type=pa.string()).dictionary_encode()
+        else:
+            out[name] = pa.array(values, type=pa.string())
+    import pyarrow.compute as pc
+
+    status = pa.array(snap.columns["prediction_status"], type=pa.string())  # correct_of, column-wise
+    out["correct"] = pc.if_else(pc.equal(status, "correct"), True,
+                                    pc.if_else(pc.equal(status, "incorrect"), False, pa.scalar(None, pa.bool_())))
+    metadata = {"count": str(len(snap.ids)), "analysis_run": snap.analysis_run or "",
+                "label_revision": str(snap.label_revision)}
+    table = pa.table(out).replace_schema_metadata(metadata)
+    sink = pa.BufferOutputStream()
+    # lz4 buffers: a third of the bytes for a few tens of ms at 1M points, cheap to read back.
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 class SnapshotCache:

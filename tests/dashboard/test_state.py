@@ -15,7 +15,7 @@ from dashboard.client import ApiClient
 from dashboard.colours import NONE, colour_spec
 from dashboard.state import DashboardState
 from dashboard.state.clusters import cluster_table
-from dashboard.state.map import MapState, map_frame
+from dashboard.state.map import MapState, map_frame, set_value
 from service.errors import Conflict, DataDebuggerError, NotFound, Unavailable
 from tests.dashboard.conftest import DATASET, N_POINTS
 
@@ -120,7 +120,7 @@ def test_click_fetches_neighbours_through_the_api(state: DashboardState, service
 def test_map_cache_revalidates_with_the_etag(client: ApiClient):
     cache = MapCache()
     first = cache.frame(client, DATASET)
-    first.loc[0, "label"] = "edited in this session"  # a session's copy must not leak into the cache
+    set_value(first, 0, "label", "edited in this session")  # a session's copy must not leak into the cache
     second = cache.frame(client, DATASET)
     assert second.loc[0, "label"] != "edited in this session"
     columns, etag = client.map(DATASET)

@@ -10,6 +10,7 @@ from service.api.deps import CollectionDep, DatasetName, StateDep
 from service.api.errors import READ_ERRORS
 from service.api.queries import decode_offset, encode_cursor, point_out, resolve_id, to_point_filter
 from service.api.schemas import Page, PointDetail, PointOut, PointQuery
+from service.api.snapshots import ARROW_MEDIA_TYPE
 from service.errors import NotFound
 
 router = APIRouter(prefix="/api/datasets/{dataset}", tags=["points"], responses=READ_ERRORS)
@@ -56,8 +57,11 @@ def get_point(
 MAP_DOC = {
     "description": "Parallel arrays, one entry per point: ids, x, y, text, label, prediction, confidence, split, "
     "cluster, triage, mislabel_score, entropy, correct (true/false/null), review_status; plus count, "
-    "analysis_run and label_revision. x/y are null until analyze has run.",
-    "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}},
+    "analysis_run and label_revision. x/y are null until analyze has run. With `Accept: "
+    f"{ARROW_MEDIA_TYPE}` the same columns come as one Arrow IPC stream (lz4 buffers; float32 numbers, "
+    "dictionary-encoded strings; count, analysis_run and label_revision in the schema's metadata).",
+    "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}},
+                ARROW_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
 }
 
 
@@ -74,13 +78,19 @@ def get_map(
     dataset: DatasetName, state: StateDep,
     if_none_match: Annotated[str | None, Header()] = None,
     accept_encoding: Annotated[str | None, Header()] = None,
+    accept: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """Every point's map fields in one response, cached per (dataset, analysis run, label revision)."""
+    """Every point's map fields in one response, cached per (dataset, analysis run, label revision): JSON, or
+    Arrow IPC when the Accept header asks for it."""
     snap = state.views.snapshot(dataset)
-    etag = snap.etag()
-    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+    arrow = accept is not None and ARROW_MEDIA_TYPE in accept.lower()
+    # One tag per form, so a cache holding one form never revalidates the other.
+    etag = snap.etag() if not arrow else snap.etag()[:-1] + '-arrow"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept, Accept-Encoding"}
     if if_none_match is not None and _none_match_hits(if_none_match, etag):
         return Response(status_code=304, headers=headers)
+    if arrow:
+        return Response(snap.map_arrow(), media_type=ARROW_MEDIA_TYPE, headers=headers)
     gzipped = accept_encoding is not None and "gzip" in accept_encoding.lower()
     if gzipped:
         headers["Content-Encoding"] = "gzip"
