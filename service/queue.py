@@ -68,9 +68,14 @@ def _hybrid_score(payload: dict[str, Any]) -> float | None:
     about is worth more than either alone. Margin rather than entropy: over scripts/simulate_loop.py's rounds
     it was the stronger uncertainty signal (README, The improvement loop)."""
     margin = _margin(payload)
-    if margin is None:
-        return None
-    return (1.0 - margin) + (_knn_disagreement(payload) or 0.0)
+    if margin is not None:
+        hesitation = 1.0 - margin
+    else:  # predictions stored without their n-best list: the top answer's confidence is what there is
+        confidence = _confidence(payload)
+        if confidence is None:
+            return None
+        hesitation = 1.0 - confidence
+    return hesitation + (_knn_disagreement(payload) or 0.0)
 
 
 def cluster_weights(payloads: list[dict[str, Any]], report: dict[str, Any] | None) -> dict[int, float]:

@@ -149,3 +149,16 @@ def test_bad_requests_are_explained():
         build_queue(collection, strategy="entropy", limit=2)
     assert len(build_queue(collection, strategy="random", limit=10)) == 4
     assert math.isclose(build_queue(collection, strategy="random", limit=1)[0]["score"], 1.0)
+
+
+def test_hybrid_ranks_by_hesitation_and_neighbour_contradiction_even_without_n_best():
+    from service.queue import rank_unlabelled
+
+    # Only `confidence` stored (no n-best list): the hybrid falls back to 1 - confidence.
+    payloads = [{"text": f"t{i}", "prediction": "a", "confidence": c, "cluster": 0}
+                for i, c in enumerate((0.9, 0.4, 0.7))]
+    rows = rank_unlabelled([10, 11, 12], payloads, "hybrid", 3)
+    assert [r["point_id"] for r in rows] == [11, 12, 10]
+    # A point its labelled neighbours contradict outranks a slightly less sure one they agree with.
+    payloads[0].update(knn_majority_label="b", knn_majority_share=1.0)
+    assert rank_unlabelled([10, 11, 12], payloads, "hybrid", 1)[0]["point_id"] == 10
