@@ -57,19 +57,6 @@ class WorkspaceOpener:
     def is_open(self) -> bool:
         return self._given is not None or self._opened is not None
 
-    def _patch_views(self, write: PointWrite) -> None:
-        self.views.invalidate(write.dataset, write)
-
-    def apply_review(self, dataset: str, raw_id: str | int, act: ReviewAction, source: str = "api") -> Reviewed:
-        """service.review.actions.apply_action with this service's workspace, lock, log and views."""
-        return actions.apply_action(self.workspace, self.locks(dataset), dataset, raw_id, act,
-                                    audit=self.audit(dataset), on_write=self._patch_views, source=source)
-
-    def undo_review(self, dataset: str, change_id: int, user: str, reason: str) -> Reviewed:
-        """service.review.actions.undo with this service's workspace, lock, log and views."""
-        return actions.undo(self.workspace, self.locks(dataset), dataset, change_id, user, reason,
-                            audit=self.audit(dataset), on_write=self._patch_views)
-
     def close(self) -> None:
         with self._lock:
             if self._opened is not None:
