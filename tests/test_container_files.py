@@ -6,6 +6,7 @@ the files describe."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -119,8 +120,11 @@ def test_the_api_serves_the_prediction_api_on_4002():
 
 
 def _planned(target: str, *variables: str) -> list[list[str]]:
-    """The commands `make -n TARGET` would run, split like a shell would."""
-    done = subprocess.run(["make", "-n", target, *variables], cwd=REPO, capture_output=True, text=True, check=True)
+    """The commands `make -n TARGET` would run, split like a shell would. Run from `make test` (as CI does), the
+    outer make's MAKEFLAGS/MAKELEVEL would make this one print "Entering directory" lines: start it clean."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+    done = subprocess.run(["make", "--no-print-directory", "-n", target, *variables], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=True)
     return [shlex.split(line) for line in done.stdout.splitlines() if line.strip()]
 
 
