@@ -4,8 +4,6 @@ worse challenger is refused with its reasons, and the loop's history lists both.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from embeddings.store import load_all
@@ -13,19 +11,16 @@ from service.datasets.ingest import ingest, make_sources
 from service.predictions.registry import ModelRegistry
 from service.predictions.training import train_version
 from tests.api.conftest import running, settings_in
+from tests.api.test_uploads_runs import wait_for as wait_for_run
 from tests.predictions.conftest import TEST_GRIDS, write_planted
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 DATASET = "loop"
 
 
-async def wait_for(client, run_id: str, timeout: float = 600) -> dict:
-    for _ in range(int(timeout / 0.2)):
-        body = (await client.get(f"/api/runs/{run_id}")).json()
-        if body["status"] not in ("queued", "running"):
-            return body
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"run {run_id} did not finish")
+async def wait_for(client, run_id: str) -> dict:
+    """A retrain trains, predicts and analyses: give it longer than an upload's run."""
+    return await wait_for_run(client, run_id, timeout=600)
 
 
 def _ids(app) -> dict[int, object]:
