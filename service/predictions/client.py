@@ -1,7 +1,8 @@
 """The enrichment client: sends a dataset's texts to a prediction API speaking the Humanloop contract and
 writes the answers to the points' payloads, batch by batch (fields: service.fields, "predict").
 
-Batches of at most 20 texts, a bounded number in flight, a timeout per request, retries with exponential
+Without an API URL the built-in model is called directly (service/predictions/direct.py, 1,024 texts a batch).
+Over HTTP: batches of at most 20 texts, a bounded number in flight, a timeout per request, retries with exponential
 backoff and jitter on 429, 5xx, timeouts and dropped connections (honouring Retry-After). A point whose
 `model_version` already equals the version being asked is skipped, so an interrupted run resumes and a re-run
 does nothing. The API key comes from settings (PREDICTION_API_KEY) only and is never logged.
@@ -15,7 +16,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -26,6 +27,9 @@ from service.errors import DataDebuggerError, InvalidInput, NotFound, Unavailabl
 from service.predictions.retry import RETRY_STATUSES, RetryPolicy
 from service.predictions.schemas import MAX_TEXTS
 from service.progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from service.predictions.direct import DirectClient
 
 log = logging.getLogger(__name__)
 
@@ -217,14 +221,6 @@ def _pending(collection, version: str | None, force: bool) -> tuple[list[tuple[P
 def _http_client(ws, dataset: str, api_url: str | None, transport, timeout: float, api_key: str | None,
                  concurrency: int) -> tuple[httpx.AsyncClient, str]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    if api_url is None and transport is None:
-        from service.predictions.registry import ModelRegistry
-        from service.predictions.server import create_model_app
-
-        app = create_model_app(ModelRegistry(ws.settings.models_dir), LazyEmbedder(lambda: ws.embedder),
-                               api_key=api_key, default_project=dataset)
-        transport = httpx.ASGITransport(app=app)
-        return httpx.AsyncClient(transport=transport, base_url=IN_PROCESS_URL, timeout=timeout), "in-process"
     if api_url is not None and not api_url.startswith(("http://", "https://")):
         raise InvalidInput(f"the prediction API URL {api_url!r} is not an http:// or https:// URL; pass one like "
                            "--api-url http://127.0.0.1:8000 (or set DATA_DEBUGGER_PREDICTION_API_URL)")
@@ -251,33 +247,26 @@ async def enrich_async(ws, dataset: str, api_url: str | None = None, transport=N
         project = settings.prediction_project if external else dataset
     key = settings.prediction_api_key.get_secret_value() if settings.prediction_api_key else None
     collection = ws.collection(dataset)
-    http, where = _http_client(ws, dataset, api_url, transport, timeout, key, concurrency)
-    report = EnrichReport(dataset, where)
-    async with http:
-        client = PredictionClient(http, project, api_key=key, n_best=n_best, version=version, policy=policy, rng=rng)
-        if client.version is None:
-            client.version = await client.default_version()
-        todo, report.skipped = _pending(collection, client.version, force)
-        learned = client.version
-        if learned is None and todo:
-            # A server that does not say its version: learn it from one answer, then skip what it did.
-            try:
-                first = (await client.predict([todo[0][1]], "probe"))[0]
-            except BatchFailed as exc:
-                raise exc.error or Unavailable(str(exc)) from exc
-            learned = first.model_version
-            todo, report.skipped = _pending(collection, learned, force)
-        report.model_version = learned
-        report.points = len(todo) + report.skipped
-        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-        report.batches = len(batches)
-        log.info("%s: %d points to predict (%d already by %s) in %d batches via %s", dataset, len(todo),
-                 report.skipped, learned, len(batches), where)
-        if batches:  # each answered batch is written at once: check the disk before the first
-            ensure_space(ws.settings, f"writing the predictions of {dataset}")
-        progress(stage="predict", done=0, total=len(todo))
-        await _run_batches(client, collection, batches, concurrency, report, show_progress, progress)
-        report.requests, report.retries = client.requests, client.retries
+    if api_url is None and transport is None:
+        # The built-in model, called directly: no request to cap at 20 texts, no JSON round trip.
+        from service.predictions.direct import IN_PROCESS_BATCH, DirectClient
+        from service.predictions.registry import ModelRegistry
+
+        client: PredictionClient | DirectClient = DirectClient(
+            ModelRegistry(settings.models_dir), LazyEmbedder(lambda: ws.embedder), project, n_best=n_best,
+            version=version)
+        report = EnrichReport(dataset, "in-process")
+        # Two workers: one batch's store write overlaps the next one's model call.
+        await _predict_all(client, collection, force, report, IN_PROCESS_BATCH, min(concurrency, 2), show_progress,
+                           progress, ws, dataset)
+    else:
+        http, where = _http_client(ws, dataset, api_url, transport, timeout, key, concurrency)
+        report = EnrichReport(dataset, where)
+        async with http:
+            client = PredictionClient(http, project, api_key=key, n_best=n_best, version=version, policy=policy,
+                                      rng=rng)
+            await _predict_all(client, collection, force, report, batch_size, concurrency, show_progress, progress,
+                               ws, dataset)
     collection.flush()
     report.seconds = time.perf_counter() - started
     log.info(report.summary())
@@ -289,7 +278,36 @@ async def enrich_async(ws, dataset: str, api_url: str | None = None, transport=N
     return report
 
 
-async def _run_batches(client: PredictionClient, collection, batches: list, concurrency: int,
+async def _predict_all(client: PredictionClient | DirectClient, collection, force: bool, report: EnrichReport,
+                       batch_size: int, concurrency: int, show_progress: bool, progress: ProgressFn, ws,
+                       dataset: str) -> None:
+    """Learn the version, list what it has not predicted yet, and predict that batch by batch."""
+    if client.version is None:
+        client.version = await client.default_version()
+    todo, report.skipped = _pending(collection, client.version, force)
+    learned = client.version
+    if learned is None and todo:
+        # A server that does not say its version: learn it from one answer, then skip what it did.
+        try:
+            first = (await client.predict([todo[0][1]], "probe"))[0]
+        except BatchFailed as exc:
+            raise exc.error or Unavailable(str(exc)) from exc
+        learned = first.model_version
+        todo, report.skipped = _pending(collection, learned, force)
+    report.model_version = learned
+    report.points = len(todo) + report.skipped
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    report.batches = len(batches)
+    log.info("%s: %d points to predict (%d already by %s) in %d batches via %s", dataset, len(todo),
+             report.skipped, learned, len(batches), report.api)
+    if batches:  # each answered batch is written at once: check the disk before the first
+        ensure_space(ws.settings, f"writing the predictions of {dataset}")
+    progress(stage="predict", done=0, total=len(todo))
+    await _run_batches(client, collection, batches, concurrency, report, show_progress, progress)
+    report.requests, report.retries = client.requests, client.retries
+
+
+async def _run_batches(client: PredictionClient | DirectClient, collection, batches: list, concurrency: int,
                        report: EnrichReport, show_progress: bool, listener: ProgressFn = no_progress) -> None:
     queue: asyncio.Queue = asyncio.Queue()
     for n, batch in enumerate(batches):

@@ -137,6 +137,27 @@ def test_in_process_default_server_and_version_change(ws, registry):
     assert {p["model_version"] for p in _payloads(ws).values()} == {"v1"}
 
 
+def test_in_process_writes_what_the_model_server_answers(ws, registry, counted):
+    """The direct in-process path (1,024 texts a batch, no HTTP) writes exactly the payloads that 20-text
+    requests to the model server's app give, to the last digit."""
+    app = create_model_app(registry, FakeEmbedder(), default_project=DATASET)
+    report = enrich(ws, DATASET, transport=httpx.ASGITransport(app=app), force=True)
+    assert report.batches == POINTS // 20
+    over_the_contract = _payloads(ws)
+    report = enrich(ws, DATASET, force=True)
+    assert report.api == "in-process" and report.batches == 1 and report.predicted == POINTS
+    assert set(counted.writes.values()) == {2}  # every point written once by each run
+    direct = _payloads(ws)
+    for pid, payload in over_the_contract.items():
+        assert {f: direct[pid][f] for f in PREDICTION_FIELDS} == {f: payload[f] for f in PREDICTION_FIELDS}
+
+
+def test_in_process_without_a_model_names_the_fix(ws, registry):
+    with pytest.raises(NotFound, match="no model version for 'elsewhere'; train one with"):
+        enrich(ws, DATASET, project="elsewhere")
+    assert not any("model_version" in p for p in _payloads(ws).values())
+
+
 def test_a_server_that_does_not_say_its_version(ws):
     """Another server speaking only the contract: no /models, no version, no entropy in its answers."""
     calls = Counter()
