@@ -56,6 +56,13 @@ class EmbeddingCache:
             )
             self._conn.execute("COMMIT")
 
+    def dim(self, model: str) -> int | None:
+        """The length of the vectors cached for `model` (None when it has none)."""
+        with self._lock:
+            row = self._conn.execute("SELECT length(vector) FROM embeddings WHERE model = ? LIMIT 1",
+                                     [model]).fetchone()
+        return None if row is None else row[0] // np.dtype(np.float32).itemsize
+
     def count(self, model: str | None = None) -> int:
         with self._lock:
             if model is None:
@@ -74,6 +81,7 @@ class CachedEmbedder:
         self.cache = cache
         self.hits = 0
         self.misses = 0
+        self._dim: int | None = None
 
     @property
     def name(self) -> str:
@@ -81,7 +89,11 @@ class CachedEmbedder:
 
     @property
     def dim(self) -> int:
-        return self.embedder.dim
+        # From a cached vector when there is one: asking the model would load it (seconds; tens under load)
+        # for a number, in an ingest whose texts are all in the cache.
+        if self._dim is None:
+            self._dim = self.cache.dim(self.name) or self.embedder.dim
+        return self._dim
 
     def embed(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         hashes = [text_hash(t) for t in texts]

@@ -49,6 +49,21 @@ def test_cache_is_keyed_by_model(tmp_path):
     assert out.shape == (1, 16) and cache.count() == 2
 
 
+class UnloadableEmbedder(FakeEmbedder):
+    """A model that must not be loaded: its dim, like a real model's, would need the weights."""
+
+    @property
+    def dim(self) -> int:
+        raise AssertionError("the model was loaded for its dimension")
+
+
+def test_the_dimension_comes_from_the_cache_without_loading_the_model(tmp_path):
+    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    CachedEmbedder(FakeEmbedder(dim=24), cache).embed(["x"])
+    assert CachedEmbedder(UnloadableEmbedder(dim=24), cache).dim == 24
+    assert CachedEmbedder(FakeEmbedder(dim=40), cache).dim == 40  # nothing cached for this model: asks it
+
+
 def test_unknown_model_path_is_a_clear_error():
     with pytest.raises(InvalidInput, match="neither 'all-MiniLM-L6-v2' nor an existing local path"):
         SentenceTransformerEmbedder("/no/such/model").embed(["x"])
