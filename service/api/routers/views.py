@@ -15,6 +15,7 @@ from service.api import reports
 from service.api.deps import CollectionDep, DatasetName, StateDep
 from service.api.errors import READ_ERRORS
 from service.api.queries import bad_cursor, decode_cursor, decode_offset, encode_cursor, point_out
+from service.api.ranked import build_ranked
 from service.api.schemas import MAX_INT64, Cluster, ClusterChangesOut, ClusterDetail, Page, PointOut, Split, Triage
 from service.api.snapshots import Snapshot
 from service.api.state import ApiState
@@ -83,7 +84,7 @@ def list_issues(
     scores = _column(snap, "mislabel_score")
     if not any(s is not None for s in scores):
         raise reports.no_scores(dataset, _column(snap, "prediction"), _analysed(snap))
-    labels, triages, splits, reviewed = (_column(snap, n) for n in ("label", "triage", "split", "review_status"))
+    labels = _column(snap, "label")
 
     def rank(i: int) -> tuple[float, str]:
         return -scores[i], str(snap.ids[i])
@@ -91,13 +92,11 @@ def list_issues(
     def build(s: Snapshot) -> list[int]:
         return sorted((i for i, score in enumerate(scores) if score is not None and labels[i] is not None), key=rank)
 
-    rows = snap.order("issues", build)
-    wanted_triage, wanted_label, wanted_split = set(triage or ()), set(label or ()), set(split or ())
-    rows = [i for i in rows if scores[i] >= min_score
-            and (include_reviewed or reviewed[i] is None)
-            and (not wanted_triage or triages[i] in wanted_triage)
-            and (not wanted_label or labels[i] in wanted_label)
-            and (not wanted_split or splits[i] in wanted_split)]
+    ranked = snap.derived("issues", lambda s: build_ranked(build(s), s.columns, ("label", "triage", "split",
+                                                                                  "review_status"),
+                                                           ("mislabel_score",)))
+    rows = ranked.filter(any_of={"label": label, "split": split, "triage": triage},
+                         none=() if include_reviewed else ("review_status",), at_least={"mislabel_score": min_score})
     return _page_of_rows(state, dataset, snap, rows, cursor, limit, rank)
 
 
@@ -115,7 +114,7 @@ def list_disagreements(
     if not any(p is not None for p in predictions):
         raise Conflict(f"dataset {dataset!r} has no predictions yet: run predict "
                        f'(POST /api/datasets/{dataset}/runs {{"step": "predict"}})')
-    status, conf, reviewed = (_column(snap, n) for n in ("prediction_status", "confidence", "review_status"))
+    status, conf = _column(snap, "prediction_status"), _column(snap, "confidence")
 
     def rank(i: int) -> tuple[float, str]:
         return -conf[i], str(snap.ids[i])
@@ -123,8 +122,9 @@ def list_disagreements(
     def build(s: Snapshot) -> list[int]:
         return sorted((i for i, st in enumerate(status) if st == "incorrect" and conf[i] is not None), key=rank)
 
-    rows = [i for i in snap.order("disagreements", build)
-            if conf[i] >= min_confidence and (include_reviewed or reviewed[i] is None)]
+    ranked = snap.derived("disagreements", lambda s: build_ranked(build(s), s.columns, ("review_status",),
+                                                                  ("confidence",)))
+    rows = ranked.filter(none=() if include_reviewed else ("review_status",), at_least={"confidence": min_confidence})
     return _page_of_rows(state, dataset, snap, rows, cursor, limit, rank)
 
 
@@ -139,8 +139,7 @@ def list_suggestions(
     """Unlabelled points with a suggested label, most confident first; `agreement` is how far the model and
     the neighbours agree on it (suggestion_agreement, else knn_agreement)."""
     snap = state.views.snapshot(dataset)
-    suggested, labels, conf, reviewed = (
-        _column(snap, n) for n in ("suggested_label", "label", "suggestion_confidence", "review_status"))
+    suggested, labels, conf = (_column(snap, n) for n in ("suggested_label", "label", "suggestion_confidence"))
     if not any(s is not None for s in suggested):
         raise reports.no_scores(dataset, _column(snap, "prediction"), _analysed(snap))
 
@@ -150,10 +149,10 @@ def list_suggestions(
     def build(s: Snapshot) -> list[int]:
         return sorted((i for i, sug in enumerate(suggested) if sug is not None and labels[i] is None), key=rank)
 
-    wanted = set(label or ())
-    rows = [i for i in snap.order("suggestions", build)
-            if (conf[i] or 0.0) >= min_confidence and (include_reviewed or reviewed[i] is None)
-            and (not wanted or suggested[i] in wanted)]
+    ranked = snap.derived("suggestions", lambda s: build_ranked(
+        build(s), s.columns, ("suggested_label", "review_status"), ("suggestion_confidence",), fill=0.0))
+    rows = ranked.filter(any_of={"suggested_label": label}, none=() if include_reviewed else ("review_status",),
+                         at_least={"suggestion_confidence": min_confidence})
     return _page_of_rows(state, dataset, snap, rows, cursor, limit, rank,
                          extra=lambda item: {"agreement": item.get("suggestion_agreement", item.get("knn_agreement"))})
 
