@@ -21,7 +21,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=20)
-    n = parser.parse_args().n
+    args = parser.parse_args()
+    n = args.n
     rng = random.Random(0)
     cols = {"label": [f"intent_{rng.randrange(92)}" for _ in range(n)],
             "triage": [rng.choice(["model_error", "label_error", "ambiguous", "agree"]) for _ in range(n)],
@@ -44,7 +45,7 @@ def main() -> int:
 
     for name, fn in (("before (row by row)", before), ("after (RankedRows)", after)):
         times = []
-        for k in range(parser.parse_args().requests):
+        for k in range(args.requests):
             started = time.perf_counter()
             fn(f"intent_{k % 92}", "training")
             times.append(time.perf_counter() - started)
