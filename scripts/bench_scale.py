@@ -368,7 +368,7 @@ class Bench:
             self.child("predict (in-process, before)", "predict-asgi")
         if not self.done("predict (in-process)"):
             self.cli_stage("predict (in-process)", "predict", "--dataset", DATASET, "--force")
-        if self.done("predict (HTTP)"):
+        if self.args.skip_http or self.done("predict (HTTP)"):
             return
         port = free_port()
         server = subprocess.Popen([self.cli, "model-server", "--port", str(port), "--dataset", DATASET],
@@ -548,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-args", default="", help="more `train` options, e.g. '--model logreg --folds 3'")
     parser.add_argument("--train-sample", type=int, help="train on the first N points only (train --from a file)")
     parser.add_argument("--stop-after", choices=("ingest",), help="stop after this stage (then --resume)")
+    parser.add_argument("--skip-http", action="store_true", help="leave out predict over HTTP")
     parser.add_argument("--skip-before", action="store_true", help="leave out the old-way predict (before/after)")
     parser.add_argument("--resume", action="store_true", help="keep the stages --json already holds; run the rest "
                         "in the same --home")
