@@ -184,7 +184,9 @@ class Bench:
             if self.service.poll() is not None:
                 raise SystemExit(f"serve exited: {(self.home / 'serve.log').read_text()[-2000:]}")
             time.sleep(0.2)
-        self.record("service start", seconds=ready, api_up_s=up, peak_mb=vm_hwm_mb(self.service.pid))
+        _wait_http(f"http://127.0.0.1:{self.dash_port}/", self.service, 900)  # the dashboard starts after the API
+        self.record("service start", seconds=ready, api_up_s=up, dashboard_up_s=time.perf_counter() - started,
+                    peak_mb=vm_hwm_mb(self.service.pid))
 
     @property
     def api(self) -> str:
