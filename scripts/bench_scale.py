@@ -292,7 +292,8 @@ class Bench:
                 time_s = f"{f['texts_per_s']:.0f} texts/s ({f['sample']} texts)"
             elif f.get("seconds") is not None:
                 time_s = f"{f['seconds']:.1f} s" + "".join(
-                    f", {k.removesuffix('_s')} {v:.1f} s" for k, v in f.items() if k.endswith("_s") and v)
+                    f", {k.removesuffix('_s').replace('_', ' ')} {v:.1f} s" for k, v in f.items()
+                    if k.endswith("_s") and k != "points_per_s" and v)
                 if f.get("points_per_s"):
                     time_s += f" ({f['points_per_s']:.0f} points/s)"
             else:
