@@ -164,6 +164,7 @@ def load_all(
             ids.append(p.id)
             payloads.append(p.payload)
             if with_vectors:
+                assert p.vector is not None, "a page read with_vectors carries every point's vector"
                 vectors.append(p.vector)
     matrix = None
     if with_vectors:
