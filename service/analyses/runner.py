@@ -112,8 +112,8 @@ def iter_payload_updates(ctx: AnalysisContext, results: Mapping[str, AnalysisRes
     replaceable = set(analysis_fields()) if owned is None else set(owned[0])
     columns: dict[str, list[np.ndarray]] = {}
     for result in results.values():
-        for name, values in result.fields.items():
-            columns.setdefault(name, []).append(np.asarray(values))
+        for name, column in result.fields.items():
+            columns.setdefault(name, []).append(np.asarray(column))
     flag_names = [flag for result in results.values() for flag in result.flags]
     flag_matrix = np.stack([mask for result in results.values() for mask in result.flags.values()], axis=1) \
         if flag_names else np.zeros((ctx.n, 0), bool)

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.errors import Conflict, InvalidInput, NotFound
-from service.review.actions import ReviewAction
+from service.labelstudio.tasks import object_field
+from service.review.actions import ActionName, ReviewAction
 from service.review.actions import resolve_point as resolve_id
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,7 @@ def task_choice(task: dict[str, Any], users: UserLookup | None = None) -> Choice
 
 def task_point(task: dict[str, Any]) -> Any:
     """The point a task is about: data.point_id, else data.record_id, else data.id (tasks of older exports)."""
-    data = task.get("data") if isinstance(task.get("data"), dict) else {}
-    meta = task.get("meta") if isinstance(task.get("meta"), dict) else {}
+    data, meta = object_field(task, "data"), object_field(task, "meta")
     keys = ("point_id",) if task.get("format") else ("point_id", "record_id", "id")
     for source in (data, meta):
         for key in keys:
@@ -180,7 +180,7 @@ class Importer:
         return "skipped"
 
     def _apply(self, task: dict[str, Any], where: dict[str, Any]) -> str:
-        data = task.get("data") if isinstance(task.get("data"), dict) else {}
+        data = object_field(task, "data")
         other = data.get("dataset")
         if other not in (None, "") and other != self.dataset:
             raise Skip(f"the task is from dataset {other!r}, not {self.dataset!r}; import it into {other!r}")
@@ -209,7 +209,8 @@ class Importer:
                                    "annotator": choice.annotator})
                 return "stale"
         suggestion = payload.get("suggested_label") or payload.get("prediction")
-        action = "reviewed" if choice.label == label else "accept" if choice.label == suggestion else "relabel"
+        action: ActionName = ("reviewed" if choice.label == label else "accept" if choice.label == suggestion
+                              else "relabel")
         evidence = {"label_studio_task": task.get("id"), "label_studio_annotation": choice.annotation_id,
                     "annotators": choice.annotators, "exported_revision": exported}
         body = ReviewAction(action=action, label=choice.label if action != "reviewed" else None,
@@ -236,8 +237,7 @@ class Importer:
 
 def shown(entry: dict[str, Any]) -> dict[str, Any]:
     """What an import told the review core about a change (its task and annotation), from the audit entry."""
-    evidence = entry.get("evidence") if isinstance(entry.get("evidence"), dict) else {}
-    return evidence.get("shown") if isinstance(evidence.get("shown"), dict) else {}
+    return object_field(object_field(entry, "evidence"), "shown")
 
 
 def annotation_ids(task: dict[str, Any]) -> set[str]:

@@ -109,7 +109,7 @@ def push(state, dataset: str, strategy: str = "hybrid", limit: int = 50, seed: i
     config = label_studio_config(config_labels(ws, dataset))
     progress.update(stage="project")
     project = client.project(sync.project_id) if sync.project_id else None
-    if project is None:
+    if sync.project_id is None or project is None:
         sync = SyncState(url=client.url)
         sync.project_id = client.create_project(f"Data Debugger: {dataset}", config,
                                                 f"Points of dataset {dataset} to label, sent by Data Debugger")

@@ -20,6 +20,12 @@ CONTEXT = {"label": "current_label", "split": "split", "cluster": "cluster", "ra
            "mislabel_score": "mislabel_score"}
 
 
+def object_field(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """`parent[key]` where it is a JSON object, else an empty one: tasks from Label Studio are loosely shaped."""
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def label_studio_task(row: dict[str, Any], dataset: str | None = None, from_name: str = FROM_NAME,
                       to_name: str = TO_NAME) -> dict[str, Any]:
     """One Label Studio task; the suggestion becomes a pre-annotation (prediction) when there is one."""

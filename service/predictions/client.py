@@ -88,7 +88,7 @@ def _answer(item: Any, default_version: str) -> Answer:
     """Parse one item of a Humanloop-contract answer; raises ValueError on anything else."""
     if not isinstance(item, dict) or not isinstance(item.get("predictions"), list) or not item["predictions"]:
         raise ValueError(f"an answer item without predictions: {str(item)[:200]}")
-    n_best = []
+    n_best: list[dict[str, Any]] = []
     for p in item["predictions"]:
         label = p.get("value", p.get("label"))
         probability = p.get("confidence", p.get("probability"))
@@ -191,6 +191,7 @@ class PredictionClient:
         except ValueError:
             detail = response.text
         detail = str(detail)[:300]
+        err: DataDebuggerError
         if response.status_code in (401, 403):
             err = Unavailable(f"the prediction API refused access (HTTP {response.status_code}); "
                               "set PREDICTION_API_KEY to the server's key")

@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 VERSION_HEADER = "X-Model-Version"
 VersionQuery = Annotated[str | None, Query(description="model version; default: production, else the latest")]
 ProjectQuery = Annotated[str | None, Query(description="dataset; default: the server's default project")]
-ERRORS = {401: {"description": "missing or wrong X-API-Key"}, 404: {"description": "unknown project or version"},
-          409: {"description": "the version needs another embedding model than this server's"}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or wrong X-API-Key"}, 404: {"description": "unknown project or version"},
+    409: {"description": "the version needs another embedding model than this server's"},
+}
 
 
 class Predictor:
