@@ -21,12 +21,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.errors import Conflict, InvalidInput, NotFound
 from service.labelstudio.tasks import object_field
 from service.review.actions import ActionName, ReviewAction
 from service.review.actions import resolve_point as resolve_id
+
+if TYPE_CHECKING:
+    from service.review.core import ReviewCore
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +143,7 @@ def _revision(task: dict[str, Any]) -> int | None:
 class Importer:
     """Applies tasks to one dataset; keeps the counts and lists of one import."""
 
-    def __init__(self, state, dataset: str, *, user: str = "label-studio", allow_new_label: bool = False,
+    def __init__(self, state: ReviewCore, dataset: str, *, user: str = "label-studio", allow_new_label: bool = False,
                  force: bool = False, users: UserLookup | None = None, reason: str = "label_studio_import"):
         self.state, self.dataset = state, dataset
         self.user, self.allow_new_label, self.force, self.users, self.reason = (
@@ -271,7 +274,7 @@ def _stale(pid: Any, exported: int, current: int, change: dict[str, Any]) -> dic
                       "over that change"}
 
 
-def retract(state, dataset: str, annotation_ids: list[Any], user: str = "label-studio") -> dict[str, Any]:
+def retract(state: ReviewCore, dataset: str, annotation_ids: list[Any], user: str = "label-studio") -> dict[str, Any]:
     """Annotations deleted in Label Studio: undo the changes they made, where nothing changed the point since."""
     ids = {str(a) for a in annotation_ids}
     audit = state.audit(dataset)
@@ -292,7 +295,7 @@ def retract(state, dataset: str, annotation_ids: list[Any], user: str = "label-s
     return {"undone": undone, "kept": kept}
 
 
-def after_import(state, dataset: str, result: dict[str, Any]) -> dict[str, Any]:
+def after_import(state: ReviewCore, dataset: str, result: dict[str, Any]) -> dict[str, Any]:
     """Labels changed: let the improvement loop queue a retrain when enough changed (as any review write does)."""
     if result.get("applied") or (result.get("retracted") or {}).get("undone") or result.get("undone"):
         from service.api.loop import queue_retrain_if_due
@@ -301,6 +304,7 @@ def after_import(state, dataset: str, result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def import_tasks(state, dataset: str, tasks: list[Any], *, fmt: str = "JSON", **options: Any) -> dict[str, Any]:
+def import_tasks(state: ReviewCore, dataset: str, tasks: list[Any], *, fmt: str = "JSON",
+                 **options: Any) -> dict[str, Any]:
     """Apply a Label Studio export (already parsed into tasks); see the module docstring for the outcomes."""
     return after_import(state, dataset, {**Importer(state, dataset, **options).apply_all(tasks), "format": fmt})

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
+
+if TYPE_CHECKING:
+    from service.workspace import Workspace
 
 FROM_NAME = "label"
 TO_NAME = "text"
@@ -77,7 +80,7 @@ def label_studio_config(labels: Iterable[str], from_name: str = FROM_NAME, to_na
             f"{choices}\n  </Choices>\n</View>\n")
 
 
-def config_labels(ws, dataset: str) -> list[str]:
+def config_labels(ws: Workspace, dataset: str) -> list[str]:
     """The labels a project of the dataset offers: every label its points carry or are suggested."""
     collection = ws.collection(dataset)
     labels = set(collection.facet("label")) | set(collection.facet("suggested_label"))

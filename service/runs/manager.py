@@ -18,6 +18,7 @@ from typing import Any
 
 from service.datasets.catalog import now_iso
 from service.errors import Unavailable, invalid
+from service.review.core import ReviewCore
 from service.runs.records import ACTIVE, Run, RunRecords, jsonable
 from service.runs.steps import STEPS, StepContext, StepOptions, UploadedFile
 from service.workspace import Workspace
@@ -67,7 +68,7 @@ class RunManager:
     """Queues runs on one worker thread and keeps their records."""
 
     def __init__(self, workspace: Callable[[], Workspace], *, describe: Describe = plain_error,
-                 on_finished: OnFinished | None = None, service: Callable[[], Any] | None = None):
+                 on_finished: OnFinished | None = None, service: Callable[[], ReviewCore] | None = None):
         self._workspace = workspace
         self._describe = describe
         self._on_finished = on_finished
