@@ -194,7 +194,7 @@ class SearchIn(PointFilters):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: SearchText | None = Field(None, min_length=1, max_length=2000, description="Free text to embed")  # type: ignore[assignment]
+    text: SearchText | None = Field(None, min_length=1, max_length=2000, description="Free text to embed")
     id: PointKeyIn | None = Field(None, description="A point id (0 to 2^64-1) or record id (a string) of this dataset")
     contains: str | None = Field(None, max_length=500, description="Every word must occur in the text")
     k: int = Field(10, ge=1, le=200)
