@@ -45,6 +45,7 @@ class RankedRows:
         values is not filtered), whose `none` columns are None, and whose numbers reach the given minimums."""
         wanted = {name: values for name, values in (any_of or {}).items() if values}
         positions: np.ndarray | None = None
+        first: str | None = None
         for name, values in wanted.items():
             found = self._positions(name, values)
             if positions is None or len(found) < len(positions):
