@@ -12,7 +12,7 @@ import panel as pn
 
 from dashboard.cache import MapCache
 from dashboard.client import ApiClient
-from dashboard.graphics import GraphicsProbe, backend_from_cookies
+from dashboard.graphics import Backend, GraphicsProbe, backend_from_cookies
 from dashboard.keyboard import KeyboardShortcuts
 from dashboard.state import DashboardState
 from dashboard.tabs import Tab, registered
@@ -30,7 +30,7 @@ class Dashboard:
     """The page of one session: the state, the map, the tabs beside it (dashboard/tabs), and the layout."""
 
     def __init__(self, client: ApiClient, dataset: str | None = None, defer_rest: bool = False,
-                 cache: MapCache | None = None, backend: str = "webgl"):
+                 cache: MapCache | None = None, backend: Backend = "webgl"):
         self.state = DashboardState(client, defer_rest=defer_rest, cache=cache)
         s = self.state
         self.map = MapView(s.map, defer_texts=defer_rest, backend=backend)
@@ -164,7 +164,7 @@ def preload(cache: MapCache, api_url: str, dataset: str | None = None, token: st
     try:
         names = [d["name"] for d in client.datasets()]
         if names:
-            cache.frame(client, dataset if dataset in names else names[0])
+            cache.frame(client, dataset if dataset is not None and dataset in names else names[0])
     except DataDebuggerError as exc:
         log.warning("could not preload the map: %s", exc)
     finally:

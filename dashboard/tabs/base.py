@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import panel as pn
+from panel.viewable import Viewer
 
 if TYPE_CHECKING:
     from dashboard.state import DashboardState
@@ -37,7 +38,7 @@ class Tab(ABC):
         """Build the tab's view on the session's state."""
 
     @abstractmethod
-    def panel(self) -> pn.viewable.Viewable:
+    def panel(self) -> pn.viewable.Viewable | Viewer:
         """What the tab shows."""
 
     def sidebar(self) -> pn.viewable.Viewable | None:

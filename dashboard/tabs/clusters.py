@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import panel as pn
+from panel.viewable import Viewer
 
 from dashboard.state import DashboardState
 from dashboard.tabs.base import Page, Tab
@@ -17,7 +18,7 @@ class ClustersTab(Tab):
     def __init__(self, state: DashboardState, page: Page) -> None:
         self.view = ClustersView(state.clusters)
 
-    def panel(self) -> pn.viewable.Viewable:
+    def panel(self) -> pn.viewable.Viewable | Viewer:
         """The clusters table and the picked cluster."""
         return self.view
 

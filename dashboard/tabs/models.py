@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import panel as pn
+from panel.viewable import Viewer
 
 from dashboard.state import DashboardState
 from dashboard.tabs.base import Page, Tab
@@ -18,7 +19,7 @@ class ModelsTab(Tab):
     def __init__(self, state: DashboardState, page: Page) -> None:
         self.view = ModelsView(state.models, loop=LoopView(state.loop))
 
-    def panel(self) -> pn.viewable.Viewable:
+    def panel(self) -> pn.viewable.Viewable | Viewer:
         """The loop's card, the versions' figures and plots."""
         return self.view
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import panel as pn
+from panel.viewable import Viewer
 
 from dashboard.state import DashboardState
 from dashboard.tabs.base import Page, Tab
@@ -17,7 +18,7 @@ class QueueTab(Tab):
     def __init__(self, state: DashboardState, page: Page) -> None:
         self.view = QueueView(state.queue)
 
-    def panel(self) -> pn.viewable.Viewable:
+    def panel(self) -> pn.viewable.Viewable | Viewer:
         """Strategy, budget, preview and downloads."""
         return self.view
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import panel as pn
+from panel.viewable import Viewer
 
 from dashboard.state import DashboardState
 from dashboard.tabs.base import Page, Tab
@@ -19,7 +20,7 @@ class ReviewTab(Tab):
         self.state = state
         self.view = ReviewView(state.review, active=lambda: page.showing(self.title))
 
-    def panel(self) -> pn.viewable.Viewable:
+    def panel(self) -> pn.viewable.Viewable | Viewer:
         """The current item, its actions and the queue."""
         return self.view
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import panel as pn
+from panel.viewable import Viewer
 
 from dashboard.state import DashboardState
 from dashboard.tabs.base import Page, Tab
@@ -18,7 +19,7 @@ class SearchTab(Tab):
         self.view = SearchView(state.search, on_pick=state.map.focus_on)
         state.search.param.watch(lambda e: page.show(self.title) if e.new is not None else None, "hits")
 
-    def panel(self) -> pn.viewable.Viewable:
+    def panel(self) -> pn.viewable.Viewable | Viewer:
         """The hits."""
         return self.view
 
