@@ -98,8 +98,7 @@ class Dashboard:
         return f"<div style='color:#b00020;font-size:13px'>{esc(text)}</div>" if text else ""
 
     def page(self) -> pn.template.BaseTemplate:
-        """The page: sidebar (dataset, what tabs add there: the search box, colour and filters), the map, and the
-        tabs beside it."""
+        """The page: sidebar (dataset, what tabs add: the search box; colour, filters), the map, the tabs."""
         self._on_datasets()
         extras = [view for view in (tab.sidebar() for tab in self.tab_list) if view is not None]
         sidebar = [self.dataset, *extras, self.map.controls(), self.shortcuts, self.probe]
