@@ -10,6 +10,10 @@ QueueStrategy = Literal["entropy", "margin", "least_confidence", "random", "knn_
 STRATEGIES: tuple[str, ...] = get_args(QueueStrategy)
 DEFAULT_STRATEGY: QueueStrategy = "hybrid"
 
+# What an analysis export holds (service/exports.py builds the rows of each).
+ExportKind = Literal["points", "issues", "suggestions", "clusters", "queue"]
+EXPORT_KINDS: tuple[str, ...] = get_args(ExportKind)
+
 # Analysis export formats (service/exports.py writes each): name -> (media type, file extension).
 ExportFormat = Literal["csv", "jsonl", "label-studio"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)

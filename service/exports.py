@@ -23,14 +23,14 @@ from typing import IO, Any
 from embeddings.store import PointFilter, iter_points
 from service.analyses.registry import declared_fields, flag_values
 from service.analyses.report import load_report
-from service.choices import DEFAULT_STRATEGY, FORMATS
+from service.choices import DEFAULT_STRATEGY, EXPORT_KINDS, FORMATS
 from service.errors import InvalidInput
 
 # The Label Studio writer lives in service.labelstudio; its names stay importable from here.
 from service.labelstudio.tasks import label_studio_chunks, label_studio_config, label_studio_task  # noqa: F401
 from service.spreadsheet import safe_cell
 
-KINDS = ("points", "issues", "suggestions", "clusters", "queue")
+KINDS = EXPORT_KINDS
 # Kinds whose rows carry a text and a suggested label, so they can become Label Studio tasks.
 LABEL_STUDIO_KINDS = ("issues", "suggestions", "queue")
 
