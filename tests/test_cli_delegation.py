@@ -109,6 +109,12 @@ def test_cli_commands_beside_a_running_service_go_through_it(tmp_path):
         assert runs[1]["params"]["path"] == str(inside.resolve())
         assert "read 2, inserted 2" in ingested.stdout and "read 1, inserted 1" in ingested.stdout
         assert api.get(f"/api/datasets/{DATASET}").json()["points"] == 203
+        bad = tmp_path / "bad.csv"
+        bad.write_text("text,label\nfine text,card\n,bill\n")
+        refused = _cli(env, "ingest", bad, "--dataset", DATASET)  # the run's error, in the command's own terms
+        assert refused.returncode == 2 and 'record 2 (line 3): "text" is empty' in refused.stderr
+        assert "run again with --skip-invalid" in refused.stderr and "form field" not in refused.stderr
+        assert api.get(f"/api/datasets/{DATASET}").json()["points"] == 203  # nothing written
 
         # export: downloaded through the export route into the same file.
         via = tmp_path / "via-service.csv"
@@ -131,7 +137,7 @@ def test_cli_commands_beside_a_running_service_go_through_it(tmp_path):
         assert refused.returncode == 2 and "--api-url / --project cannot go through the running service" in (
             refused.stderr)
         assert [r["step"] for r in api.get("/api/runs", params={"dataset": DATASET}).json()["data"]] == [
-            "predict", "ingest", "ingest", "analyze"]
+            "predict", "ingest", "ingest", "ingest", "analyze"]
         api.close()
     finally:
         serve.terminate()

@@ -26,7 +26,7 @@ def service_error(url: str, status: int, body: Any) -> DataDebuggerError:
     body = body if isinstance(body, dict) else {}
     message = str(body.get("message") or f"HTTP {status}")
     problems = body.get("problems") or []
-    if problems:
+    if problems and str(problems[0]) not in message:  # a bad file's message already lists them
         message += "\n" + "\n".join(f"  {p}" for p in problems[:50])
     if status == 401:
         message += (" (the CLI sends DATA_DEBUGGER_TOKEN, else DATA_DEBUGGER_READ_TOKEN: set the service's token "

@@ -56,7 +56,10 @@ def ingest(args: argparse.Namespace, settings: Settings, client: ServiceClient) 
             except TooLarge as too_large:
                 raise TooLarge(f"{too_large}; or put {path.name} under {settings.imports_dir} (or a folder of "
                                "DATA_DEBUGGER_IMPORT_DIRS) so the service reads it in place") from too_large
-        report = _report(IngestReport, client.finished(client.follow(run)))
+        try:
+            report = _report(IngestReport, client.finished(client.follow(run)))
+        except InvalidInput as exc:
+            raise type(exc)(_in_cli_terms(str(exc))) from exc
         print(report.summary())
         if report.rejects_path and report.rejected:
             rejects = report.rejects_path
@@ -65,6 +68,17 @@ def ingest(args: argparse.Namespace, settings: Settings, client: ServiceClient) 
                 rejects = str(args.rejects)
             print(f"{report.rejected} rejected record(s) written to {rejects}")
     return 0
+
+
+# An uploaded file's errors name the upload's form fields; this command's user knows them as its flags.
+_FORM_FIELDS = {"send the form field `skip_invalid=true`": "run again with --skip-invalid",
+                **{f"the form field `{name}`": f"--{name.replace('_', '-')} NAME" for name in COLUMN_DEFAULTS}}
+
+
+def _in_cli_terms(message: str) -> str:
+    for form, flag in _FORM_FIELDS.items():
+        message = message.replace(form, flag)
+    return message
 
 
 def train(args: argparse.Namespace, settings: Settings, client: ServiceClient) -> int:
