@@ -59,7 +59,9 @@ def ingest(args: argparse.Namespace, settings: Settings, client: ServiceClient) 
         try:
             report = _report(IngestReport, client.finished(client.follow(run)))
         except InvalidInput as exc:
-            raise type(exc)(_in_cli_terms(str(exc))) from exc
+            reworded = InvalidInput(_in_cli_terms(str(exc)))
+            reworded.field = getattr(exc, "field", None)  # type: ignore[attr-defined]
+            raise reworded from exc
         print(report.summary())
         if report.rejects_path and report.rejected:
             rejects = report.rejects_path
