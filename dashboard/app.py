@@ -79,6 +79,7 @@ class Dashboard:
         start = time.perf_counter()
         self.map.send_texts()
         self.state.load_rest()
+        self._on_datasets()  # a page that named its dataset has just listed the others
         log.info("dashboard views loaded in %.2f s", time.perf_counter() - start)
 
     def _on_datasets(self, _event: Any = None) -> None:

@@ -8,7 +8,7 @@ import threading
 import pandas as pd
 
 from dashboard.client import ApiClient
-from dashboard.state.map import map_frame, rows_by_key
+from dashboard.state.map import RowIndex, map_frame, rows_by_key
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +21,14 @@ class MapCache:
     """
 
     def __init__(self) -> None:
-        self._frames: dict[tuple[str, str], tuple[str, pd.DataFrame, dict[str, int]]] = {}
+        self._frames: dict[tuple[str, str], tuple[str, pd.DataFrame, RowIndex]] = {}
         self._lock = threading.Lock()
 
     def frame(self, client: ApiClient, dataset: str) -> pd.DataFrame:
         """The dataset's map frame: a private copy, since a session edits labels in place."""
         return self.frame_and_rows(client, dataset)[0]
 
-    def frame_and_rows(self, client: ApiClient, dataset: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    def frame_and_rows(self, client: ApiClient, dataset: str) -> tuple[pd.DataFrame, RowIndex]:
         """A private copy of the dataset's map frame, and its key -> row index (shared: keys never change)."""
         cache_key = (client.base_url, dataset)
         with self._lock:  # one fetch at a time: parallel first visits would each convert the whole map

@@ -8,7 +8,9 @@ from typing import Literal, get_args
 # How the labelling queue ranks unlabelled points (service/queue.py implements each).
 QueueStrategy = Literal["entropy", "margin", "least_confidence", "random", "knn_disagreement", "hybrid"]
 STRATEGIES: tuple[str, ...] = get_args(QueueStrategy)
-DEFAULT_STRATEGY: QueueStrategy = "hybrid"
+# margin: the strongest of the six over scripts/simulate_loop.py's labelling rounds on both datasets, and
+# every part the hybrid adds to it costs area there (scripts/ablate_queue.py; README, The improvement loop).
+DEFAULT_STRATEGY: QueueStrategy = "margin"
 
 # What an analysis export holds (service/exports.py builds the rows of each).
 ExportKind = Literal["points", "issues", "suggestions", "clusters", "queue"]

@@ -42,25 +42,48 @@ class DashboardState(param.Parameterized):
         self.models = ModelsState(client, self.map)
         self.loop = LoopState(client, self.map, on_done=self._after_retrain)
         self.search = SearchState(client, self.map)
+        self._listed = False  # whether `dataset`'s choices hold every dataset yet
         self.param.watch(lambda e: self.open(e.new), "dataset")
 
     def start(self, dataset: str | None = None) -> DashboardState:
         """List the datasets and open `dataset` (default: the first)."""
-        try:
-            names = [d["name"] for d in self.client.datasets()]
-        except DataDebuggerError as exc:
-            self.message = str(exc)
+        if dataset and self.defer_rest and self._open_named(dataset):
+            return self
+        names = self._names()
+        if names is None:
             return self
         if not names:
             self.message = "no datasets yet: ingest one with `data-debugger ingest` or `data-debugger run`"
             return self
-        self.param.dataset.objects = names
         chosen = dataset if dataset in names else names[0]
         if self.dataset == chosen:
             self.open(chosen)
         else:
             self.dataset = chosen  # the watcher opens it
         return self
+
+    def _open_named(self, dataset: str) -> bool:
+        """A served page naming its dataset shows that map before listing the datasets (the list counts each one
+        in the store: a second at a million points); load_rest lists them. False if there is no such dataset."""
+        self._listed = False
+        self.param.dataset.objects = [dataset]
+        self.dataset = dataset  # the watcher opens it
+        if self.map.frame is None or self.map.dataset != dataset:
+            self.message = ""
+            self.defer_rest = True
+            return False
+        return True
+
+    def _names(self) -> list[str] | None:
+        """The datasets' names, set as the choices of `dataset` (None, with a message, if the API fails)."""
+        try:
+            names = [d["name"] for d in self.client.datasets()]
+        except DataDebuggerError as exc:
+            self.message = str(exc)
+            return None
+        self._listed = True
+        self.param.dataset.objects = names
+        return names
 
     def open(self, dataset: str) -> None:
         """Load the map first (what the user sees first), then the other views' data."""
@@ -69,8 +92,6 @@ class DashboardState(param.Parameterized):
         except DataDebuggerError as exc:
             self.message = f"cannot load {dataset!r}: {exc}"
             return
-        self.analysis_warning = self._analysis_warning(dataset)
-        self.message = self.analysis_warning
         if self.defer_rest:
             self.defer_rest = False  # only the first page load waits; a dataset switch loads everything
         else:
@@ -82,11 +103,14 @@ class DashboardState(param.Parameterized):
             self.map.load(self.map.dataset)
         except DataDebuggerError as exc:
             self.message = f"cannot reload the map: {exc}"
-        self.analysis_warning = self._analysis_warning(self.map.dataset)
         self.load_rest()
 
     def load_rest(self) -> None:
         """The views after the map: each one's failure is its own message, not the page's."""
+        if not self._listed:  # a page that named its dataset listed none yet
+            self._names()
+        self.analysis_warning = self._analysis_warning(self.map.dataset)
+        self.message = self.analysis_warning
         self.clusters.load()
         self.review.load()
         self.models.load()

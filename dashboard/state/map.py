@@ -30,6 +30,7 @@ def key(point_id: Any) -> str:
 # The answer's `correct` (true/false/null, or a status string) as the map's status of a labelled point.
 STATUS = {True: "correct", False: "incorrect", "correct": "correct", "incorrect": "incorrect",
           "unlabelled": "unlabelled"}
+STATUSES = sorted({NONE, *STATUS.values()})  # the map's statuses, in the order a categorical sorts them
 
 
 def _status(correct: Any, label: str, prediction: str) -> str:
@@ -54,11 +55,15 @@ def _columns_of(answer: Any) -> tuple[dict[str, pd.Series], int]:
         out = {}
         for name in answer.column_names:
             column = answer[name]
-            if name == "cluster":  # ids as "3", never "3.0", dictionary-encoded like the other keywords
-                column = pc.cast(column, pa.string()).dictionary_encode()
-            elif name == "text":
-                column = pc.utf8_slice_codeunits(column, 0, TEXT_CHARS)
+            if name == "cluster":  # ids as "3", never "3.0": the few distinct ids cast, not a million values
+                column = pc.cast(column.dictionary_encode(), pa.dictionary(pa.int32(), pa.string()))
+            elif name == "text" and (pc.max(pc.binary_length(column)).as_py() or 0) > TEXT_CHARS:
+                column = pc.utf8_slice_codeunits(column, 0, TEXT_CHARS)  # bytes >= characters: else none is long
+            elif name == "correct" and pa.types.is_boolean(column.type):  # as a categorical of STATUS's keys
+                column = pc.if_else(column, "correct", "incorrect").dictionary_encode()
             out[name] = column.to_pandas()
+        if "ids" in out and pd.api.types.is_integer_dtype(out["ids"].dtype):
+            out["keys"] = pc.cast(answer["ids"], pa.string()).to_pandas()  # str(id) in Arrow: 5x pandas' astype
         return out, answer.num_rows
     if "ids" not in answer:
         raise DataDebuggerError("the /map answer has no 'ids' array; is the API the same version as the dashboard?")
@@ -96,13 +101,17 @@ def map_frame(answer: Any) -> pd.DataFrame:
     factors, NaN for missing numbers). Column-wise throughout, so a million points take about a second."""
     columns, n = _columns_of(answer)
     frame = pd.DataFrame({"id": columns["ids"].reset_index(drop=True)})
-    frame["key"] = frame["id"].astype(str)
+    keys = columns.get("keys")
+    frame["key"] = frame["id"].astype(str) if keys is None else keys.reset_index(drop=True)
     for name in ("x", "y", *NUMERIC_COLUMNS):
         values = columns.get(name)
         frame[name] = (np.full(n, np.nan) if values is None else
                        pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan))
     text = columns.get("text")
-    frame["text"] = pd.Series([""] * n, dtype=object) if text is None else text.fillna("").reset_index(drop=True)
+    if text is None:
+        frame["text"] = pd.Series([""] * n, dtype=object)
+    else:  # fillna copies every string even when none is missing
+        frame["text"] = (text.fillna("") if text.hasnans else text).reset_index(drop=True)
     for name in (*KEYWORD_COLUMNS, "cluster"):
         frame[name] = _keywords(columns.get(name), n)
     # Labels and predictions share their categories, so the two columns compare point by point.
@@ -110,14 +119,28 @@ def map_frame(answer: Any) -> pd.DataFrame:
     for name in ("label", "prediction"):
         frame[name] = frame[name].cat.set_categories(classes)
     frame["labelled"] = (frame["label"] != NONE).to_numpy()
-    correct = columns.get("correct")
-    status = (np.full(n, NONE, dtype=object) if correct is None else
-              correct.astype(object).map(STATUS).fillna(NONE).to_numpy(dtype=object))
-    status[(frame["prediction"] == NONE).to_numpy()] = NONE
-    status[~frame["labelled"].to_numpy()] = "unlabelled"
-    frame["correct"] = pd.Categorical(status)
+    codes = _status_codes(columns.get("correct"), n)
+    codes[(frame["prediction"] == NONE).to_numpy()] = STATUSES.index(NONE)
+    codes[~frame["labelled"].to_numpy()] = STATUSES.index("unlabelled")
+    used = np.flatnonzero(np.bincount(codes, minlength=len(STATUSES)))  # as pd.Categorical(values) keeps them
+    recode = np.full(len(STATUSES), -1, dtype=np.int8)
+    recode[used] = np.arange(len(used))
+    frame["correct"] = pd.Categorical.from_codes(recode[codes], categories=[STATUSES[i] for i in used])
     frame["has_xy"] = np.isfinite(frame["x"]) & np.isfinite(frame["y"])
     return frame
+
+
+def _status_codes(correct: pd.Series | None, n: int) -> np.ndarray:
+    """Each point's position in STATUSES under the answer's `correct` (STATUS's keys; anything else NONE).
+    A categorical maps its few categories, not its million values."""
+    if correct is None:
+        return np.full(n, STATUSES.index(NONE), dtype=np.int8)
+    if isinstance(correct.dtype, pd.CategoricalDtype):
+        by_category = np.array([STATUSES.index(STATUS.get(c, NONE)) for c in correct.cat.categories]
+                               + [STATUSES.index(NONE)], dtype=np.int8)
+        return by_category[correct.cat.codes.to_numpy()]  # code -1 (missing) takes the NONE appended last
+    mapped = correct.astype(object).map(STATUS).fillna(NONE)
+    return pd.Categorical(mapped, categories=STATUSES).codes.astype(np.int8)
 
 
 def set_value(frame: pd.DataFrame, row: int, name: str, value: str) -> None:
@@ -130,9 +153,48 @@ def set_value(frame: pd.DataFrame, row: int, name: str, value: str) -> None:
     frame.iloc[row, frame.columns.get_loc(name)] = value
 
 
-def rows_by_key(frame: pd.DataFrame) -> dict[str, int]:
+class RowIndex:
+    """Point key -> frame row over a pandas Index of the ids. It is built in no time (its hash table comes with
+    the first lookup, in C), where a dict of a million string keys took a second on each first visit."""
+
+    def __init__(self, frame: pd.DataFrame):
+        ids = frame["id"]
+        self._integers = pd.api.types.is_integer_dtype(ids.dtype)
+        self._index = pd.Index(ids.to_numpy() if self._integers else frame["key"].to_numpy(dtype=object))
+        self._rows: np.ndarray | None = None  # rows of the index's entries when an id repeats (never in Qdrant)
+
+    def get(self, point_key: str) -> int | None:
+        """The row of one key, or None."""
+        found = self.positions([point_key])
+        return int(found[0]) if len(found) else None
+
+    def positions(self, keys: list[str]) -> np.ndarray:
+        """The rows of these keys, in their order; unknown keys left out."""
+        if not len(keys):
+            return np.zeros(0, dtype=np.int64)
+        if self._integers:
+            top = np.iinfo(self._index.dtype).max
+            wanted: Any = np.array([i for i in map(_integer_id, keys) if i is not None and i <= top],
+                                   dtype=self._index.dtype)
+        else:
+            wanted = np.asarray(keys, dtype=object)
+        if self._rows is None and not self._index.is_unique:  # a dict kept the last row of a repeated key
+            last = ~self._index.duplicated(keep="last")
+            self._index, self._rows = self._index[last], np.flatnonzero(last)
+        found = self._index.get_indexer(wanted)
+        found = found[found >= 0]
+        return (found if self._rows is None else self._rows[found]).astype(np.int64)
+
+
+def _integer_id(point_key: str) -> int | None:
+    """The integer id a key names, if it is one as str(id) writes it (no sign, spaces or leading zeros)."""
+    k = str(point_key)
+    return int(k) if k.isascii() and k.isdigit() and (k == "0" or k[0] != "0") else None
+
+
+def rows_by_key(frame: pd.DataFrame) -> RowIndex:
     """Point key -> frame row: built once per map, shared by the sessions showing it (keys never change)."""
-    return dict(zip(frame["key"].tolist(), range(len(frame)), strict=True))
+    return RowIndex(frame)
 
 
 class MapState(param.Parameterized):
@@ -162,7 +224,7 @@ class MapState(param.Parameterized):
         super().__init__(**params)
         self.client = client
         self.cache = cache  # a dashboard.cache.MapCache shared by the server's sessions, or None
-        self._rows: dict[str, int] = {}
+        self._rows = RowIndex(map_frame({"ids": []}))
         self._cluster_names: dict[str, str] = {}
         self._specs: dict[str, ColourSpec] = {}  # per colour-by field; a frame or a relabel drops them
 
@@ -259,8 +321,7 @@ class MapState(param.Parameterized):
 
     def positions(self, keys: list[str]) -> np.ndarray:
         """The frame row positions of these point ids (unknown ids left out)."""
-        rows = self._rows
-        return np.fromiter((r for r in map(rows.get, map(key, keys)) if r is not None), dtype=np.int64)
+        return self._rows.positions([key(k) for k in keys])
 
     def rows_of(self, keys: list[str]) -> pd.DataFrame:
         """The frame rows of these point ids (unknown ids left out)."""

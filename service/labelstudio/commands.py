@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from service.choices import DEFAULT_STRATEGY, STRATEGIES
 from service.cli import count
-from service.queue import STRATEGIES
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls = p.add_subparsers(dest="label_studio_command", required=True, metavar="ACTION")
     push = ls.add_parser("push", help="send the labelling queue to the dataset's Label Studio project")
     push.add_argument("--dataset", help="dataset name (default: settings.default_dataset)")
-    push.add_argument("--queue", choices=STRATEGIES, default="hybrid", help="queue strategy (default hybrid)")
+    push.add_argument("--queue", choices=STRATEGIES, default=DEFAULT_STRATEGY,
+                      help=f"queue strategy (default {DEFAULT_STRATEGY})")
     push.add_argument("--kind", choices=("queue", "issues", "suggestions"), default="queue",
                       help="what to send: the labelling queue (default), the issues not yet reviewed, suggestions")
     push.add_argument("--limit", type=count(1), default=50, help="queue size (default 50)")

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from service.choices import DEFAULT_STRATEGY
 from service.datasets.catalog import now_iso
 from service.errors import InvalidInput
 from service.labelstudio.client import LabelStudioClient
@@ -93,7 +94,7 @@ def _rows(ws, dataset: str, kind: str, strategy: str, limit: int, seed: int) -> 
     return list(exports.ROWS[kind][1](ws, dataset, strategy=strategy, limit=limit, seed=seed))
 
 
-def push(state, dataset: str, strategy: str = "hybrid", limit: int = 50, seed: int = 0, kind: str = "queue",
+def push(state, dataset: str, strategy: str = DEFAULT_STRATEGY, limit: int = 50, seed: int = 0, kind: str = "queue",
          progress=None, client: LabelStudioClient | None = None) -> dict[str, Any]:
     """Send the queue's (or the issues', the suggestions') points to the dataset's project (made or updated
     here); see the module docstring."""

@@ -111,6 +111,11 @@ def big_dataset(service: Service) -> str:
         started = time.perf_counter()
         add_synthetic(ws, BIG, BIG_POINTS)
         log.info("%s written in %.1f s", BIG, time.perf_counter() - started)
+    # The clusters' names, as an analysis report gives them (the map shows them; the clusters table lists them).
+    from scripts.synthetic import N_LABELS
+    from service.analyses.report import save_report
+
+    save_report(service.settings, BIG, {"clusters": [{"id": c, "name": f"blob {c}"} for c in range(N_LABELS)]})
     # Written behind the service's back: do what its run manager does when a run has written a dataset.
     service.app.state.api.views.after_run(BIG, succeeded=True)
     return BIG

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dashboard.app import DashboardServer, serve_dashboard
-from scripts.synthetic import VIEW_RANGE, move_view, wait_idle, wait_painted
+from scripts.synthetic import PAINTED, VIEW_RANGE, move_view, wait_idle, wait_painted
 from tests.dashboard.conftest import BIG_POINTS, DATASET, N_POINTS, REAL_MODEL, Service, free_port
 
 pytestmark = pytest.mark.browser
@@ -66,6 +66,34 @@ source.data = {x: [cx, cx + dx, xr.start + dx], y: [cy, cy, yr.start + (yr.end -
 return [xr.start, xr.end, cx, dx];
 """
 RASTER_POINTS = "return Number(Bokeh.documents[0].get_model_by_name('map-raster').data.points[0] || 0);"
+# A checksum of the map's image (every 7th pixel), to tell one colouring from another; null without an image.
+RASTER_SUM = """
+const d = Bokeh.documents[0].get_model_by_name('map-raster').data;
+if (!d.image.length) return null;
+const a = d.image[0];
+let s = 0;
+for (let i = 0; i < a.length; i += 7) s = (s * 31 + a[i]) % 2147483647;
+return s;
+"""
+# Sets the value of the widget whose css class is arguments[0], as a user's pick would (Panel syncs it back).
+SET_WIDGET = """
+const [cls, value] = arguments;
+for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+  if (m.css_classes && m.css_classes.includes(cls) && 'value' in m) { m.value = value; return true; }
+}
+return false;
+"""
+NEIGHBOUR_LINES = "return Bokeh.documents[0].get_model_by_name('map-neighbours').get_length();"
+NAMES = "return Array.from(Bokeh.documents[0].get_model_by_name('map-cluster-names').data.name);"
+# Makes the lasso the map's drag tool (the box is the default).
+USE_LASSO = """
+const fig = Bokeh.documents[0].get_model_by_name('data-map');
+const lasso = fig.toolbar.tools.find(t => [t.type, t.constructor.__name__, t.tool_name].some(
+  name => typeof name === 'string' && name.replace(' ', '').startsWith('LassoSelect')));
+if (!lasso) return false;
+fig.toolbar.active_drag = lasso;
+return !!lasso;
+"""
 HIGHLIGHTED = "return Bokeh.documents[0].get_model_by_name('map-highlight').get_length();"
 NAME_ALPHAS = "return Array.from(Bokeh.documents[0].get_model_by_name('map-cluster-names').data.alpha);"
 NAME_SHIFTS = "return Array.from(Bokeh.documents[0].get_model_by_name('map-cluster-names').data.shift);"
@@ -281,18 +309,38 @@ def test_dashboard_in_a_browser(chrome, dashboard: DashboardServer, service: Ser
     assert not severe, f"browser errors: {severe}"
 
 
+def choose(browser, select: Any, option: str) -> None:
+    """Pick an option of a <select> by its text, as a user would (a change event Panel listens to)."""
+    browser.execute_script("const s = arguments[0];"
+                           "s.value = [...s.options].find(o => o.text === arguments[1]).value;"
+                           "s.dispatchEvent(new Event('change', {bubbles: true}));", select, option)
+
+
+def in_polygon(x: np.ndarray, y: np.ndarray, corners: list[tuple[float, float]]) -> np.ndarray:
+    """Points inside a convex polygon (corners in order): on the same side of every edge."""
+    side = []
+    for (ax, ay), (bx, by) in zip(corners, corners[1:] + corners[:1], strict=True):
+        side.append((bx - ax) * (y - ay) - (by - ay) * (x - ax) > 0)
+    return np.logical_and.reduce(side) | np.logical_and.reduce([~s for s in side])
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(2400)  # writing a million points to the store is most of it: ~3 min idle, 10 under load
 def test_a_million_points_in_a_browser(chrome, dashboard: DashboardServer, service: Service, big_dataset: str,
                                        screenshots_dir: Path, capsys: pytest.CaptureFixture):
     """BIG_POINTS (a million unless set lower) on the map: every point in the image at first render, glyphs once
-    a zoom holds few enough, a click and a box selection on the image resolved against every point."""
+    a zoom holds few enough; then everything the map does, at that size: colour by each field, a filter, a
+    click with its neighbours, box and lasso selections into the table, a cluster ringed, a queue preview ringed,
+    cluster names."""
     import re
 
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
 
     from dashboard.client import ApiClient
+    from dashboard.colours import COLOUR_FIELDS
+    from dashboard.state.clusters import cluster_table
     from dashboard.state.map import map_frame
+    from dashboard.views.map_figure import GLYPH_LIMIT
 
     timings: dict[str, float] = {}
     url = f"{dashboard.url}?dataset={big_dataset}"
@@ -309,26 +357,58 @@ def test_a_million_points_in_a_browser(chrome, dashboard: DashboardServer, servi
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
     x0, x1, y0, y1 = chrome.execute_script(VIEW_RANGE)
     w, h = x1 - x0, y1 - y0
-    moves = {"zoom in": ((x0 + w / 4, x1 - w / 4, y0 + h / 4, y1 - h / 4), "image"),
-             "pan": ((x0 + w / 2, x1, y0 + h / 4, y1 - h / 4), "image"),
-             "zoom to glyphs": ((x[0] - 0.02, x[0] + 0.02, y[0] - 0.02, y[0] + 0.02), "glyphs"),
-             "zoom out": ((x0, x1, y0, y1), "image")}
-    for name, (view, expected) in moves.items():
+    moves = {"zoom in": (x0 + w / 4, x1 - w / 4, y0 + h / 4, y1 - h / 4),
+             "pan": (x0 + w / 2, x1, y0 + h / 4, y1 - h / 4),
+             "zoom to glyphs": (x[0] - 0.02, x[0] + 0.02, y[0] - 0.02, y[0] + 0.02), "zoom out": (x0, x1, y0, y1)}
+    for name, (a, b, c, d) in moves.items():
         wait_idle()
-        shown, timings[name] = move_view(chrome, *view)
-        assert shown == expected, (name, shown)
-        if name == "zoom to glyphs":  # every point in the window, as glyphs the browser hovers and clicks
-            a, b, c, d = view
-            assert chrome.execute_script(MAP_STATE)["n"] == int(((x >= a) & (x <= b) & (y >= c) & (y <= d)).sum())
+        shown, timings[name] = move_view(chrome, a, b, c, d)
+        in_view = int(((x >= a) & (x <= b) & (y >= c) & (y <= d)).sum())
+        assert shown == ("image" if in_view > GLYPH_LIMIT else "glyphs"), (name, shown, in_view)
+        if shown == "glyphs":  # every point in the window, as glyphs the browser hovers and clicks
+            assert chrome.execute_script(MAP_STATE)["n"] == in_view
     assert chrome.execute_script(RASTER_POINTS) == BIG_POINTS
 
-    # A click on the image shows the point under the pointer with its neighbours.
+    # Cluster names (from the analysis report) stand on the map.
+    names = wait_for(lambda: chrome.execute_script(NAMES), what="the cluster names")
+    assert set(names) == {f"blob {c}" for c in frame["cluster"].unique()}
+
+    # Colour by each field: the image is rasterised again in that field's colours, every point still in it.
+    select = wait_for(lambda: [s for s in find(chrome, "select") if "Correct / incorrect" in s.text],
+                      what="the colour-by select")[0]
+    sums = {}
+    for field, (_, title) in COLOUR_FIELDS.items():
+        wait_idle()
+        started = time.perf_counter()
+        choose(chrome, select, title)
+        wait_for(lambda f=field: chrome.execute_script(MAP_STATE)["field"] == f, what=f"colour by {field}")
+        wait_for(lambda: chrome.execute_script(RASTER_POINTS) == BIG_POINTS, what=f"the image coloured by {field}")
+        sums[field] = chrome.execute_script(RASTER_SUM)
+        timings[f"colour by {field}"] = time.perf_counter() - started
+    varied = [f for f in COLOUR_FIELDS if frame[f].nunique() > 1]  # split and triage hold one value here
+    assert len(varied) >= 7 and len({sums[f] for f in varied}) == len(varied), sums
+    choose(chrome, select, COLOUR_FIELDS["label"][1])
+    wait_for(lambda: chrome.execute_script(MAP_STATE)["field"] == "label", what="colour by label again")
+
+    # A filter: the image holds exactly the points that pass it; cleared, every point again.
+    label = str(frame["label"].iloc[1])
+    assert chrome.execute_script(SET_WIDGET, "dd-filter-label", [label])
+    passing = int((frame["label"] == label).sum())
+    # As glyphs or in the image, by how many pass (at a million, a label's 25k points are an image).
+    wait_for(lambda: chrome.execute_script(PAINTED)[0] == passing, what=f"the map filtered to {label}")
+    wait_for(lambda: find(chrome, "div", f"{passing:,} shown"), what="the filtered summary")
+    assert chrome.execute_script(SET_WIDGET, "dd-filter-label", [])
+    wait_for(lambda: chrome.execute_script(RASTER_POINTS) == BIG_POINTS, what="the filter cleared")
+
+    # A click on the image shows the point under the pointer with its neighbours, lines drawn to them.
     sx, sy = chrome.execute_script(SCREEN_POSITION, float(x[0]), float(y[0]))
     actions = ActionBuilder(chrome)
     actions.pointer_action.move_to_location(int(round(sx)), int(round(sy))).click()
     actions.perform()
     wait_for(lambda: chrome.execute_script(MAP_STATE)["focus"] == 1, what="the clicked point")
     wait_for(lambda: "synthetic request" in page_text(chrome), what="the clicked point's text")
+    wait_for(lambda: chrome.execute_script(NEIGHBOUR_LINES) == 10, what="lines to the 10 neighbours")
+    assert "Nearest neighbours" in page_text(chrome)
 
     # A box drawn over the image selects every visible point inside it.
     corners = [(int(round(sx)) - 40, int(round(sy)) - 30), (int(round(sx)) + 40, int(round(sy)) + 30)]
@@ -338,9 +418,47 @@ def test_a_million_points_in_a_browser(chrome, dashboard: DashboardServer, servi
     (a, d), (b, c) = (chrome.execute_script(DATA_POSITION, *corner) for corner in corners)
     expected = int(((x >= a) & (x <= b) & (y >= c) & (y <= d)).sum())
     click_tab(chrome, "Selection")
-    found = wait_for(lambda: re.search(r"of ([\d,]+)\b|([\d,]+) selected", page_text(chrome)), what="the selection")
-    selected = int((found.group(1) or found.group(2)).replace(",", ""))
-    assert expected > 0 and abs(selected - expected) <= max(2, expected // 100), (selected, expected)
+
+    def selected() -> int | None:
+        found = re.search(r"of ([\d,]+)\b|([\d,]+) selected", page_text(chrome))
+        return int((found.group(1) or found.group(2)).replace(",", "")) if found else None
+
+    count = wait_for(selected, what="the box selection")
+    assert expected > 0 and abs(count - expected) <= max(2, expected // 100), (count, expected)
+
+    # A lasso (a triangle here) selects the points inside its outline.
+    assert chrome.execute_script(USE_LASSO)
+    outline = [(int(round(sx)) - 60, int(round(sy)) + 40), (int(round(sx)) + 60, int(round(sy)) + 40),
+               (int(round(sx)), int(round(sy)) - 50)]
+    actions = ActionBuilder(chrome)
+    path = [*outline, outline[0]]
+    pointer = actions.pointer_action.move_to_location(*path[0]).pointer_down()
+    for (ax, ay), (bx, by) in zip(path, path[1:], strict=False):
+        for step in range(1, 6):  # a drawn outline: the lasso follows the pointer's path
+            pointer.move_to_location(ax + (bx - ax) * step // 5, ay + (by - ay) * step // 5)
+    pointer.pointer_up()
+    actions.perform()
+    lasso = int(in_polygon(x, y, [tuple(chrome.execute_script(DATA_POSITION, *c)) for c in outline]).sum())
+    wait_for(lambda: selected() not in (None, count), what="the lasso selection")
+    assert lasso > 0 and abs(selected() - lasso) <= max(2, lasso // 100), (selected(), lasso)
+
+    # A cluster picked in the clusters table is ringed on the map, every one of its points.
+    click_tab(chrome, "Clusters")
+    cluster = str(cluster_table(frame, {}).iloc[0]["cluster"])  # the table's first row: drawn, not scrolled to
+    name = f"blob {cluster}"
+    cell = wait_for(lambda: [c for c in find(chrome, ".tabulator-cell", name) if c.text.strip() == name],
+                    what="the cluster's row")[0]
+    chrome.execute_script("arguments[0].scrollIntoView(); arguments[0].click();", cell)
+    members = int((frame["cluster"] == cluster).sum())
+    wait_for(lambda: chrome.execute_script(HIGHLIGHTED) == members, what=f"the {members:,} points of the cluster")
+
+    # The labelling queue's preview is ringed on the map.
+    click_tab(chrome, "Labelling queue")
+    click(chrome, "button", "Preview")
+    found = wait_for(lambda: re.search(r"(\d+) points to label", page_text(chrome)), what="the queue preview")
+    assert int(found.group(1)) > 0
+    wait_for(lambda: chrome.execute_script(HIGHLIGHTED) == int(found.group(1)), what="the queue ringed")
+    assert chrome.execute_script(RASTER_POINTS) == BIG_POINTS  # through all of it, the map holds every point
 
     severe = [e["message"] for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
     with capsys.disabled():

@@ -58,6 +58,34 @@ def test_map_frame_normalises_missing_values():
     assert np.isnan(frame.at[1, "confidence"])
 
 
+def test_map_frame_reads_arrow_as_it_reads_json():
+    import pyarrow as pa
+
+    long_text = "é" * 200  # longer than the hover's cut, in characters and in bytes
+    columns = {"ids": [5, 9, 2], "x": [0.5, None, 1.0], "y": [1.0, None, 2.0], "text": ["hi", long_text, None],
+               "label": ["a", None, "b"], "prediction": ["b", "a", None], "correct": [False, None, True],
+               "cluster": [3, None, 3], "confidence": [0.9, None, 0.5]}
+    table = pa.table({name: pa.array(values) for name, values in columns.items()})
+    for name in ("label", "prediction"):  # the API sends keywords dictionary-encoded
+        table = table.set_column(table.schema.get_field_index(name), name, table[name].dictionary_encode())
+    from_arrow, from_json = map_frame(table), map_frame(columns)
+    pd.testing.assert_frame_equal(from_arrow, from_json)
+    assert list(from_arrow["correct"]) == ["incorrect", "unlabelled", NONE]  # the last has no prediction
+    assert list(from_arrow["cluster"]) == ["3", NONE, "3"] and len(from_arrow.at[1, "text"]) == 160
+
+
+def test_row_index_finds_a_point_by_its_key():
+    from dashboard.state.map import rows_by_key
+
+    rows = rows_by_key(map_frame({"ids": [10, 3, 7]}))
+    assert rows.get("3") == 1 and rows.get("03") is None and rows.get("x") is None and rows.get("-3") is None
+    assert rows.positions(["7", "nope", "10", str(2**70)]).tolist() == [2, 0]
+    mixed = rows_by_key(map_frame({"ids": [1, "a"]}))  # UUID-like ids are keys as they are
+    assert mixed.get("a") == 1 and mixed.get("1") == 0
+    repeated = rows_by_key(map_frame({"ids": [4, 4, 5]}))  # never from Qdrant; the last row, as a dict kept
+    assert repeated.get("4") == 1 and repeated.positions(["5", "4"]).tolist() == [2, 1]
+
+
 def test_map_frame_refuses_ragged_columns():
     with pytest.raises(DataDebuggerError, match="'label' has 1 values for 2 ids"):
         map_frame({"ids": [1, 2], "label": ["a"]})

@@ -12,6 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from service.api.deps import DatasetName, StateDep, Writer
 from service.api.errors import READ_ERRORS, WRITE_ERRORS
 from service.api.schemas import ImportOut
+from service.choices import DEFAULT_STRATEGY, QueueStrategy
 from service.errors import invalid
 from service.labelstudio import formats, importer, webhook
 from service.labelstudio.sync import load_state
@@ -20,7 +21,6 @@ from service.labelstudio.tasks import config_labels, label_studio_chunks, label_
 router = APIRouter(prefix="/api/datasets/{dataset}", tags=["label-studio"], responses=READ_ERRORS)
 
 TaskKind = Literal["queue", "issues", "suggestions"]
-Strategy = Literal["entropy", "margin", "least_confidence", "random", "knn_disagreement", "hybrid"]
 MAX_TASKS = 100_000
 IMPORT_BODY = {"requestBody": {"required": True, "description": "A Label Studio export: JSON (a list of tasks), "
                                "JSON_MIN (a list of flat rows) or CSV/TSV (text/csv)", "content": {
@@ -65,7 +65,7 @@ def download_label_studio_tasks(
     dataset: DatasetName, state: StateDep,
     kind: Annotated[TaskKind, Query(description="queue: points to label next; issues: labelled points not yet "
                                     "reviewed, most suspicious first; suggestions: unlabelled points")] = "queue",
-    strategy: Annotated[Strategy, Query(description="queue strategy")] = "hybrid",
+    strategy: Annotated[QueueStrategy, Query(description="queue strategy")] = DEFAULT_STRATEGY,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     seed: Annotated[int, Query(ge=0, le=2**31)] = 0,
     only_flagged: Annotated[bool, Query(description="issues: only points flagged label_issue")] = False,

@@ -23,14 +23,17 @@ def _encoded(chunks: Iterator[str]) -> Iterator[bytes]:
         yield chunk.encode("utf-8")
 
 
+STRATEGY_HELP = ("margin (default): the model's hesitation between its top two answers; hybrid: that plus the "
+                 "neighbours' contradiction, weighted to high-error clusters, diverse, no near-duplicates")
+
+
 @router.get(
     "/queue", operation_id="download_queue", response_class=StreamingResponse,
     responses={200: {"description": "The queue file", "content": {m: {} for m in MEDIA_TYPES.values()}}},
 )
 def download_queue(
     dataset: DatasetName, state: StateDep,
-    strategy: Annotated[QueueStrategy, Query(description="hybrid: uncertainty + diversity across clusters, "
-                                        "weighted to high-error clusters, no near-duplicates")] = DEFAULT_STRATEGY,
+    strategy: Annotated[QueueStrategy, Query(description=STRATEGY_HELP)] = DEFAULT_STRATEGY,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     format: ExportFormat = "csv",
     seed: Annotated[int, Query(ge=0, le=2**31)] = 0,
