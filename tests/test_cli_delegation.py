@@ -83,7 +83,7 @@ def test_cli_commands_beside_a_running_service_go_through_it(tmp_path):
         assert analyzed.returncode == 0, analyzed.stderr
         through = THROUGH.search(analyzed.stderr)
         assert through and through.group(1) == url, analyzed.stderr
-        assert f"analyze {through.group(2)}: write" in analyzed.stderr  # progress followed in the terminal
+        assert f"analyze {through.group(2)}: done 200/200 (100 %)" in analyzed.stderr  # its progress, followed
         run = api.get(f"/api/runs/{through.group(2)}").json()
         assert (run["step"], run["status"], run["dataset"]) == ("analyze", "succeeded", DATASET)
         assert run["params"]["analyses"] == ANALYSES and run["params"]["params"]["outliers"] == {
