@@ -62,8 +62,10 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not browser and not labelstudio"
 
+# ruff on everything; mypy (pyproject's [tool.mypy]: the pydantic plugin) on the three packages.
 lint: install
 	$(BIN)/ruff check service embeddings dashboard scripts tests
+	$(BIN)/mypy service embeddings dashboard
 
 bench: install
 	$(BIN)/python scripts/bench_embeddings.py

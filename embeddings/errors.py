@@ -26,6 +26,8 @@ class NotFound(DataDebuggerError):
 class InvalidInput(DataDebuggerError):
     """Input that cannot be used as given; the message names the field and the fix."""
 
+    field: str | None = None  # the request field at fault, where one is (answered as `field` in the error body)
+
 
 class Conflict(DataDebuggerError):
     """The resource changed since it was read, or already exists."""

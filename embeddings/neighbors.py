@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 
@@ -146,10 +148,12 @@ def _ivf_graph(x: np.ndarray, k: int, seed: int, nprobe: int | None, batch: int 
     index.add_core(n, faiss.swig_ptr(x), None, faiss.swig_ptr(assign))
     sims = np.empty((n, k), np.float32)
     idx = np.empty((n, k), np.int64)
+    # faiss' Python layer replaces search_preassigned with (x, k, Iq, Dq) -> (D, I); the declaration mypy
+    # reads is the SWIG one of the C++ method (n, x, k, Iq, Dq, D, I, store_pairs) -> None.
+    search = cast(Callable[..., tuple[np.ndarray, np.ndarray]], index.search_preassigned)
     for start in range(0, n, batch):
         stop = min(start + batch, n)
-        sims[start:stop], idx[start:stop] = index.search_preassigned(x[start:stop], k, coarse_i[start:stop],
-                                                                      coarse_d[start:stop])
+        sims[start:stop], idx[start:stop] = search(x[start:stop], k, coarse_i[start:stop], coarse_d[start:stop])
     return sims, idx
 
 

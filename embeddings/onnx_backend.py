@@ -13,8 +13,12 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +91,10 @@ class OnnxEncoder:
         self.path = path
         self._threads = threads
         self._spin = spin
-        self._session = None
+        self._session: InferenceSession | None = None
         self._input_names: list[str] = []
 
-    def _open(self):
+    def _open(self) -> InferenceSession:
         if self._session is None:
             import onnxruntime as ort
 

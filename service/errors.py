@@ -41,7 +41,7 @@ __all__ = ["Conflict", "DataDebuggerError", "InsufficientStorage", "IntegrityErr
 def invalid(field: str, message: str) -> InvalidInput:
     """An InvalidInput naming the request field at fault (answered as `field` in the error body)."""
     exc = InvalidInput(f"{field}: {message}")
-    exc.field = field  # type: ignore[attr-defined]
+    exc.field = field
     return exc
 
 

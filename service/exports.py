@@ -18,9 +18,9 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from embeddings.store import PointFilter, iter_points
+from embeddings.store import Collection, PointFilter, iter_points
 from service.analyses.registry import declared_fields, flag_values
 from service.analyses.report import load_report
 from service.choices import DEFAULT_STRATEGY, EXPORT_KINDS, FORMATS
@@ -29,6 +29,9 @@ from service.errors import InvalidInput
 # The Label Studio writer lives in service.labelstudio; its names stay importable from here.
 from service.labelstudio.tasks import label_studio_chunks, label_studio_config, label_studio_task  # noqa: F401
 from service.spreadsheet import safe_cell
+
+if TYPE_CHECKING:
+    from service.workspace import Workspace
 
 KINDS = EXPORT_KINDS
 # Kinds whose rows carry a text and a suggested label, so they can become Label Studio tasks.
@@ -59,13 +62,13 @@ def _record_id(pid: Any, payload: dict[str, Any]) -> Any:
     return payload.get("record_id", pid)
 
 
-def _points(collection, filter: PointFilter | None = None) -> Iterator[tuple[Any, dict[str, Any]]]:
+def _points(collection: Collection, filter: PointFilter | None = None) -> Iterator[tuple[Any, dict[str, Any]]]:
     for page in iter_points(collection, filter, with_vectors=False, batch=5000):
         for p in page:
             yield p.id, p.payload
 
 
-def point_rows(ws, dataset: str, **_: Any) -> Iterator[dict[str, Any]]:
+def point_rows(ws: Workspace, dataset: str, **_: Any) -> Iterator[dict[str, Any]]:
     """One row per point, in id order."""
     for pid, p in _points(ws.collection(dataset)):
         flags = p.get("flags") or []
@@ -76,7 +79,7 @@ def point_rows(ws, dataset: str, **_: Any) -> Iterator[dict[str, Any]]:
         yield row
 
 
-def issue_rows(ws, dataset: str, only_flagged: bool = False, limit: int | None = None,
+def issue_rows(ws: Workspace, dataset: str, only_flagged: bool = False, limit: int | None = None,
                **_: Any) -> Iterator[dict[str, Any]]:
     """Labelled points not yet reviewed, most suspicious first (highest mislabel_score; unscored points last)."""
     rows = []
@@ -92,7 +95,7 @@ def issue_rows(ws, dataset: str, only_flagged: bool = False, limit: int | None =
     yield from rows[:limit] if limit else rows
 
 
-def suggestion_rows(ws, dataset: str, limit: int | None = None, **_: Any) -> Iterator[dict[str, Any]]:
+def suggestion_rows(ws: Workspace, dataset: str, limit: int | None = None, **_: Any) -> Iterator[dict[str, Any]]:
     """Unlabelled points with their suggestion, most confident first."""
     rows = []
     for pid, p in _points(ws.collection(dataset), PointFilter(empty={"label": True})):
@@ -104,7 +107,7 @@ def suggestion_rows(ws, dataset: str, limit: int | None = None, **_: Any) -> Ite
     yield from rows[:limit] if limit else rows
 
 
-def cluster_rows(ws, dataset: str, **_: Any) -> Iterator[dict[str, Any]]:
+def cluster_rows(ws: Workspace, dataset: str, **_: Any) -> Iterator[dict[str, Any]]:
     """The report's clusters, highest error rate first, then the noise points' row (id -1)."""
     report = load_report(ws.settings, dataset)
     rows = list(report.get("clusters") or [])
@@ -114,7 +117,7 @@ def cluster_rows(ws, dataset: str, **_: Any) -> Iterator[dict[str, Any]]:
         yield {c: row.get(c) for c in CLUSTER_COLUMNS}
 
 
-def queue_rows(ws, dataset: str, strategy: str = DEFAULT_STRATEGY, limit: int = 50, seed: int = 0,
+def queue_rows(ws: Workspace, dataset: str, strategy: str = DEFAULT_STRATEGY, limit: int = 50, seed: int = 0,
                **_: Any) -> Iterator[dict[str, Any]]:
     """The labelling queue (service.queue.build_queue)."""
     from service.queue import build_queue
@@ -183,7 +186,7 @@ def check(kind: str, fmt: str) -> None:
         raise InvalidInput(f"label-studio export is for {', '.join(LABEL_STUDIO_KINDS)}; use csv or jsonl for {kind}")
 
 
-def stream_export(kind: str, ws, dataset: str, fmt: str = "csv", **options: Any) -> Iterator[str]:
+def stream_export(kind: str, ws: Workspace, dataset: str, fmt: str = "csv", **options: Any) -> Iterator[str]:
     """The export as text chunks. Checks run (and errors raise) before the first chunk is asked for."""
     check(kind, fmt)
     ws.collection(dataset)  # an unknown dataset raises NotFound now, not inside the first chunk
@@ -222,7 +225,7 @@ class _Counter:
             yield row
 
 
-def write_export(kind: str, ws, dataset: str, out: Path | str | IO[str], fmt: str = "csv",
+def write_export(kind: str, ws: Workspace, dataset: str, out: Path | str | IO[str], fmt: str = "csv",
                  **options: Any) -> int:
     """Write an export to a path ("-" = stdout) or an open text stream; returns the number of rows."""
     check(kind, fmt)

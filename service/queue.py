@@ -53,6 +53,17 @@ def _confidence(payload: dict[str, Any]) -> float | None:
     return probs[0] if probs else None
 
 
+Score = Callable[[dict[str, Any]], float | None]
+
+
+def _one_minus(score: Score) -> Score:
+    """1 − `score` (None where it is None): low margin or confidence ranks first."""
+    def inverted(payload: dict[str, Any]) -> float | None:
+        value = score(payload)
+        return None if value is None else 1.0 - value
+    return inverted
+
+
 def _knn_disagreement(payload: dict[str, Any]) -> float | None:
     """Disagreeing points first (the surer the neighbours, the higher), then agreeing ones with split votes."""
     majority, share = payload.get("knn_majority_label"), payload.get("knn_majority_share")
@@ -157,7 +168,7 @@ def build_queue(source, dataset: str | None = None, strategy: str = DEFAULT_STRA
         weights = {}
 
     def vector_of(wanted: list[Any]) -> dict[Any, np.ndarray]:
-        return {p.id: p.vector for p in collection.retrieve(wanted, with_vectors=True)}
+        return {p.id: p.vector for p in collection.retrieve(wanted, with_vectors=True) if p.vector is not None}
 
     return rank_unlabelled(ids, payloads, strategy, limit, seed=seed, weights=weights, vector_of=vector_of,
                            dedupe_threshold=dedupe_threshold)
@@ -175,13 +186,14 @@ def rank_unlabelled(ids: list[Any], payloads: list[dict[str, Any]], strategy: st
         return [_row(r + 1, ids[i], payloads[i], 1.0 - r / len(ids), strategy) for r, i in enumerate(order)]
     scorer = {
         "entropy": _entropy,
-        "margin": lambda p: None if _margin(p) is None else 1.0 - _margin(p),
-        "least_confidence": lambda p: None if _confidence(p) is None else 1.0 - _confidence(p),
+        "margin": _one_minus(_margin),
+        "least_confidence": _one_minus(_confidence),
         "knn_disagreement": _knn_disagreement,
         "hybrid": _hybrid_score,
     }[strategy]
-    scores = [scorer(p) for p in payloads]
-    scored = [i for i, s in enumerate(scores) if s is not None]
+    # Row -> score, for the rows the strategy can score at all.
+    scores = {i: s for i, p in enumerate(payloads) if (s := scorer(p)) is not None}
+    scored = list(scores)
     if not scored:
         need = "the kNN fields of `data-debugger analyze`" if strategy == "knn_disagreement" else "predictions"
         # A step that has not run yet is a conflict with the dataset's state (409), as in every view.
@@ -194,7 +206,9 @@ def rank_unlabelled(ids: list[Any], payloads: list[dict[str, Any]], strategy: st
     return _hybrid(vector_of, ids, payloads, scores, scored, limit, weights or {}, dedupe_threshold)
 
 
-def _hybrid(vector_of, ids, payloads, scores, scored, limit, weights, dedupe_threshold) -> list[dict[str, Any]]:
+def _hybrid(vector_of: Callable[[list[Any]], dict[Any, np.ndarray]] | None, ids: list[Any],
+            payloads: list[dict[str, Any]], scores: dict[int, float], scored: list[int], limit: int,
+            weights: dict[int, float], dedupe_threshold: float) -> list[dict[str, Any]]:
     # Groups for diversity: a cluster's points share one; a point in no cluster (HDBSCAN noise) is a group of
     # its own, since noise is not one region and must not compete for a single slot.
     by_group: dict[Any, list[tuple[float, int]]] = {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 import numpy as np
 
@@ -152,6 +152,18 @@ def iter_points(
             return
 
 
+@overload
+def load_all(
+    collection: Collection, filter: PointFilter | None = None, with_vectors: Literal[True] = True
+) -> tuple[list[PointId], list[dict[str, Any]], np.ndarray]: ...
+@overload
+def load_all(
+    collection: Collection, filter: PointFilter | None = None, *, with_vectors: Literal[False]
+) -> tuple[list[PointId], list[dict[str, Any]], None]: ...
+@overload
+def load_all(
+    collection: Collection, filter: PointFilter | None = None, with_vectors: bool = True
+) -> tuple[list[PointId], list[dict[str, Any]], np.ndarray | None]: ...
 def load_all(
     collection: Collection, filter: PointFilter | None = None, with_vectors: bool = True
 ) -> tuple[list[PointId], list[dict[str, Any]], np.ndarray | None]:
@@ -164,6 +176,7 @@ def load_all(
             ids.append(p.id)
             payloads.append(p.payload)
             if with_vectors:
+                assert p.vector is not None, "a page read with_vectors carries every point's vector"
                 vectors.append(p.vector)
     matrix = None
     if with_vectors:

@@ -231,8 +231,9 @@ class ClientStore:
             raise NotFound(f"dataset {name!r} does not exist")
         info = self._client.get_collection(self._qualified(name))
         vectors = info.config.params.vectors
-        dim = vectors.size if hasattr(vectors, "size") else next(iter(vectors.values())).size
-        return ClientCollection(name, self._client, self._qualified(name), int(dim), self.in_memory)
+        params = next(iter(vectors.values())) if isinstance(vectors, dict) else vectors
+        assert params is not None, f"{name!r} was made by create(), which always sets its vector size"
+        return ClientCollection(name, self._client, self._qualified(name), int(params.size), self.in_memory)
 
     def drop(self, name: str) -> None:
         if not self.exists(name):

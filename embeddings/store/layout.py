@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 from embeddings.errors import InvalidInput
+
+
+class CreateArgs(TypedDict, total=False):
+    """The create_collection keyword arguments a layout sets (typed, so a misspelt one is caught)."""
+
+    shard_number: int
+    replication_factor: int
+    write_consistency_factor: int
 
 
 @dataclass(frozen=True)
@@ -29,8 +38,13 @@ class ClusterLayout:
                 " a write could never be acknowledged; lower it or add replicas"
             )
 
-    def create_kwargs(self) -> dict[str, int]:
-        """The create_collection arguments this layout sets."""
-        names = {"shards": "shard_number", "replicas": "replication_factor",
-                 "write_consistency": "write_consistency_factor"}
-        return {arg: getattr(self, ours) for ours, arg in names.items() if getattr(self, ours) is not None}
+    def create_kwargs(self) -> CreateArgs:
+        """The create_collection arguments this layout sets (None: left to the server)."""
+        out = CreateArgs()
+        if self.shards is not None:
+            out["shard_number"] = self.shards
+        if self.replicas is not None:
+            out["replication_factor"] = self.replicas
+        if self.write_consistency is not None:
+            out["write_consistency_factor"] = self.write_consistency
+        return out

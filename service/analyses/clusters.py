@@ -112,8 +112,8 @@ def cluster_table(ctx: AnalysisContext, clusters: np.ndarray, issue: np.ndarray 
     ent = entropy(ctx.probs) if ctx.probs is not None else None
     words = ctfidf_keywords(ctx.texts, clusters, top=keywords, seed=ctx.seed)
     reps = representatives(ctx, clusters)
-    rows = []
-    noise = None
+    rows: list[dict[str, Any]] = []
+    noise: dict[str, Any] | None = None
     for c in np.unique(clusters):
         members = clusters == c
         labelled = members & ctx.labelled
@@ -121,7 +121,7 @@ def cluster_table(ctx: AnalysisContext, clusters: np.ndarray, issue: np.ndarray 
         counts = np.bincount(ctx.labels[labelled], minlength=ctx.n_labels) if n_lab else np.zeros(ctx.n_labels, int)
         dominant = int(counts.argmax()) if n_lab else None
         size = int(members.sum())
-        row = {
+        row: dict[str, Any] = {
             "id": int(c),
             "name": ", ".join(words[int(c)][:3]) or f"cluster {int(c)}",
             "size": size,

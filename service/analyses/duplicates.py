@@ -113,7 +113,8 @@ class Duplicates(Analysis):
             ],
             "effect": self._effect(ctx, {e for e, _, _ in pairs}, split),
         }
-        dup_group = np.where(group >= 0, group, None).astype(object)
+        dup_group = group.astype(object)
+        dup_group[group < 0] = None
         return AnalysisResult(
             fields={"duplicate_group": dup_group},
             flags={"duplicate": group >= 0, "conflicting_duplicate": conflicting, "leak": leak},
@@ -142,19 +143,20 @@ class Duplicates(Analysis):
         correct = ctx.probs.argmax(axis=1) == ctx.labels
         leaked_mask = np.zeros(ctx.n, bool)
         leaked_mask[list(leaked)] = True
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         for s in EVAL_SPLITS:
             rows = ctx.labelled & (split == s)
             if not rows.any():
                 continue
             clean = rows & ~leaked_mask
+            accuracy = float(correct[rows].mean())
+            without = float(correct[clean].mean()) if clean.any() else None
             out[s] = {
                 "n": int(rows.sum()), "leaked": int((rows & leaked_mask).sum()),
-                "accuracy": float(correct[rows].mean()),
-                "accuracy_without_leaked": float(correct[clean].mean()) if clean.any() else None,
+                "accuracy": accuracy, "accuracy_without_leaked": without,
             }
-            if out[s]["accuracy_without_leaked"] is not None:
-                out[s]["change"] = out[s]["accuracy_without_leaked"] - out[s]["accuracy"]
+            if without is not None:
+                out[s]["change"] = without - accuracy
         return out
 
 

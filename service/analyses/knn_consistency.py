@@ -88,7 +88,9 @@ class KnnConsistency(Analysis):
         lab = ctx.labels[ctx.knn.indices[:, : min(self.k, ctx.knn.k)]]
         majority_count = (lab == np.where(has_vote, majority, -2)[:, None]).sum(axis=1)
         names = np.array(ctx.label_names, dtype=object)
-        majority_label = np.where(has_vote, names[majority] if len(names) else None, None)
+        majority_label = np.full(ctx.n, None, dtype=object)
+        if len(names):
+            majority_label[has_vote] = names[majority[has_vote]]
         checked = labelled & has_vote
         report = {
             "k": self.k,

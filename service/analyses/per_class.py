@@ -49,7 +49,7 @@ class PerClass(Analysis):
     def run(self, ctx: AnalysisContext) -> AnalysisResult:
         """Metrics per split, confusion, confused pairs and advice."""
         honest = ctx.honest_probs()
-        assert honest is not None
+        assert honest is not None and ctx.probs is not None  # needs = ("model", ...): predictions are there
         pred = honest.argmax(axis=1)
         served_pred = ctx.probs.argmax(axis=1)
         names = ctx.label_names
@@ -138,7 +138,7 @@ class PerClass(Analysis):
             big = ids[counts >= max(5, 0.15 * total)]
             if len(big) < 2:
                 continue
-            parts = []
+            parts: list[dict[str, Any]] = []
             for cid in big:
                 members = rows & (clusters == cid)
                 parts.append({"cluster": int(cid), "name": names_by_id.get(int(cid)), "points": int(members.sum()),

@@ -9,17 +9,20 @@ import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from embeddings.store import check_name
 from service.errors import NotFound
 from service.jsonable import jsonable
 
+if TYPE_CHECKING:
+    from service.settings import Settings
+
 REPORT_NAME = "analysis.json"
 WRITEBACK_NAME = "writeback.json"
 
 
-def report_path(settings, dataset: str) -> Path:
+def report_path(settings: Settings, dataset: str) -> Path:
     """Where a dataset's report lives: settings.reports_dir / dataset / analysis.json."""
     return Path(settings.reports_dir) / check_name(dataset) / REPORT_NAME
 
@@ -35,24 +38,24 @@ def _write_atomically(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def save_report(settings, dataset: str, report: dict[str, Any]) -> Path:
+def save_report(settings: Settings, dataset: str, report: dict[str, Any]) -> Path:
     """Write the report atomically."""
     path = report_path(settings, dataset)
     _write_atomically(path, json.dumps(jsonable(report), ensure_ascii=False, indent=1))
     return path
 
 
-def delete_report(settings, dataset: str) -> None:
+def delete_report(settings: Settings, dataset: str) -> None:
     """Remove a dataset's report folder (the dataset is being deleted)."""
     shutil.rmtree(report_path(settings, dataset).parent, ignore_errors=True)
 
 
-def writeback_path(settings, dataset: str) -> Path:
+def writeback_path(settings: Settings, dataset: str) -> Path:
     """Where a dataset's write-back marker lives, beside its report."""
     return report_path(settings, dataset).with_name(WRITEBACK_NAME)
 
 
-def begin_writeback(settings, dataset: str, run_id: str, previous_run: str | None) -> None:
+def begin_writeback(settings: Settings, dataset: str, run_id: str, previous_run: str | None) -> None:
     """Record, before the first payload write, that run `run_id` is writing to the points (fsynced: a
     kill a moment later must still find it)."""
     path = writeback_path(settings, dataset)
@@ -65,12 +68,12 @@ def begin_writeback(settings, dataset: str, run_id: str, previous_run: str | Non
         os.close(fd)
 
 
-def end_writeback(settings, dataset: str) -> None:
+def end_writeback(settings: Settings, dataset: str) -> None:
     """Clear the marker: called once the report that describes the points is written."""
     writeback_path(settings, dataset).unlink(missing_ok=True)
 
 
-def interrupted_writeback(settings, dataset: str) -> dict[str, Any] | None:
+def interrupted_writeback(settings: Settings, dataset: str) -> dict[str, Any] | None:
     """The marker of a write-back that never finished (its run wrote no report), or None when the points and
     the report agree. A marker whose run did write its report (killed just before clearing it) is stale."""
     try:
@@ -95,7 +98,7 @@ def incomplete_message(dataset: str, marker: dict[str, Any]) -> str:
             '{"step": "analyze"})')
 
 
-def load_report(settings, dataset: str) -> dict[str, Any]:
+def load_report(settings: Settings, dataset: str) -> dict[str, Any]:
     """The last analysis report of a dataset; NotFound when it was never analysed."""
     path = report_path(settings, dataset)
     try:

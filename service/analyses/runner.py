@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from service.errors import Conflict, InvalidInput, NotFound
 from service.jsonable import jsonable
 from service.progress import ProgressFn, no_progress
 
+if TYPE_CHECKING:
+    from service.workspace import Workspace
+
 log = logging.getLogger(__name__)
 
 # Flags set by people (review), not by analyses: kept across runs.
@@ -49,7 +52,7 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def model_inputs(ws, dataset: str, ids: Sequence[Any], texts: list[str], vectors: np.ndarray,
+def model_inputs(ws: Workspace, dataset: str, ids: Sequence[Any], texts: list[str], vectors: np.ndarray,
                  payloads: Sequence[dict[str, Any]], version: str | None = None
                  ) -> tuple[np.ndarray | None, np.ndarray | None, list[str], str | None]:
     """(probabilities of every point, out-of-fold probabilities or None, their label columns, model version).
@@ -112,8 +115,8 @@ def iter_payload_updates(ctx: AnalysisContext, results: Mapping[str, AnalysisRes
     replaceable = set(analysis_fields()) if owned is None else set(owned[0])
     columns: dict[str, list[np.ndarray]] = {}
     for result in results.values():
-        for name, values in result.fields.items():
-            columns.setdefault(name, []).append(np.asarray(values))
+        for name, column in result.fields.items():
+            columns.setdefault(name, []).append(np.asarray(column))
     flag_names = [flag for result in results.values() for flag in result.flags]
     flag_matrix = np.stack([mask for result in results.values() for mask in result.flags.values()], axis=1) \
         if flag_names else np.zeros((ctx.n, 0), bool)
@@ -163,7 +166,7 @@ def _counted(batches: Iterator[tuple[dict[Any, dict[str, Any]], dict[tuple[str, 
         progress(advance=len(updates))
 
 
-def analyze(ws, dataset: str, *, analyses: list[str] | None = None,
+def analyze(ws: Workspace, dataset: str, *, analyses: list[str] | None = None,
             params: Mapping[str, Mapping[str, Any]] | None = None, k: int = 15, knn_kind: str = "auto",
             exact_threshold: int = 20_000, seed: int = 0, model_version: str | None = None,
             write: bool = True, progress: ProgressFn = no_progress) -> dict[str, Any]:
@@ -229,7 +232,7 @@ def analyze(ws, dataset: str, *, analyses: list[str] | None = None,
     return report
 
 
-def _previous_report(ws, dataset: str) -> dict[str, Any] | None:
+def _previous_report(ws: Workspace, dataset: str) -> dict[str, Any] | None:
     try:
         return load_report(ws.settings, dataset)
     except NotFound:

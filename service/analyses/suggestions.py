@@ -48,9 +48,11 @@ class Suggestions(Analysis):
         suggested = r.argmax(axis=1) if len(rows) else np.zeros(0, int)
         confidence = r.max(axis=1) if len(rows) else np.zeros(0)
         knn_top = votes.argmax(axis=1) if len(rows) else np.zeros(0, int)
-        agreement = np.where(
-            model_top < 0, np.where(has_vote, "neighbours_only", None),
-            np.where(~has_vote, "model_only", np.where(model_top == knn_top, "agree", "conflict"))).astype(object)
+        agreement = np.full(len(rows), None, dtype=object)  # None: neither the model nor the neighbours
+        agreement[(model_top < 0) & has_vote] = "neighbours_only"
+        agreement[(model_top >= 0) & ~has_vote] = "model_only"
+        both = (model_top >= 0) & has_vote
+        agreement[both] = np.where(model_top[both] == knn_top[both], "agree", "conflict")
         usable = has_vote | (model_top >= 0)
         names = np.array(ctx.label_names, dtype=object)
         suggested_label = np.full(n, None, dtype=object)

@@ -5,12 +5,15 @@ describes."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.analyses.report import incomplete_message, interrupted_writeback
 from service.api.snapshots import report_stamp
 from service.api.state import ApiState
 from service.errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from service.predictions.registry import ModelRegistry
 
 
 def no_scores(dataset: str, predictions: list[Any], analysed: bool) -> Conflict:
@@ -63,7 +66,7 @@ def maybe_report(state: ApiState, dataset: str) -> dict[str, Any] | None:
         return None
 
 
-def registry(state: ApiState):
+def registry(state: ApiState) -> ModelRegistry:
     """The model registry of the service's models folder."""
     from service.predictions.registry import ModelRegistry  # on use: it imports scikit-learn
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
@@ -12,7 +12,13 @@ from service.runs.steps import STEPS
 T = TypeVar("T")
 
 Triage = Literal["label_error", "model_error", "ambiguous", "outlier", "agree", "unlabelled"]
-Flag = Literal[flag_values()]  # type: ignore[valid-type]  # the analyses' declared flags and the reviewers'
+if TYPE_CHECKING:
+    # Built at run time from the registries, which mypy cannot read; pydantic validates against the real ones.
+    Flag = str
+    RunStep = str
+else:
+    Flag = Literal[flag_values()]  # the analyses' declared flags and the reviewers'
+    RunStep = Literal[tuple(STEPS)]  # the registered steps, so a new one needs no edit here
 Status = Literal["correct", "incorrect", "unlabelled"]
 Split = Literal["training", "validation", "testing"]
 PointKey = int | str
@@ -188,7 +194,7 @@ class SearchIn(PointFilters):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: SearchText | None = Field(None, min_length=1, max_length=2000, description="Free text to embed")  # type: ignore[assignment]
+    text: SearchText | None = Field(None, min_length=1, max_length=2000, description="Free text to embed")
     id: PointKeyIn | None = Field(None, description="A point id (0 to 2^64-1) or record id (a string) of this dataset")
     contains: str | None = Field(None, max_length=500, description="Every word must occur in the text")
     k: int = Field(10, ge=1, le=200)
@@ -313,7 +319,6 @@ class ImportOut(BaseModel):
     changes: list[int]
 
 
-RunStep = Literal[tuple(STEPS)]  # type: ignore[valid-type] - the registered steps, so a new one needs no edit here
 RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted"]
 
 

@@ -222,15 +222,15 @@ class SnapshotCache:
 
     def get(self, dataset: str, key: tuple, collection: Any, label_revision: Callable[[], int]) -> Snapshot:
         """The snapshot for `key`, building it if the cached one is older."""
-        snap = self._items.get(dataset)
-        if snap is not None and snap.key == key:
-            return snap
+        cached = self._items.get(dataset)
+        if cached is not None and cached.key == key:
+            return cached
         with self._guard:
             lock = self._building.setdefault(dataset, threading.Lock())
         with lock:  # one build per dataset at a time; the others wait and reuse it
-            snap = self._items.get(dataset)
-            if snap is not None and snap.key == key:
-                return snap
+            cached = self._items.get(dataset)
+            if cached is not None and cached.key == key:
+                return cached
             for _ in range(3):
                 revision = label_revision()
                 snap = self._build(dataset, key, collection, revision)

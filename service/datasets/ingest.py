@@ -8,12 +8,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from embeddings.store import PointId, point_id
+from embeddings.store import Collection, PointId, point_id
 from service.datasets.catalog import Catalog, now_iso
 from service.datasets.readers import ColumnMap, detect_format, read_records
 from service.datasets.records import Record, current_content_hash, validate
 from service.errors import InvalidInput, InvalidRecords, RecordProblem
+
+if TYPE_CHECKING:
+    from embeddings.embedder import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +139,9 @@ def _replacing(stored: dict | None, payload: dict) -> dict:
     return payload
 
 
-def _write(collection, embedder, sources: Sequence[Source], skip, report: IngestReport, batch_size: int,
-           show_progress: bool, guard: Callable[[], object] | None = None) -> None:
+def _write(collection: Collection, embedder: Embedder, sources: Sequence[Source], skip: list[tuple[Source, int]],
+           report: IngestReport, batch_size: int, show_progress: bool, guard: Callable[[], object] | None = None,
+           ) -> None:
     """Upsert the valid records that are new or changed, batch by batch, counting them in `report`."""
     skip_set = {(s.path, pos) for s, pos in skip}
     total = report.read - len(skip)
@@ -176,7 +181,7 @@ def make_sources(paths: Sequence[Path | str], fmt: str | None = None, columns: C
 
 def ingest(
     catalog: Catalog,
-    embedder,
+    embedder: Embedder,
     dataset: str,
     sources: Sequence[Source],
     *,

@@ -34,8 +34,13 @@ class Record:
 
     def content_hash(self) -> str:
         """Identity of everything ingest stores: equal hashes mean nothing to update."""
-        blob = json.dumps([self.text, self.label, self.split, self.source], sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        return content_hash(self.text, self.label, self.split, self.source)
+
+
+def content_hash(text: str | None, label: str | None, split: str | None, source: dict[str, Any]) -> str:
+    """The hash of what ingest stores of a record (its id aside: the id says which point, not what it holds)."""
+    blob = json.dumps([text, label, split, source], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def stored_source(payload: dict[str, Any]) -> dict[str, Any]:
@@ -50,8 +55,7 @@ def stored_source(payload: dict[str, Any]) -> dict[str, Any]:
 def current_content_hash(payload: dict[str, Any]) -> str:
     """The content hash of the record a stored point stands for now, edits through the API included (its
     label may have changed since ingest): what re-reading the dataset's own export would give."""
-    return Record(payload.get("record_id"), payload.get("text"), payload.get("label"), payload.get("split"),
-                  stored_source(payload)).content_hash()
+    return content_hash(payload.get("text"), payload.get("label"), payload.get("split"), stored_source(payload))
 
 
 class RawRecord:

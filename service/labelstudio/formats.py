@@ -88,9 +88,10 @@ def flat_rows(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
         key = row.get("id") if row.get("id") not in (None, "") else f"row-{index}"
         task = tasks.setdefault(key, {"id": row.get("id"), "data": {}, "annotations": [], "format": name})
         revision = row.get("revision")
+        revision_text = "" if revision is None else str(revision).strip()
         task["data"].update({
             "point_id": row.get("point_id"), "dataset": row.get("dataset") or None, "text": row.get("text"),
-            "revision": int(revision) if str("" if revision is None else revision).strip().isdigit() else None,
+            "revision": int(revision_text) if revision_text.isdigit() else None,
         })
         choice = row.get(FROM_NAME)
         if choice in (None, "", [], {}):

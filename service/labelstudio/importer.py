@@ -21,11 +21,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.errors import Conflict, InvalidInput, NotFound
-from service.review.actions import ReviewAction
+from service.labelstudio.tasks import object_field
+from service.review.actions import ActionName, ReviewAction
 from service.review.actions import resolve_point as resolve_id
+
+if TYPE_CHECKING:
+    from service.review.core import ReviewCore
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +122,7 @@ def task_choice(task: dict[str, Any], users: UserLookup | None = None) -> Choice
 
 def task_point(task: dict[str, Any]) -> Any:
     """The point a task is about: data.point_id, else data.record_id, else data.id (tasks of older exports)."""
-    data = task.get("data") if isinstance(task.get("data"), dict) else {}
-    meta = task.get("meta") if isinstance(task.get("meta"), dict) else {}
+    data, meta = object_field(task, "data"), object_field(task, "meta")
     keys = ("point_id",) if task.get("format") else ("point_id", "record_id", "id")
     for source in (data, meta):
         for key in keys:
@@ -140,7 +143,7 @@ def _revision(task: dict[str, Any]) -> int | None:
 class Importer:
     """Applies tasks to one dataset; keeps the counts and lists of one import."""
 
-    def __init__(self, state, dataset: str, *, user: str = "label-studio", allow_new_label: bool = False,
+    def __init__(self, state: ReviewCore, dataset: str, *, user: str = "label-studio", allow_new_label: bool = False,
                  force: bool = False, users: UserLookup | None = None, reason: str = "label_studio_import"):
         self.state, self.dataset = state, dataset
         self.user, self.allow_new_label, self.force, self.users, self.reason = (
@@ -180,7 +183,7 @@ class Importer:
         return "skipped"
 
     def _apply(self, task: dict[str, Any], where: dict[str, Any]) -> str:
-        data = task.get("data") if isinstance(task.get("data"), dict) else {}
+        data = object_field(task, "data")
         other = data.get("dataset")
         if other not in (None, "") and other != self.dataset:
             raise Skip(f"the task is from dataset {other!r}, not {self.dataset!r}; import it into {other!r}")
@@ -209,7 +212,8 @@ class Importer:
                                    "annotator": choice.annotator})
                 return "stale"
         suggestion = payload.get("suggested_label") or payload.get("prediction")
-        action = "reviewed" if choice.label == label else "accept" if choice.label == suggestion else "relabel"
+        action: ActionName = ("reviewed" if choice.label == label else "accept" if choice.label == suggestion
+                              else "relabel")
         evidence = {"label_studio_task": task.get("id"), "label_studio_annotation": choice.annotation_id,
                     "annotators": choice.annotators, "exported_revision": exported}
         body = ReviewAction(action=action, label=choice.label if action != "reviewed" else None,
@@ -236,8 +240,7 @@ class Importer:
 
 def shown(entry: dict[str, Any]) -> dict[str, Any]:
     """What an import told the review core about a change (its task and annotation), from the audit entry."""
-    evidence = entry.get("evidence") if isinstance(entry.get("evidence"), dict) else {}
-    return evidence.get("shown") if isinstance(evidence.get("shown"), dict) else {}
+    return object_field(object_field(entry, "evidence"), "shown")
 
 
 def annotation_ids(task: dict[str, Any]) -> set[str]:
@@ -271,7 +274,7 @@ def _stale(pid: Any, exported: int, current: int, change: dict[str, Any]) -> dic
                       "over that change"}
 
 
-def retract(state, dataset: str, annotation_ids: list[Any], user: str = "label-studio") -> dict[str, Any]:
+def retract(state: ReviewCore, dataset: str, annotation_ids: list[Any], user: str = "label-studio") -> dict[str, Any]:
     """Annotations deleted in Label Studio: undo the changes they made, where nothing changed the point since."""
     ids = {str(a) for a in annotation_ids}
     audit = state.audit(dataset)
@@ -292,7 +295,7 @@ def retract(state, dataset: str, annotation_ids: list[Any], user: str = "label-s
     return {"undone": undone, "kept": kept}
 
 
-def after_import(state, dataset: str, result: dict[str, Any]) -> dict[str, Any]:
+def after_import(state: ReviewCore, dataset: str, result: dict[str, Any]) -> dict[str, Any]:
     """Labels changed: let the improvement loop queue a retrain when enough changed (as any review write does)."""
     if result.get("applied") or (result.get("retracted") or {}).get("undone") or result.get("undone"):
         from service.api.loop import queue_retrain_if_due
@@ -301,6 +304,7 @@ def after_import(state, dataset: str, result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def import_tasks(state, dataset: str, tasks: list[Any], *, fmt: str = "JSON", **options: Any) -> dict[str, Any]:
+def import_tasks(state: ReviewCore, dataset: str, tasks: list[Any], *, fmt: str = "JSON",
+                 **options: Any) -> dict[str, Any]:
     """Apply a Label Studio export (already parsed into tasks); see the module docstring for the outcomes."""
     return after_import(state, dataset, {**Importer(state, dataset, **options).apply_all(tasks), "format": fmt})

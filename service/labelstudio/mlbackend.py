@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path
 
 from embeddings.store import NAME_PATTERN
-from service.labelstudio.tasks import FROM_NAME, TO_NAME
+from service.labelstudio.tasks import FROM_NAME, TO_NAME, object_field
 
 MODEL_CLASS = "DataDebuggerClassifier"
 MAX_TASKS = 1000
@@ -86,7 +86,7 @@ def ml_backend_router(predictor, api_key: str | None = None) -> APIRouter:
         tasks = body.get("tasks")
         if not isinstance(tasks, list) or len(tasks) > MAX_TASKS:
             raise HTTPException(422, f"body.tasks must be a list of at most {MAX_TASKS} tasks")
-        params = body.get("params") if isinstance(body.get("params"), dict) else {}
+        params = object_field(body, "params")
         wanted = params.get("model_version")
         chosen = predictor.version(project, wanted if isinstance(wanted, str) and wanted else None)
         from_name, to_name, field = controls(body.get("label_config"))

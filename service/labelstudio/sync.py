@@ -18,7 +18,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.choices import DEFAULT_STRATEGY
 from service.datasets.catalog import now_iso
@@ -26,6 +26,11 @@ from service.errors import InvalidInput
 from service.labelstudio.client import LabelStudioClient
 from service.labelstudio.importer import Importer, after_import, foreign_change, retract
 from service.labelstudio.tasks import config_labels, label_studio_config, label_studio_task
+
+if TYPE_CHECKING:
+    from service.review.core import ReviewCore
+    from service.settings import Settings
+    from service.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +49,11 @@ class SyncState:
     last_pull: str | None = None
 
 
-def state_path(settings, dataset: str) -> Path:
+def state_path(settings: Settings, dataset: str) -> Path:
     return settings.home / "label-studio" / f"{dataset}.json"
 
 
-def load_state(settings, dataset: str) -> SyncState:
+def load_state(settings: Settings, dataset: str) -> SyncState:
     """The dataset's sync state (empty when it never pushed)."""
     path = state_path(settings, dataset)
     if not path.exists():
@@ -57,7 +62,7 @@ def load_state(settings, dataset: str) -> SyncState:
     return SyncState(**{k: v for k, v in raw.items() if k in SyncState.__dataclass_fields__})
 
 
-def save_state(settings, dataset: str, sync: SyncState) -> None:
+def save_state(settings: Settings, dataset: str, sync: SyncState) -> None:
     """Written to a temporary file and renamed, so a crash never leaves half a state."""
     path = state_path(settings, dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +78,7 @@ class _Quiet:
         pass
 
 
-def _audit_by_point(state, dataset: str) -> dict[Any, list[dict[str, Any]]]:
+def _audit_by_point(state: ReviewCore, dataset: str) -> dict[Any, list[dict[str, Any]]]:
     out: dict[Any, list[dict[str, Any]]] = {}
     for entry in state.audit(dataset).all():
         out.setdefault(entry.get("point_id"), []).append(entry)
@@ -83,7 +88,7 @@ def _audit_by_point(state, dataset: str) -> dict[Any, list[dict[str, Any]]]:
 KINDS = ("queue", "issues", "suggestions")
 
 
-def _rows(ws, dataset: str, kind: str, strategy: str, limit: int, seed: int) -> list[dict[str, Any]]:
+def _rows(ws: Workspace, dataset: str, kind: str, strategy: str, limit: int, seed: int) -> list[dict[str, Any]]:
     """The points to send: the labelling queue, the issues not yet reviewed, or the suggestions."""
     from service import exports
 
@@ -94,8 +99,8 @@ def _rows(ws, dataset: str, kind: str, strategy: str, limit: int, seed: int) -> 
     return list(exports.ROWS[kind][1](ws, dataset, strategy=strategy, limit=limit, seed=seed))
 
 
-def push(state, dataset: str, strategy: str = DEFAULT_STRATEGY, limit: int = 50, seed: int = 0, kind: str = "queue",
-         progress=None, client: LabelStudioClient | None = None) -> dict[str, Any]:
+def push(state: ReviewCore, dataset: str, strategy: str = DEFAULT_STRATEGY, limit: int = 50, seed: int = 0,
+         kind: str = "queue", progress=None, client: LabelStudioClient | None = None) -> dict[str, Any]:
     """Send the queue's (or the issues', the suggestions') points to the dataset's project (made or updated
     here); see the module docstring."""
     progress = progress or _Quiet()
@@ -110,7 +115,7 @@ def push(state, dataset: str, strategy: str = DEFAULT_STRATEGY, limit: int = 50,
     config = label_studio_config(config_labels(ws, dataset))
     progress.update(stage="project")
     project = client.project(sync.project_id) if sync.project_id else None
-    if project is None:
+    if sync.project_id is None or project is None:
         sync = SyncState(url=client.url)
         sync.project_id = client.create_project(f"Data Debugger: {dataset}", config,
                                                 f"Points of dataset {dataset} to label, sent by Data Debugger")
@@ -178,7 +183,7 @@ def _point_key(raw: Any) -> Any:
     return resolve_id(raw)
 
 
-def _ensure_webhook(settings, client: LabelStudioClient, project_id: int, dataset: str) -> str | None:
+def _ensure_webhook(settings: Settings, client: LabelStudioClient, project_id: int, dataset: str) -> str | None:
     """Register this service's webhook on the project when its public URL and secret are configured."""
     base, secret = settings.label_studio_webhook_base, settings.label_studio_webhook_secret
     if not base or secret is None:
@@ -189,7 +194,7 @@ def _ensure_webhook(settings, client: LabelStudioClient, project_id: int, datase
     return url
 
 
-def pull(state, dataset: str, force: bool = False, progress=None,
+def pull(state: ReviewCore, dataset: str, force: bool = False, progress=None,
          client: LabelStudioClient | None = None) -> dict[str, Any]:
     """Apply the annotations made or updated since the last pull (all of them, re-applied, with `force`)."""
     progress = progress or _Quiet()

@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
+
+if TYPE_CHECKING:
+    from service.workspace import Workspace
 
 FROM_NAME = "label"
 TO_NAME = "text"
 # Row fields copied into `data` for the annotator's context (the point's current label is renamed, see above).
 CONTEXT = {"label": "current_label", "split": "split", "cluster": "cluster", "rank": "rank",
            "mislabel_score": "mislabel_score"}
+
+
+def object_field(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """`parent[key]` where it is a JSON object, else an empty one: tasks from Label Studio are loosely shaped."""
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def label_studio_task(row: dict[str, Any], dataset: str | None = None, from_name: str = FROM_NAME,
@@ -71,7 +80,7 @@ def label_studio_config(labels: Iterable[str], from_name: str = FROM_NAME, to_na
             f"{choices}\n  </Choices>\n</View>\n")
 
 
-def config_labels(ws, dataset: str) -> list[str]:
+def config_labels(ws: Workspace, dataset: str) -> list[str]:
     """The labels a project of the dataset offers: every label its points carry or are suggested."""
     collection = ws.collection(dataset)
     labels = set(collection.facet("label")) | set(collection.facet("suggested_label"))

@@ -9,11 +9,14 @@ Payloads (Label Studio 1.x): {"action": "ANNOTATION_CREATED" | "ANNOTATION_UPDAT
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.api.errors import NotAuthorized
 from service.errors import InvalidInput, Unavailable, invalid
 from service.labelstudio.importer import Importer, after_import, retract
+
+if TYPE_CHECKING:
+    from service.review.core import ReviewCore
 
 SECRET_HEADER = "X-Data-Debugger-Secret"
 APPLIED = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
@@ -48,7 +51,7 @@ def user_lookup(settings):
     return lookup
 
 
-def handle(state, dataset: str, payload: Any) -> dict[str, Any]:
+def handle(state: ReviewCore, dataset: str, payload: Any) -> dict[str, Any]:
     """Apply one webhook event; answers what it did (events of other kinds are acknowledged and ignored)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("action"), str):
         raise invalid("body.action", "is missing: this is not a Label Studio webhook payload")

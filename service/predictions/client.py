@@ -15,17 +15,20 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from embeddings.embedder import LazyEmbedder
-from embeddings.store import PointId, iter_points
+from embeddings.store import Collection, PointId, iter_points
 from service.diskspace import ensure_space
 from service.errors import DataDebuggerError, InvalidInput, NotFound, Unavailable
 from service.predictions.retry import RETRY_STATUSES, RetryPolicy
 from service.predictions.schemas import MAX_TEXTS
 from service.progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from service.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ def _answer(item: Any, default_version: str) -> Answer:
     """Parse one item of a Humanloop-contract answer; raises ValueError on anything else."""
     if not isinstance(item, dict) or not isinstance(item.get("predictions"), list) or not item["predictions"]:
         raise ValueError(f"an answer item without predictions: {str(item)[:200]}")
-    n_best = []
+    n_best: list[dict[str, Any]] = []
     for p in item["predictions"]:
         label = p.get("value", p.get("label"))
         probability = p.get("confidence", p.get("probability"))
@@ -191,6 +194,7 @@ class PredictionClient:
         except ValueError:
             detail = response.text
         detail = str(detail)[:300]
+        err: DataDebuggerError
         if response.status_code in (401, 403):
             err = Unavailable(f"the prediction API refused access (HTTP {response.status_code}); "
                               "set PREDICTION_API_KEY to the server's key")
@@ -202,7 +206,7 @@ class PredictionClient:
         return BatchFailed(f"{label}: HTTP {response.status_code}: {detail}")
 
 
-def _pending(collection, version: str | None, force: bool) -> tuple[list[tuple[PointId, str, Any]], int]:
+def _pending(collection: Collection, version: str | None, force: bool) -> tuple[list[tuple[PointId, str, Any]], int]:
     """(id, text, label) of the points to predict, and how many are already done by `version`."""
     todo, done = [], 0
     for page in iter_points(collection, with_vectors=False):
@@ -214,8 +218,8 @@ def _pending(collection, version: str | None, force: bool) -> tuple[list[tuple[P
     return todo, done
 
 
-def _http_client(ws, dataset: str, api_url: str | None, transport, timeout: float, api_key: str | None,
-                 concurrency: int) -> tuple[httpx.AsyncClient, str]:
+def _http_client(ws: Workspace, dataset: str, api_url: str | None, transport: httpx.AsyncBaseTransport | None,
+                 timeout: float, api_key: str | None, concurrency: int) -> tuple[httpx.AsyncClient, str]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     if api_url is None and transport is None:
         from service.predictions.registry import ModelRegistry
@@ -233,7 +237,8 @@ def _http_client(ws, dataset: str, api_url: str | None, transport, timeout: floa
     return client, base
 
 
-async def enrich_async(ws, dataset: str, api_url: str | None = None, transport=None, *, project: str | None = None,
+async def enrich_async(ws: Workspace, dataset: str, api_url: str | None = None,
+                       transport: httpx.AsyncBaseTransport | None = None, *, project: str | None = None,
                        version: str | None = None, n_best: int = 5, batch_size: int = MAX_TEXTS,
                        concurrency: int = 4, timeout: float = 30.0, policy: RetryPolicy | None = None,
                        force: bool = False, show_progress: bool = False, raise_on_failure: bool = True,
@@ -289,7 +294,7 @@ async def enrich_async(ws, dataset: str, api_url: str | None = None, transport=N
     return report
 
 
-async def _run_batches(client: PredictionClient, collection, batches: list, concurrency: int,
+async def _run_batches(client: PredictionClient, collection: Collection, batches: list, concurrency: int,
                        report: EnrichReport, show_progress: bool, listener: ProgressFn = no_progress) -> None:
     queue: asyncio.Queue = asyncio.Queue()
     for n, batch in enumerate(batches):
@@ -337,7 +342,8 @@ async def _run_batches(client: PredictionClient, collection, batches: list, conc
         raise Unavailable(str(stop[0]))
 
 
-def enrich(ws, dataset: str, api_url: str | None = None, transport=None, **options: Any) -> EnrichReport:
+def enrich(ws: Workspace, dataset: str, api_url: str | None = None, transport: httpx.AsyncBaseTransport | None = None,
+           **options: Any) -> EnrichReport:
     """Predict every point of `dataset` not yet predicted by the server's version and write the payload
     fields of service.fields ("predict"). Default server: the built-in model server, in-process (ASGI).
 

@@ -67,7 +67,7 @@ def compare_by_cluster(ids: Sequence[PointId], labels: Sequence[Any], clusters: 
     rate_a = np.bincount(inverse, weights=wrong_a) / sizes
     rate_b = np.bincount(inverse, weights=wrong_b) / sizes
     names = names or {}
-    table = [
+    table: list[dict[str, Any]] = [
         {"cluster": int(c), "name": names.get(int(c)) or (NOISE_NAME if c == -1 else ""), "size": int(n),
          "error_rate_a": float(ra),
          "error_rate_b": float(rb), "change": float(ra - rb)}

@@ -7,6 +7,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from embeddings.store import PointFilter, PointId, load_all, point_id
 from service.datasets.readers import ColumnMap, read_records
 from service.datasets.records import SPLITS, validate
 from service.errors import InvalidInput, InvalidRecords, RecordProblem
+
+if TYPE_CHECKING:
+    from service.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +99,7 @@ def _hold_out_validation(data: TrainingData) -> None:
     log.info("%s: no validation split; held out %d training points for validation", data.source, moved)
 
 
-def from_store(ws, dataset: str) -> TrainingData:
+def from_store(ws: Workspace, dataset: str) -> TrainingData:
     """The labelled points of a dataset with their stored vectors; points without a split count as training."""
     entry = ws.catalog.get(dataset)
     collection = ws.collection(dataset)
@@ -121,7 +125,7 @@ def from_store(ws, dataset: str) -> TrainingData:
     return _check(data)
 
 
-def from_file(ws, path: Path, fmt: str | None = None, columns: ColumnMap | None = None) -> TrainingData:
+def from_file(ws: Workspace, path: Path, fmt: str | None = None, columns: ColumnMap | None = None) -> TrainingData:
     """The labelled records of a file (Humanloop JSON, CSV, JSONL, Parquet), embedded through the cache."""
     path = Path(path)
     if not path.exists():

@@ -9,13 +9,16 @@ between versions carries their doubt, and the report says so instead of hiding i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from embeddings.store import PointFilter, load_all
 from service.predictions.metrics import macro_f1
 from service.predictions.registry import ModelVersion
+
+if TYPE_CHECKING:
+    from service.workspace import Workspace
 
 EVALUATION_SPLITS = ("validation", "testing")
 SUSPECT_TRIAGE = ("label_error",)
@@ -35,7 +38,7 @@ def _suspect(payload: dict[str, Any]) -> bool:
     return payload.get("triage") in SUSPECT_TRIAGE or any(f in flags for f in SUSPECT_FLAGS)
 
 
-def honest_evaluation(ws, dataset: str, version: ModelVersion, suspects_limit: int = 50) -> dict[str, Any]:
+def honest_evaluation(ws: Workspace, dataset: str, version: ModelVersion, suspects_limit: int = 50) -> dict[str, Any]:
     """Per evaluation split: n, how many labels reviewers corrected, accuracy and macro-F1 on the labels as
     ingested and as reviewed, and the unreviewed likely label errors among its points (highest score first)."""
     collection = ws.collection(dataset)

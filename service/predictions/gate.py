@@ -108,7 +108,7 @@ def judge(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray, labels: S
     policy = policy or GatePolicy()
     headline = paired_bootstrap(y, champion, challenger, len(labels), policy.rounds, policy.seed)
     f1_a, f1_b = per_class_f1(y, champion, labels), per_class_f1(y, challenger, labels)
-    classes = [{"label": label, "champion": f1_a[label], "challenger": f1_b[label],
+    classes: list[dict[str, Any]] = [{"label": label, "champion": f1_a[label], "challenger": f1_b[label],
                 "change": f1_b[label] - f1_a[label]} for label in f1_a]
     classes.sort(key=lambda row: row["change"])
     reasons, improved, worse = [], [], []

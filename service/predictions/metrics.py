@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -59,8 +59,16 @@ def expected_calibration_error(proba: np.ndarray, y_true: np.ndarray, bins: int 
     return float(ece), diagram
 
 
+class BootstrapCI(TypedDict):
+    """Percentile intervals ([low, high]) of accuracy and macro-F1, and macro-F1's spread over the rounds."""
+
+    accuracy_ci: list[float]
+    macro_f1_ci: list[float]
+    macro_f1_std: float
+
+
 def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int, rounds: int = BOOTSTRAP_ROUNDS,
-                 seed: int = 0, level: float = 0.95) -> dict[str, list[float]]:
+                 seed: int = 0, level: float = 0.95) -> BootstrapCI:
     """Percentile bootstrap intervals of accuracy and macro-F1 over resampled points."""
     rng = np.random.default_rng(seed)
     n = len(y_true)

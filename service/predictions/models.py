@@ -172,9 +172,12 @@ class CompiledSigmoidSVM:
     the same probabilities in a fraction of that, which is what keeps online latency low.
     """
 
-    def __init__(self, calibrated):
+    def __init__(self, calibrated: Any) -> None:
         self.n_classes = len(calibrated.classes_)
-        weights, intercepts, a, b = [], [], [], []
+        weights: list[np.ndarray] = []
+        intercepts: list[np.ndarray] = []
+        a: list[float] = []
+        b: list[float] = []
         self.members: list[tuple[slice, np.ndarray]] = []
         start = 0
         for member in calibrated.calibrated_classifiers_:

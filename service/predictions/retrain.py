@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from service.predictions.evaluation import honest_evaluation
 from service.predictions.gate import GatePolicy, Verdict, judge
 from service.predictions.registry import ModelRegistry, ModelVersion
 from service.predictions.tracking import Tracker, promote
+
+if TYPE_CHECKING:
+    from service.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +107,7 @@ def _evaluation_points(d: training_data.TrainingData) -> tuple[str, np.ndarray]:
     raise InvalidInput("no labelled validation or test point to compare versions on; label some first")
 
 
-def _cluster_changes(ws, dataset: str, champion: ModelVersion, challenger: ModelVersion,
+def _cluster_changes(ws: Workspace, dataset: str, champion: ModelVersion, challenger: ModelVersion,
                      min_size: int) -> dict[str, Any]:
     """Per-cluster out-of-fold error rates, challenger as `a`, against today's labels."""
     from service.analyses.report import load_report
@@ -123,7 +126,7 @@ def _cluster_changes(ws, dataset: str, champion: ModelVersion, challenger: Model
                               answers[0], answers[1], names, min_size=min_size)
 
 
-def compare(ws, dataset: str, champion: ModelVersion, challenger: ModelVersion,
+def compare(ws: Workspace, dataset: str, champion: ModelVersion, challenger: ModelVersion,
             policy: GatePolicy, d: training_data.TrainingData | None = None) -> Verdict:
     """The gate's verdict on `challenger` against `champion` with today's labels."""
     d = d or training_data.from_store(ws, dataset)
@@ -138,7 +141,7 @@ def compare(ws, dataset: str, champion: ModelVersion, challenger: ModelVersion,
     return verdict
 
 
-def retrain(ws, dataset: str, options: RetrainOptions | None = None, report: Report | None = None,
+def retrain(ws: Workspace, dataset: str, options: RetrainOptions | None = None, report: Report | None = None,
             registry: ModelRegistry | None = None) -> dict[str, Any]:
     """Train a challenger, gate it, and on promotion re-enrich and re-analyse. Returns what happened."""
     from service.predictions.training import train_version
@@ -199,7 +202,7 @@ def retrain(ws, dataset: str, options: RetrainOptions | None = None, report: Rep
     return result
 
 
-def _stale_points(ws, dataset: str, version: str) -> int:
+def _stale_points(ws: Workspace, dataset: str, version: str) -> int:
     """Points not (yet) predicted by `version`."""
     _, payloads, _ = load_all(ws.collection(dataset), with_vectors=False)
     return sum(1 for p in payloads if p.get("model_version") != version)
@@ -213,7 +216,7 @@ def _quietly(fn: Callable[..., None], *args: Any) -> None:
         log.warning("MLflow: %s failed: %s", getattr(fn, "__name__", fn), exc)
 
 
-def _refresh(ws, dataset: str, version: str, options: RetrainOptions, report: Report) -> dict[str, Any]:
+def _refresh(ws: Workspace, dataset: str, version: str, options: RetrainOptions, report: Report) -> dict[str, Any]:
     """The data re-enriched with the promoted version's predictions and re-analysed."""
     from service.predictions.client import enrich
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
@@ -32,19 +32,24 @@ from service.predictions.schemas import (
 )
 from service.settings import Settings
 
+if TYPE_CHECKING:
+    from embeddings.embedder import Embedder
+
 log = logging.getLogger(__name__)
 
 VERSION_HEADER = "X-Model-Version"
 VersionQuery = Annotated[str | None, Query(description="model version; default: production, else the latest")]
 ProjectQuery = Annotated[str | None, Query(description="dataset; default: the server's default project")]
-ERRORS = {401: {"description": "missing or wrong X-API-Key"}, 404: {"description": "unknown project or version"},
-          409: {"description": "the version needs another embedding model than this server's"}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or wrong X-API-Key"}, 404: {"description": "unknown project or version"},
+    409: {"description": "the version needs another embedding model than this server's"},
+}
 
 
 class Predictor:
     """Texts to probability matrices with a version's model, embedding them only when the model needs it."""
 
-    def __init__(self, registry: ModelRegistry, embedder):
+    def __init__(self, registry: ModelRegistry, embedder: Embedder):
         self.registry = registry
         self.embedder = embedder
 
@@ -71,7 +76,7 @@ class Predictor:
         return chosen.predict_proba(texts, vectors)
 
 
-def create_model_app(registry: ModelRegistry, embedder, api_key: str | None = None,
+def create_model_app(registry: ModelRegistry, embedder: Embedder, api_key: str | None = None,
                      default_project: str = "humanloop", settings: Settings | None = None) -> FastAPI:
     """The prediction API over `registry`; `api_key`, when set, is required as X-API-Key on every route
     but /health; `default_project` serves /predict and /intent requests that name no project. With
@@ -176,7 +181,7 @@ def create_model_app(registry: ModelRegistry, embedder, api_key: str | None = No
     return app
 
 
-def warm_up(registry: ModelRegistry, embedder, datasets: list[str] | None = None) -> None:
+def warm_up(registry: ModelRegistry, embedder: Embedder, datasets: list[str] | None = None) -> None:
     """Load every dataset's default model (and the embedder when one needs it) before the first request."""
     for name in datasets or registry.datasets():
         chosen = registry.get(name)

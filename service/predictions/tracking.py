@@ -17,13 +17,16 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from service.errors import Unavailable
 from service.predictions.registry import ModelRegistry, ModelVersion
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ class Tracker:
         self.uri = uri.rstrip("/")
         self.required = required
         self.timeout = timeout
-        self._client = None
+        self._client: MlflowClient | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Tracker | None:
@@ -56,7 +59,7 @@ class Tracker:
         return cls(settings.mlflow_tracking_uri, required=settings.mlflow_required)
 
     @property
-    def client(self):
+    def client(self) -> MlflowClient:
         if self._client is None:
             try:
                 from mlflow import MlflowClient

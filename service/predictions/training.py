@@ -7,7 +7,7 @@ import logging
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from service.predictions.metrics import evaluate, macro_f1
 from service.predictions.models import FAMILIES, GRIDS, Classifier, build
 from service.predictions.registry import ModelRegistry, ModelVersion
 from service.progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from service.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +164,7 @@ def out_of_fold(d: training_data.TrainingData, y: np.ndarray, n_labels: int, cho
     return proba
 
 
-def audit_length(ws, dataset: str) -> int:
+def audit_length(ws: Workspace, dataset: str) -> int:
     """How many changes the dataset's audit log holds now."""
     from service.review.audit import AuditLog
 
@@ -180,7 +183,7 @@ def unchanged_version(registry: ModelRegistry, dataset: str, d: training_data.Tr
     return latest
 
 
-def train_version(ws, dataset: str, from_file: Path | None = None, progress: ProgressFn = no_progress,
+def train_version(ws: Workspace, dataset: str, from_file: Path | None = None, progress: ProgressFn = no_progress,
                   **options: Any) -> ModelVersion:
     """Train, evaluate and register a new version of `dataset`'s classifier.
 

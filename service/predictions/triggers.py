@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from service.datasets.readers import ColumnMap
+    from service.workspace import Workspace
 
 # Audit actions that can change what a model trains on (a label or a point's split).
 LABEL_FIELDS = ("label", "split")
@@ -50,7 +54,8 @@ def accuracy_drop(champion_test_accuracy: float | None, batch_accuracy: float, t
     return drop if drop > threshold else None
 
 
-def check_batch(ws, dataset: str, path: Path, fmt: str | None, columns, threshold: float) -> dict[str, Any] | None:
+def check_batch(ws: Workspace, dataset: str, path: Path, fmt: str | None, columns: ColumnMap | None,
+                threshold: float) -> dict[str, Any] | None:
     """The champion's accuracy on the labelled records of a just-ingested file against its own test accuracy;
     None when there is no champion or the file holds no labelled record. `retrain_due` says whether the drop
     is beyond `threshold` (DATA_DEBUGGER_RETRAIN_ACCURACY_DROP)."""

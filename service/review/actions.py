@@ -34,6 +34,7 @@ EVIDENCE_FIELDS = (
     "mislabel_score", "label_quality", "triage", "reasons", "knn_majority_label", "knn_majority_share",
     "knn_agreement", "cluster", "duplicate_group", "analysis_run",
 )
+ActionName = Literal["relabel", "accept", "reviewed", "ambiguous"]
 STATUS_OF = {"relabel": "relabelled", "accept": "accepted", "reviewed": "reviewed", "ambiguous": "ambiguous"}
 MAX_EVIDENCE_CHARS = 20_000
 
@@ -42,7 +43,7 @@ MAX_EVIDENCE_CHARS = 20_000
 class ReviewAction:
     """One review decision on a point. `revision` is the revision the reviewer saw (None skips the check)."""
 
-    action: Literal["relabel", "accept", "reviewed", "ambiguous"]
+    action: ActionName
     label: str | None = None
     reason: str = ""
     user: str = "anonymous"
@@ -158,6 +159,7 @@ def _changes_for(payload: dict[str, Any], act: ReviewAction, known_labels: set[s
                  validation_share: float = 0.0, pid: PointId | None = None) -> dict[str, Any]:
     """The fields an action sets on a point."""
     label = payload.get("label")
+    new: str | None
     if act.action == "relabel":
         new = (act.label or "").strip()
         if not new:

@@ -18,6 +18,7 @@ from typing import Any
 
 from service.datasets.catalog import now_iso
 from service.errors import Unavailable, invalid
+from service.review.core import ReviewCore
 from service.runs.records import ACTIVE, Run, RunRecords, jsonable
 from service.runs.steps import STEPS, StepContext, StepOptions, UploadedFile
 from service.workspace import Workspace
@@ -67,13 +68,14 @@ class RunManager:
     """Queues runs on one worker thread and keeps their records."""
 
     def __init__(self, workspace: Callable[[], Workspace], *, describe: Describe = plain_error,
-                 on_finished: OnFinished | None = None, service: Callable[[], Any] | None = None):
+                 on_finished: OnFinished | None = None, service: Callable[[], ReviewCore] | None = None):
         self._workspace = workspace
         self._describe = describe
         self._on_finished = on_finished
         self._service = service  # the running service, for steps that write through its review core
         self.records = RunRecords(workspace)
         self._runs: dict[str, Run] = {}
+        self._exceptions: dict[str, BaseException] = {}  # by run id: what a failed run raised, for a waiting caller
         self._guard = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._recovered = False
@@ -140,7 +142,8 @@ class RunManager:
         except BaseException as exc:  # noqa: BLE001 - recorded on the run, answered to whoever waits
             run.status, run.error = "failed", self._describe(exc)
             run.progress["stage"] = "failed"
-            run._exception = exc  # type: ignore[attr-defined] - the waiting upload re-raises it
+            with self._guard:
+                self._exceptions[run.id] = exc  # the waiting upload re-raises it
             log.warning("run %s (%s %s) failed after %.1f s: %s", run.id, run.step, run.dataset,
                         time.perf_counter() - started, run.error.get("message"))
         finally:
@@ -179,6 +182,11 @@ class RunManager:
         with self._guard:
             return next((r for r in self._runs.values() if r.dataset == dataset and r.step == step
                          and r.status in ACTIVE), None)
+
+    def exception(self, run_id: str) -> BaseException | None:
+        """What a failed run of this process raised (None for others, and for runs that succeeded)."""
+        with self._guard:
+            return self._exceptions.get(run_id)
 
     def get(self, run_id: str) -> Run | None:
         with self._guard:

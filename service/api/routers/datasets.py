@@ -170,7 +170,7 @@ async def create_dataset(request: Request, response: Response, state: StateDep) 
         response.status_code = 202
         return {"dataset": None, "run": run.to_dict()}
     if done.status != "succeeded":
-        raise getattr(done, "_exception", None) or Conflict(done.error["message"] if done.error else "ingest failed")
+        raise state.runs.exception(done.id) or Conflict(done.error["message"] if done.error else "ingest failed")
     response.status_code = 200 if existed else 201
     detail = await run_in_threadpool(detail_of, state, name)
     return {"dataset": detail, "run": done.to_dict()}

@@ -58,7 +58,9 @@ async def search_page(state: ApiState, dataset: str, body: SearchIn) -> bytes:
         found = collection.retrieve([pid], with_vectors=True)
         if not found:
             raise NotFound(f"body.id: no point {body.id!r} in dataset {dataset!r}")
-        hits = [h for h in collection.search(found[0].vector, k=body.k + 1, filter=point_filter) if h.id != pid]
+        vector = found[0].vector
+        assert vector is not None, "retrieved with_vectors"
+        hits = [h for h in collection.search(vector, k=body.k + 1, filter=point_filter) if h.id != pid]
         hits = hits[: body.k]
     else:
         assert body.text is not None

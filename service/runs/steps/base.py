@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from service.errors import invalid
 from service.progress import ProgressFn, no_progress
+from service.review.core import ReviewCore
 from service.workspace import Workspace
 
 
@@ -55,9 +56,9 @@ class StepContext:
     progress: ProgressFn = no_progress
     upload: UploadedFile | None = None
     trigger: str | None = None
-    # The running service (service.api.state.ApiState) for a step that writes through its review core, so
-    # its changes take the dataset's lock, land in its audit log and patch its cached views.
-    service: Any = None
+    # The running service's review core for a step that writes through it (needs_service), so its changes
+    # take the dataset's lock, land in its audit log and patch its cached views.
+    service: ReviewCore | None = None
 
 
 @dataclass(frozen=True)

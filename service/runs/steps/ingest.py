@@ -143,7 +143,7 @@ def _in_upload_terms(exc: InvalidInput, path: Path, original: str) -> InvalidInp
                              "`skip_invalid=true` to ingest the rest and keep the rejects")
     else:
         out = InvalidInput(message)
-    out.field = field  # type: ignore[attr-defined]
+    out.field = field
     return out
 
 

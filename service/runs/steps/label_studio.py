@@ -44,12 +44,14 @@ class PullOptions(StepOptions):
 def push(ctx: StepContext, options: PushOptions) -> dict[str, Any]:
     from service.labelstudio.sync import push
 
+    assert ctx.service is not None, "needs_service: the manager refuses the step without one"
     return push(ctx.service, ctx.dataset, progress=ctx.progress, **options.given())
 
 
 def pull(ctx: StepContext, options: PullOptions) -> dict[str, Any]:
     from service.labelstudio.sync import pull
 
+    assert ctx.service is not None, "needs_service: the manager refuses the step without one"
     return pull(ctx.service, ctx.dataset, progress=ctx.progress, **options.given())
 
 
