@@ -60,7 +60,7 @@ def ingest(args: argparse.Namespace, settings: Settings, client: ServiceClient) 
             report = _report(IngestReport, client.finished(client.follow(run)))
         except InvalidInput as exc:
             reworded = InvalidInput(_in_cli_terms(str(exc)))
-            reworded.field = getattr(exc, "field", None)  # type: ignore[attr-defined]
+            reworded.field = exc.field
             raise reworded from exc
         print(report.summary())
         if report.rejects_path and report.rejected:
