@@ -166,6 +166,18 @@ class HttpxClient:
         await self._client.aclose()
 
 
+def latency_summary(latencies: list[float], seconds: float) -> dict:
+    """Requests, requests/s and the latency percentiles (ms; None when nothing was measured)."""
+    latencies = sorted(latencies)
+    n = len(latencies)
+    return {"requests": n, "rps": n / seconds,
+            "p50_ms": 1000 * latencies[n // 2] if n else None,
+            "p99_ms": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else None,
+            "p999_ms": 1000 * latencies[min(n - 1, int(n * 0.999))] if n else None,
+            "max_ms": 1000 * latencies[-1] if n else None,
+            "mean_ms": 1000 * statistics.fmean(latencies) if n else None}
+
+
 async def drive(port: int, dataset: str, kind: str, clients: int, seconds: float, make_body, client_cls,
                 warmup: float = 2.0) -> dict:
     latencies: list[float] = []
@@ -196,14 +208,7 @@ async def drive(port: int, dataset: str, kind: str, clients: int, seconds: float
     began = time.perf_counter()
     await asyncio.gather(*(user(i) for i in range(clients)))
     elapsed = time.perf_counter() - max(began, measure_from)
-    latencies.sort()
-    n = len(latencies)
-    return {"kind": kind, "requests": n, "errors": errors, "rps": n / elapsed,
-            "p50_ms": 1000 * latencies[n // 2] if n else None,
-            "p99_ms": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else None,
-            "p999_ms": 1000 * latencies[min(n - 1, int(n * 0.999))] if n else None,
-            "max_ms": 1000 * latencies[-1] if n else None,
-            "mean_ms": 1000 * statistics.fmean(latencies) if n else None}
+    return {"kind": kind, "errors": errors, **latency_summary(latencies, elapsed)}
 
 
 async def drive_open(port: int, dataset: str, kind: str, clients: int, seconds: float, rate: float, make_body,
@@ -244,14 +249,7 @@ async def drive_open(port: int, dataset: str, kind: str, clients: int, seconds: 
     await asyncio.gather(*tasks)
     while not pool.empty():
         await pool.get_nowait().close()
-    latencies.sort()
-    n = len(latencies)
-    return {"kind": kind, "mode": f"open {rate:g}/s", "requests": n, "errors": errors, "rps": n / seconds,
-            "p50_ms": 1000 * latencies[n // 2] if n else None,
-            "p99_ms": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else None,
-            "p999_ms": 1000 * latencies[min(n - 1, int(n * 0.999))] if n else None,
-            "max_ms": 1000 * latencies[-1] if n else None,
-            "mean_ms": 1000 * statistics.fmean(latencies) if n else None}
+    return {"kind": kind, "mode": f"open {rate:g}/s", "errors": errors, **latency_summary(latencies, seconds)}
 
 
 def main() -> int:

@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from evaluate_noise import SHARED, Data, embed, flip, load_banking77, load_humanloop  # noqa: E402
+from loop_report import ORDERS, merged, plots, tables  # noqa: E402
 
 from embeddings.neighbors import build_knn_graph  # noqa: E402
 from service.analyses.context import build_context  # noqa: E402
@@ -56,7 +57,6 @@ from service.predictions.models import GRIDS, build  # noqa: E402
 from service.queue import STRATEGIES, cluster_weights, rank_unlabelled  # noqa: E402
 
 log = logging.getLogger("simulate_loop")
-ORDERS = ("tool", "cleanlab", "entropy", "random")
 N_BEST = 5
 
 
@@ -262,91 +262,6 @@ def choose(p: Prepared, strategy: str, model, labels: np.ndarray, known: np.ndar
     return np.array([row["point_id"] for row in rows], dtype=np.int64)
 
 
-# ------------------------------------------------------------------------------------------------------
-# Report
-
-
-def mean_std(values: list[float]) -> str:
-    return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
-
-
-def tables(results: dict[str, Any]) -> str:
-    lines = ["### Fixing labels (10 % flipped, review 1 % of training per round)", "",
-             "| dataset | noise | noisy F1 | clean F1 | tool | cleanlab | entropy | random | recovered: tool "
-             "| cleanlab | entropy | random | flips found: tool | cleanlab | entropy | random |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for key, runs in results["fixing"].items():
-        dataset, mode = key.split("/")
-        cells = [mean_std([r["none"] for r in runs]), mean_std([r["clean"] for r in runs])]
-        cells += [mean_std([r[o]["curve"][-1] for r in runs]) for o in ORDERS]
-        # Recovered share of the mean F1s (a mean of per-seed ratios explodes when a seed's loss is tiny).
-        lost = np.mean([r["clean"] - r["none"] for r in runs])
-        cells += [f"{np.mean([r[o]['curve'][-1] - r['none'] for r in runs]) / lost:.0%}" if lost > 0 else "n/a"
-                  for o in ORDERS]
-        cells += [f"{np.mean([r[o]['found'] for r in runs]):.0f} / {runs[0]['flipped']}" for o in ORDERS]
-        lines.append(f"| {dataset} | {mode} | " + " | ".join(cells) + " |")
-    lines += ["", "### Labelling (5 % labelled to start, 1 % of the pool per round)", "",
-              "| dataset | strategy | AUC (mean macro-F1 over rounds) | final macro-F1 | final accuracy | labels to "
-              "within 1 pt of the whole pool |", "|---|---|---|---|---|---|"]
-    for dataset, runs in results["labelling"].items():
-        pool = runs[0]["pool"]
-        full = np.mean([r["full_pool"]["macro_f1"] for r in runs])
-        for strategy in [x for x in STRATEGIES if x in runs[0]]:
-            needed = [r[strategy]["labels_to_within_1pt"] for r in runs]
-            reached = [n for n in needed if n is not None]
-            need_text = (f"{np.mean(reached):.0f} ({np.mean(reached) / pool:.0%} of the pool; {len(reached)}/"
-                         f"{len(runs)} seeds)" if reached else "not within the cap")
-            lines.append(f"| {dataset} (whole pool {full:.4f}) | {strategy} | "
-                         f"{mean_std([r[strategy]['auc'] for r in runs])} | "
-                         f"{mean_std([r[strategy]['macro_f1'][-1] for r in runs])} | "
-                         f"{mean_std([r[strategy]['accuracy'][-1] for r in runs])} | {need_text} |")
-    return "\n".join(lines)
-
-
-def plots(results: dict[str, Any], out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    written = []
-    for key, runs in results["fixing"].items():
-        dataset, mode = key.split("/")
-        fig, ax = plt.subplots(figsize=(5, 3.6))
-        reviewed = [100 * i * runs[0]["per_round"] / runs[0]["train"] for i in range(len(runs[0]["tool"]["curve"]))]
-        for order in ORDERS:
-            ax.plot(reviewed, np.mean([r[order]["curve"] for r in runs], axis=0), marker="o", label=order)
-        ax.axhline(np.mean([r["clean"] for r in runs]), color="grey", linestyle="--", label="clean")
-        ax.axhline(np.mean([r["none"] for r in runs]), color="black", linestyle=":", label="no fixes")
-        ax.set_xlabel("% of training reviewed")
-        ax.set_ylabel("test macro-F1")
-        ax.set_title(f"{dataset}: fixing 10 % {mode} noise")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / f"loop_fixing_{dataset}_{mode}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
-    for dataset, runs in results["labelling"].items():
-        fig, ax = plt.subplots(figsize=(5, 3.6))
-        for strategy in [x for x in STRATEGIES if x in runs[0]]:
-            sizes = runs[0][strategy]["labels"]
-            ax.plot([100 * s / runs[0]["pool"] for s in sizes],
-                    np.mean([r[strategy]["macro_f1"] for r in runs], axis=0), label=strategy)
-        ax.axhline(np.mean([r["full_pool"]["macro_f1"] for r in runs]), color="grey", linestyle="--",
-                   label="whole pool")
-        ax.set_xlabel("% of the pool labelled")
-        ax.set_ylabel("test macro-F1")
-        ax.set_title(f"{dataset}: labelling by queue strategy")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / f"loop_labelling_{dataset}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
-    return written
-
-
 def _key(dataset: str, mode: str) -> str:
     return f"{dataset}/{mode}"
 
@@ -354,22 +269,6 @@ def _key(dataset: str, mode: str) -> str:
 def save(results: dict[str, Any], path: Path) -> None:
     """Results so far, after every block: a long run killed midway keeps what it finished."""
     path.write_text(json.dumps(results, indent=1, default=float))
-
-
-def merged(paths: list[Path]) -> dict[str, Any]:
-    """Several runs' result files as one (later files win for the same dataset and mode, or strategy)."""
-    out: dict[str, Any] = {"fixing": {}, "labelling": {}}
-    for path in paths:
-        data = json.loads(path.read_text())
-        out["fixing"].update(data.get("fixing", {}))
-        for dataset, runs in data.get("labelling", {}).items():
-            if dataset not in out["labelling"]:
-                out["labelling"][dataset] = runs
-                continue
-            # Same seeds, more (or re-run) strategies: seed by seed, the later file's strategies win.
-            for mine, theirs in zip(out["labelling"][dataset], runs, strict=True):
-                mine.update(theirs)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
-"""No import cycle between the project's modules, and the service layers import on their own: the runs and
-review services never import the HTTP layer, and each API module imports alone in a fresh interpreter."""
+"""No import cycle between the project's modules (a failure names the loop), and the service layers import on
+their own: the runs and review services never import the HTTP layer, and each API module imports alone in a
+fresh interpreter."""
 
 from __future__ import annotations
 
@@ -87,17 +88,75 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def _graph(known: dict[str, Path], everywhere: bool) -> dict[str, set[str]]:
+    """Module -> the project modules importing it runs: those it names, and the packages above them (importing
+    a.b.c runs a/__init__ and a/b/__init__ first), except its own packages, which are loaded before it runs."""
+    graph = {}
+    for name, path in known.items():
+        named = _imports(path, known, everywhere)
+        own = _packages_of(name)
+        graph[name] = named | {p for m in named for p in _packages_of(m) if p in known and p not in own and p != name}
+    return graph
+
+
+def _packages_of(module: str) -> set[str]:
+    parts = module.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
+
+
+def _loop(graph: dict[str, set[str]], group: list[str]) -> list[str]:
+    """One concrete loop through a strongly connected group, from its first module back to it (breadth first,
+    so the shortest): what to read to break the cycle."""
+    start, inside = group[0], set(group)
+    came_from: dict[str, str] = {}
+    todo = [start]
+    while todo:
+        v = todo.pop(0)
+        for w in sorted(graph[v] & inside):
+            if w == start:
+                path = [v]
+                while path[-1] != start:
+                    path.append(came_from[path[-1]])
+                return [start, *reversed(path[:-1]), start]
+            if w not in came_from:
+                came_from[w] = v
+                todo.append(w)
+    return group
+
+
+def _cycle_report(graph: dict[str, set[str]]) -> list[str]:
+    return [" -> ".join(_loop(graph, group)) for group in _cycles(graph)]
+
+
 def test_no_import_cycle_between_modules():
-    known = _modules()
-    graph = {name: _imports(path, known, everywhere=False) for name, path in known.items()}
-    assert _cycles(graph) == []
+    """Counted: imports at module level (also inside module-level if/try/with), the packages they load; not
+    counted: imports inside functions and under `if TYPE_CHECKING:` (they run later or never)."""
+    assert _cycle_report(_graph(_modules(), everywhere=False)) == []
+
+
+def test_the_cycle_check_names_a_planted_cycle(tmp_path):
+    """The check itself: a loop through a package's __init__ and one only a function imports."""
+    files = {
+        "service/__init__.py": "",
+        "service/a.py": "from service.b import thing\n",
+        "service/b.py": "import service.pkg.c\nthing = 1\n",
+        "service/pkg/__init__.py": "from service import a\n",
+        "service/pkg/c.py": "def late():\n    import service.a\n",
+        "service/typed.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import service.a\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    known = _modules(tmp_path)
+    assert _cycle_report(_graph(known, everywhere=False)) == ["service.a -> service.b -> service.pkg -> service.a"]
+    late = _graph(known, everywhere=True)
+    assert "service.a" in late["service.pkg.c"] and "service.a" in late["service.typed"]
 
 
 def test_no_cycle_through_the_api_state_even_in_late_imports():
     """The old api/state <-> deps <-> runs loop hid in TYPE_CHECKING blocks and function-level imports."""
-    known = _modules()
-    graph = {name: _imports(path, known, everywhere=True) for name, path in known.items()}
-    touching = [group for group in _cycles(graph)
+    graph = _graph(_modules(), everywhere=True)
+    touching = [" -> ".join(_loop(graph, group)) for group in _cycles(graph)
                 if any(m.startswith(("service.api", *SERVICE_LAYERS)) for m in group)]
     assert touching == []
 

@@ -7,27 +7,19 @@ give make a stamp of their own, just made, and check with `make -n` that nothing
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import REPO, requires_shared
+from tests.servers import free_port, running
 
 QUERY = "what is my new credit limit"
 HUMANLOOP_LABELS = {"bill_question", "calculator", "card_issue", "chat_settings", "credit_question", "finances",
                     "insurance_question", "international", "new_application", "rates_related", "rewards_related",
                     "work_inquiry"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -79,33 +71,16 @@ def test_make_train_then_make_api_answer_the_readme_curl(make_env, stamp, tmp_pa
     assert again.returncode == 0 and "humanloop v1 was trained on the same data" in again.stdout
     assert sorted(p.name for p in (tmp_path / "home" / "models" / "humanloop").glob("v*")) == ["v1"]
 
-    port = _free_port()
-    log = (tmp_path / "api.log").open("w+")
+    port = free_port()
     planned = subprocess.run(["make", "-n", "api", stamp, f"API_PORT={port}"], cwd=REPO, env=make_env,
                              capture_output=True, text=True, check=True)
     assert "pip install" not in planned.stdout
-    # Its own session, so that make and the server it started stop together.
-    api = subprocess.Popen(["make", "api", stamp, f"API_PORT={port}"], cwd=REPO, env=make_env, stdout=log,
-                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://localhost:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert api.poll() is None, log.seek(0) or log.read()
-            assert time.monotonic() < deadline, "make api did not start"
-            time.sleep(0.5)
+    # In a session of its own (running() does that), so that make and the server it started stop together.
+    with running(["make", "api", stamp, f"API_PORT={port}"], f"http://localhost:{port}", tmp_path / "api.log",
+                 cwd=REPO, env=make_env) as api:
         # The README's curl: curl -G "http://localhost:4002/intent" --data-urlencode "query=..."
         answer = httpx.get(f"http://localhost:{port}/intent", params={"query": QUERY}).json()
         assert answer["intent"] in HUMANLOOP_LABELS and 0 < answer["probability"] <= 1
-        log.seek(0)
-        printed = log.read()
+        printed = api.output()
         assert f"model server on http://127.0.0.1:{port}" in printed
         assert f'curl -G "http://127.0.0.1:{port}/intent" --data-urlencode "query={QUERY}"' in printed
-    finally:
-        os.killpg(api.pid, signal.SIGTERM)
-        api.wait(30)
-        log.close()

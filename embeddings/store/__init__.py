@@ -9,7 +9,7 @@
     metadata.py  the project's own records (catalog, audit log, runs) in a collection
     registry.py  backend name -> how to open it from the settings
 
-A new backend is one module here plus one line in `registry.BACKENDS`.
+A new backend is one module here (with its open function) plus one line in `registry.BACKENDS`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from embeddings.errors import Conflict, NotFound, Unavailable
+from embeddings.errors import Conflict, InvalidInput, NotFound, Unavailable
 from embeddings.store.base import (
     OVERSAMPLING,
     QUANTILE,
@@ -242,3 +242,17 @@ class ClientStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def open_memory(settings: Any) -> ClientStore:
+    """An in-memory store that lives as long as the process (store_backend "memory")."""
+    return ClientStore(":memory:")
+
+
+def open_server(settings: Any) -> ClientStore:
+    """A Qdrant server at QDRANT_URL, with the settings' cluster layout (store_backend "server")."""
+    if not settings.qdrant_url:
+        raise InvalidInput("store_backend is 'server' but QDRANT_URL is not set")
+    key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+    layout = ClusterLayout(settings.qdrant_shards, settings.qdrant_replicas, settings.qdrant_write_consistency)
+    return ClientStore(settings.qdrant_url, api_key=key, layout=layout)

@@ -299,3 +299,8 @@ class EdgeStore:
                 collection.close()
             self._open.clear()
         self._lock.release()
+
+
+def open_edge(settings: Any) -> EdgeStore:
+    """The embedded store under the data home (store_backend "edge")."""
+    return EdgeStore(settings.store_dir)

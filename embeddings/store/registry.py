@@ -1,42 +1,20 @@
-"""Backend name -> how to open that store from the settings; a new backend adds one line to BACKENDS."""
+"""Backend name -> the function that opens that store from the settings; a new backend is one module defining
+that function plus one line in BACKENDS."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from typing import Any
 
 from embeddings.errors import InvalidInput
 from embeddings.store.base import Store
 
-
-def _edge(settings: Any) -> Store:
-    from embeddings.store.edge import EdgeStore
-
-    return EdgeStore(settings.store_dir)
-
-
-def _memory(settings: Any) -> Store:
-    from embeddings.store.client import ClientStore
-
-    return ClientStore(":memory:")
-
-
-def _server(settings: Any) -> Store:
-    from embeddings.store.client import ClientStore
-    from embeddings.store.layout import ClusterLayout
-
-    if not settings.qdrant_url:
-        raise InvalidInput("store_backend is 'server' but QDRANT_URL is not set")
-    key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-    layout = ClusterLayout(settings.qdrant_shards, settings.qdrant_replicas, settings.qdrant_write_consistency)
-    return ClientStore(settings.qdrant_url, api_key=key, layout=layout)
-
-
-# The settings' `store_backend` names one of these (its Literal lists the same names).
-BACKENDS: dict[str, Callable[[Any], Store]] = {
-    "edge": _edge,
-    "memory": _memory,
-    "server": _server,
+# name -> "module:function(settings) -> Store"; imported only when chosen, so an unused backend's client
+# library is never loaded. The settings' `store_backend` accepts these names.
+BACKENDS: dict[str, str] = {
+    "edge": "embeddings.store.edge:open_edge",
+    "memory": "embeddings.store.client:open_memory",
+    "server": "embeddings.store.client:open_server",
 }
 
 
@@ -45,4 +23,6 @@ def open_store(settings: Any) -> Store:
     backend = settings.resolved_backend
     if backend not in BACKENDS:
         raise InvalidInput(f"store_backend {backend!r} is not one of {', '.join(BACKENDS)}")
-    return BACKENDS[backend](settings)
+    module, function = BACKENDS[backend].split(":")
+    opened: Store = getattr(importlib.import_module(module), function)(settings)
+    return opened

@@ -8,7 +8,7 @@ import json
 import uuid
 from typing import Any
 
-from embeddings.store import PointFilter, PointId, point_id
+from embeddings.store import PointFilter, PointId
 from service.api.schemas import MAX_INT64, MAX_POINT_ID, PointFilters
 from service.errors import InvalidInput, invalid
 from service.jsonable import jsonable
@@ -79,15 +79,6 @@ def decode_offset(cursor: str | None) -> PointId | None:
         except ValueError as exc:
             raise bad_cursor(cursor or "") from exc
     return value
-
-
-def resolve_id(raw: str | int) -> PointId:
-    """The point id of what a client sent: a point id, or a record id (string ids map to UUIDs)."""
-    if isinstance(raw, str):
-        raw = raw.strip()
-        if not raw:
-            raise invalid("point_id", "is empty; pass a point id or record id")
-    return point_id(raw)
 
 
 def point_out(pid: PointId, payload: dict[str, Any]) -> dict[str, Any]:

@@ -11,8 +11,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 from collections import Counter
 
 import pytest
@@ -106,33 +104,21 @@ def test_a_marker_whose_run_wrote_its_report_is_stale(analysed):
 
 
 def test_the_dashboard_says_analysis_incomplete(analysed, monkeypatch):
-    import uvicorn
-
     from dashboard.client import ApiClient
     from dashboard.state import DashboardState
     from service.api.app import create_app
-    from tests.dashboard.conftest import free_port
+    from tests.servers import serve_app
 
     with monkeypatch.context() as patched, analysed.workspace() as ws, pytest.raises(RuntimeError):
         crash_after_first_batch(patched)
         analyze(ws, DATASET)
     app = create_app(analysed.settings, embedder=FakeEmbedder(DIM))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        client = ApiClient(f"http://127.0.0.1:{port}")
+    with serve_app(app) as url:
+        client = ApiClient(url)
         state = DashboardState(client).start(DATASET)
         assert state.message.startswith("analysis incomplete: re-run analyze"), state.message
         assert state.map.size == len(analysed.planted.records)  # the points are still shown
         client.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 KILLER = textwrap.dedent("""

@@ -17,7 +17,7 @@ from service.cli import main
 from service.datasets.ingest import ingest, make_sources
 from service.spreadsheet import FORMULA_TRIGGERS, safe_cell
 from tests.api.conftest import running, settings_in
-from tests.api.live_server import live
+from tests.servers import serve_app
 
 DATASET = "formulas"
 # Texts a hostile source could carry, one per formula trigger.
@@ -179,7 +179,7 @@ def test_dashboard_queue_download_is_spreadsheet_safe(home):
     from service.api.app import create_app
 
     settings, _ = home
-    with live(create_app(settings, embedder=FakeEmbedder())) as url:
+    with serve_app(create_app(settings, embedder=FakeEmbedder())) as url:
         client = ApiClient(url)
         queue = QueueState(client, MapState(client, dataset=DATASET), strategy="random", budget=500)
         rows = cells(queue.download("csv").getvalue().decode("utf-8"))

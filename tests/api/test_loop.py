@@ -28,15 +28,21 @@ def _ids(app) -> dict[int, object]:
     return {p["record_id"]: pid for pid, p in zip(ids, payloads, strict=True)}
 
 
+def _with_champion(app, settings, csv) -> tuple[ModelRegistry, str]:
+    """The planted data ingested and a first version trained and promoted: the loop's starting point."""
+    ws = app.state.api.workspace
+    ingest(ws.catalog, ws.embedder, DATASET, make_sources([csv]))
+    registry = ModelRegistry(settings.models_dir)
+    champion = train_version(ws, DATASET, grids=TEST_GRIDS, learning_repeats=1, registry=registry).version
+    registry.promote(DATASET, champion)
+    return registry, champion
+
+
 async def test_relabels_trigger_a_retrain_that_is_promoted_then_a_worse_one_is_refused(tmp_path):
     planted = write_planted(tmp_path / "planted.csv")
     settings = settings_in(tmp_path, retrain_after=3, gate_min_cluster_size=5)
     async with running(settings) as (app, client):
-        ws = app.state.api.workspace
-        ingest(ws.catalog, ws.embedder, DATASET, make_sources([planted.csv]))
-        registry = ModelRegistry(settings.models_dir)
-        champion = train_version(ws, DATASET, grids=TEST_GRIDS, learning_repeats=1, registry=registry).version
-        registry.promote(DATASET, champion)
+        registry, champion = _with_champion(app, settings, planted.csv)
         loop = (await client.get(f"/api/datasets/{DATASET}/loop")).json()
         assert loop["champion"] == champion and loop["changes_since"] == 0 and loop["retrain_after"] == 3
 
@@ -70,7 +76,7 @@ async def test_relabels_trigger_a_retrain_that_is_promoted_then_a_worse_one_is_r
         damaged = {ids[rid]: {"label": intents[(intents.index(planted.truth[rid]) + 1) % 4]}
                    for rid, label in planted.labels.items()
                    if label is not None and (rid - 1) % 46 < 30 and rid % 5 != 0}
-        ws.collection(DATASET).set_payloads(damaged)
+        app.state.api.workspace.collection(DATASET).set_payloads(damaged)
         started = await client.post(f"/api/datasets/{DATASET}/runs", json={"step": "retrain",
                                                                            "options": {"analyze": False}})
         assert started.status_code == 202, started.text
@@ -119,11 +125,7 @@ async def test_a_labelled_batch_the_champion_gets_wrong_queues_a_retrain(tmp_pat
     planted = write_planted(tmp_path / "planted.csv")
     settings = settings_in(tmp_path, retrain_after=0, retrain_accuracy_drop=0.2)
     async with running(settings) as (app, client):
-        ws = app.state.api.workspace
-        ingest(ws.catalog, ws.embedder, DATASET, make_sources([planted.csv]))
-        registry = ModelRegistry(settings.models_dir)
-        registry.promote(DATASET, train_version(ws, DATASET, grids=TEST_GRIDS, learning_repeats=1,
-                                                registry=registry).version)
+        registry, _ = _with_champion(app, settings, planted.csv)
         # New labelled texts whose labels the world now uses differently: every intent moved to the next one.
         fresh = write_planted(tmp_path / "fresh.csv", seed=99)
         intents = sorted(set(fresh.truth.values()))

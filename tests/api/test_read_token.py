@@ -16,7 +16,7 @@ from service.api.commands import ServeContext, dashboard_token
 from service.api.deps import Writer
 from service.errors import DataDebuggerError
 from tests.api.conftest import DATASET, ingest_fixture, plant_analysis, running, settings_in
-from tests.api.live_server import live
+from tests.servers import serve_app
 
 pytestmark = pytest.mark.anyio
 
@@ -129,7 +129,7 @@ def test_dashboard_client_and_cli_send_the_token(tmp_path):
     assert dashboard_token(ServeContext(settings, "127.0.0.1", "")) == READ
     both = settings_in(tmp_path, read_token=READ, token=WRITE)
     assert dashboard_token(ServeContext(both, "127.0.0.1", "")) == WRITE  # it relabels, and the write token reads
-    with live(create_app(settings, embedder=FakeEmbedder())) as url:
+    with serve_app(create_app(settings, embedder=FakeEmbedder())) as url:
         assert ApiClient(url, token=READ).get("/api/datasets")["count"] == 0
         with pytest.raises(DataDebuggerError, match="401"):
             ApiClient(url).get("/api/datasets")

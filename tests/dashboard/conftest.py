@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ import pytest
 from embeddings.embedder import FakeEmbedder
 from service.settings import Settings
 from tests.conftest import HUMANLOOP
+from tests.servers import serve_app
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +31,6 @@ N_POINTS = 2327  # the Humanloop export: 1708/213/213 labelled + 193 unlabelled
 # store takes ~3 minutes on 2 cores, reading them back into the service's snapshot ~1; set this lower to iterate.
 BIG_POINTS = int(os.environ.get("DATA_DEBUGGER_BIG_MAP_POINTS", "1000000"))
 BIG = f"synthetic{BIG_POINTS}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -75,8 +68,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """The analysed Humanloop data behind the real API on a real uvicorn server."""
     if not HUMANLOOP.exists():
         pytest.fail(f"{HUMANLOOP} is missing: the dashboard tests need ../shared/data beside the repository")
-    import uvicorn
-
     from service.api.app import create_app
 
     settings = Settings(home=tmp_path_factory.mktemp("dashboard") / "home", fake_embeddings=not REAL_MODEL,
@@ -85,20 +76,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     prepare(settings)
     log.info("dashboard fixture: data prepared in %.1f s", time.perf_counter() - started)
     app = create_app(settings, embedder=None if REAL_MODEL else FakeEmbedder())
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="dd-test-api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=url, timeout=60) as http:
+    with serve_app(app) as url, httpx.Client(base_url=url, timeout=60) as http:
         yield Service(url, app, http, settings)
-    server.should_exit = True
-    thread.join(timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ import pytest
 
 from dashboard.app import DashboardServer, serve_dashboard
 from scripts.synthetic import PAINTED, VIEW_RANGE, move_view, wait_idle, wait_painted
-from tests.dashboard.conftest import BIG_POINTS, DATASET, N_POINTS, REAL_MODEL, Service, free_port
+from tests.dashboard.conftest import BIG_POINTS, DATASET, N_POINTS, REAL_MODEL, Service
+from tests.servers import free_port
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,8 @@ from dashboard.app import Dashboard, serve_dashboard
 from dashboard.client import ApiClient
 from dashboard.keyboard import KeyboardShortcuts
 from dashboard.views.model_plots import confusion_heatmap
-from tests.dashboard.conftest import DATASET, N_POINTS, free_port
+from tests.dashboard.conftest import DATASET, N_POINTS
+from tests.servers import free_port
 
 
 @pytest.fixture

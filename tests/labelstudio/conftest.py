@@ -11,11 +11,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,17 +22,12 @@ import pytest
 from embeddings.embedder import FakeEmbedder
 from service.api.app import create_app
 from tests.api.conftest import ingest_fixture, plant_analysis, settings_in
+from tests.servers import free_port, running, serve_app
 
 ROOT = Path(__file__).resolve().parents[2]
 LS_VERSION = "1.23.2"
 INSTALL = f"python3.11 -m venv .ls-venv && .ls-venv/bin/pip install label-studio=={LS_VERSION}"
 START_TIMEOUT = 600  # first start migrates a new SQLite database: about a minute on 2 busy cores
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -82,36 +72,14 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStud
         "SSRF_PROTECTION_ENABLED": "false", "ML_BLOCK_LOCAL_IP": "false",
     }
     (folder / "home").mkdir()
-    log_path = folder / "label-studio.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(exe), "start", "--no-browser", "--port", str(port), "--internal-host", "127.0.0.1",
-             "--data-dir", str(folder / "data"), "--enable-legacy-api-token"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    command = [str(exe), "start", "--no-browser", "--port", str(port), "--internal-host", "127.0.0.1",
+               "--data-dir", str(folder / "data"), "--enable-legacy-api-token"]
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"Label Studio exited ({process.returncode}):\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"Label Studio did not answer /health in {START_TIMEOUT} s:\n"
-                            f"{log_path.read_text()[-3000:]}")
-            time.sleep(1)
-        with httpx.Client(base_url=url, headers={"Authorization": f"Token {token}"}, timeout=60) as http:
-            yield LabelStudio(url, token, email, http)
+        with running(command, f"http://127.0.0.1:{port}", folder / "label-studio.log", timeout=START_TIMEOUT,
+                     env=env) as server, \
+                httpx.Client(base_url=server.url, headers={"Authorization": f"Token {token}"}, timeout=60) as http:
+            yield LabelStudio(server.url, token, email, http)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(30)
         shutil.rmtree(folder / "home", ignore_errors=True)
 
 
@@ -128,25 +96,12 @@ class Service:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, label_studio: LabelStudio) -> Iterator[Service]:
     """The service connected to `label_studio`, the small Humanloop dataset ingested and analysed (planted)."""
-    import uvicorn
-
-    port, secret = free_port(), secrets.token_hex(12)
+    secret = secrets.token_hex(12)
     settings = settings_in(tmp_path_factory.mktemp("service"), label_studio_url=label_studio.url,
                            label_studio_token=label_studio.token, label_studio_webhook_secret=secret)
     app = create_app(settings, embedder=FakeEmbedder())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.05)
-    ingest_fixture(app)
-    plant_analysis(app)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with serve_app(app, lifespan="on") as url:
+        ingest_fixture(app)
+        plant_analysis(app)
         with httpx.Client(base_url=url, timeout=120) as http:
             yield Service(app, url, http, secret)
-    finally:
-        server.should_exit = True
-        thread.join(30)

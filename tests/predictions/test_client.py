@@ -175,14 +175,10 @@ def test_retry_policy():
 
 
 def test_an_unreachable_or_malformed_api_url_is_named_with_the_fix(ws):
-    import socket
-
     from service.errors import DataDebuggerError, InvalidInput
+    from tests.servers import free_port
 
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{free_port()}"  # a port nobody listens on
     with pytest.raises(DataDebuggerError) as failed:
         enrich(ws, DATASET, api_url=url, policy=RetryPolicy(max_retries=1, base=0.01, cap=0.02))
     assert url in str(failed.value) and "--api-url" in str(failed.value)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -14,6 +11,7 @@ import pytest
 from service.cli import main
 from tests.conftest import REPO
 from tests.predictions.conftest import DATASET
+from tests.servers import free_port, running
 
 
 @pytest.fixture
@@ -52,30 +50,12 @@ def test_train_errors_exit_2_with_a_message(env, capsys, tmp_path):
     assert "--promote needs --dataset" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_model_server_process_answers_two_versions(env):
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "model-server", "--port", str(port), "--dataset", DATASET],
-        cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "model server did not start"
-            time.sleep(0.2)
+def test_model_server_process_answers_two_versions(env, tmp_path):
+    port = free_port()
+    command = [sys.executable, "-m", "service.cli", "model-server", "--port", str(port), "--dataset", DATASET]
+    with running(command, f"http://127.0.0.1:{port}", tmp_path / "model-server.log", timeout=60, cwd=REPO,
+                 env={**os.environ, **env}) as server:
+        base = server.url
         for version in ("v1", "v2"):
             r = httpx.get(f"{base}/intent", params={"query": "what is my savings interest rate", "version": version})
             assert r.status_code == 200 and r.json() == {**r.json(), "intent": "rates", "model_version": version}
@@ -86,9 +66,6 @@ def test_model_server_process_answers_two_versions(env):
                            json={"data": texts, "n_best": 2})
             assert [item["predictions"][0]["value"] for item in r.json()] == ["bill", "travel"]
         assert httpx.get(f"{base}/models").json()["count"] == 2
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _versions(home) -> list[str]:

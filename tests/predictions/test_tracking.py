@@ -5,12 +5,8 @@ the gate's verdict and promotion moves the champion alias; an unreachable server
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from embeddings.embedder import FakeEmbedder
@@ -24,17 +20,12 @@ from service.predictions.training import train_version
 from service.settings import Settings
 from service.workspace import Workspace
 from tests.predictions.conftest import DATASET, TEST_GRIDS
+from tests.servers import free_port, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.mlflow]
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("DATA_DEBUGGER_MLFLOW_VENV", ROOT / ".mlflow-venv"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -45,32 +36,12 @@ def mlflow_server(tmp_path_factory):
         pytest.fail(f"no MLflow server at {binary}: python3.11 -m venv {VENV} && {VENV}/bin/pip install mlflow "
                     "(.ci/run does this), or point DATA_DEBUGGER_MLFLOW_VENV at a venv with mlflow")
     folder = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
-    log = (folder / "server.log").open("w")
-    server = subprocess.Popen(
-        [str(binary), "server", "--backend-store-uri", f"sqlite:///{folder}/mlflow.db", "--artifacts-destination",
-         str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=folder, env={**os.environ, "HOME": str(folder)})
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{uri}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"MLflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield uri
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+    port = free_port()
+    command = [str(binary), "server", "--backend-store-uri", f"sqlite:///{folder}/mlflow.db", "--artifacts-destination",
+               str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    with running(command, f"http://127.0.0.1:{port}", folder / "server.log", timeout=180, cwd=folder,
+                 env={**os.environ, "HOME": str(folder)}) as server:
+        yield server.url
 
 
 def _settings(home: Path, **extra) -> Settings:
@@ -124,7 +95,7 @@ def test_train_and_retrain_are_tracked(mlflow_server, home, planted):
 
 
 def test_an_unreachable_server_fails_before_training(home):
-    closed = f"http://127.0.0.1:{_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     registry = ModelRegistry(home / "models")
     before = len(registry.versions(DATASET))
     with Workspace(_settings(home, MLFLOW_TRACKING_URI=closed), embedder=FakeEmbedder()) as ws:

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Header, Path, Query, Response
 
 from service.api.deps import CollectionDep, DatasetName, StateDep
 from service.api.errors import READ_ERRORS
-from service.api.queries import decode_offset, encode_cursor, point_out, resolve_id, to_point_filter
+from service.api.queries import decode_offset, encode_cursor, point_out, to_point_filter
 from service.api.schemas import Page, PointDetail, PointOut, PointQuery
 from service.api.snapshots import ARROW_MEDIA_TYPE
 from service.errors import NotFound
+from service.review.actions import resolve_point
 
 router = APIRouter(prefix="/api/datasets/{dataset}", tags=["points"], responses=READ_ERRORS)
 
@@ -36,7 +37,7 @@ def get_point(
     k: Annotated[int, Query(ge=0, le=100, description="Neighbours to return")] = 10,
 ) -> dict[str, Any]:
     """One point's payload and its k nearest neighbours (label, prediction, cosine similarity)."""
-    pid = resolve_id(point_id)
+    pid = resolve_point(point_id)
     found = collection.retrieve([pid], with_vectors=k > 0)
     if not found:
         raise NotFound(f"no point {point_id!r} in dataset {dataset!r}")

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Body, Path, Query
 from service.api.deps import DatasetName, StateDep, Writer
 from service.api.errors import READ_ERRORS, WRITE_ERRORS
 from service.api.loop import queue_retrain_if_due
-from service.api.queries import decode_cursor, encode_cursor, point_out, resolve_id
+from service.api.queries import decode_cursor, encode_cursor, point_out
 from service.api.schemas import ChangeOut, LabelIn, Page, PointOut, UndoIn
-from service.review.actions import ReviewAction, Reviewed
+from service.review.actions import ReviewAction, Reviewed, resolve_point
 
 router = APIRouter(prefix="/api/datasets/{dataset}", tags=["review"], responses=READ_ERRORS)
 
@@ -57,7 +57,7 @@ def list_changes(
         data = audit.newest(offset, limit)
         count = len(audit)
     else:
-        pid = resolve_id(point)
+        pid = resolve_point(point)
         matching = [e for e in reversed(audit.all()) if e.get("point_id") == pid]
         data, count = matching[offset: offset + limit], len(matching)
     nxt = offset + limit

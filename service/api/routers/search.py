@@ -11,10 +11,11 @@ from fastapi import APIRouter, Request, Response
 from embeddings.store import check_name
 from service.api.deps import DatasetName, StateDep
 from service.api.errors import READ_ERRORS
-from service.api.queries import resolve_id, to_point_filter
+from service.api.queries import to_point_filter
 from service.api.schemas import CrossSearchIn, Page, SearchHit, SearchIn
 from service.api.state import ApiState
 from service.errors import InvalidInput, NotFound, invalid
+from service.review.actions import resolve_point
 
 router = APIRouter(prefix="/api", tags=["search"], responses=READ_ERRORS)
 
@@ -54,7 +55,7 @@ async def search_page(state: ApiState, dataset: str, body: SearchIn) -> bytes:
     collection = state.workspace.collection(dataset)
     point_filter = to_point_filter(body, words_from="contains", location="body")
     if body.id is not None:
-        pid = resolve_id(body.id)
+        pid = resolve_point(body.id)
         found = collection.retrieve([pid], with_vectors=True)
         if not found:
             raise NotFound(f"body.id: no point {body.id!r} in dataset {dataset!r}")
