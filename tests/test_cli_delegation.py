@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from service.settings import Settings
 from service.workspace import Workspace
 from tests.conftest import REPO
 from tests.predictions.conftest import write_planted
+from tests.servers import free_port, running
 
 DATASET = "planted"
 TOKEN = "delegation-write-token"
@@ -40,22 +40,13 @@ def _cli(env: dict[str, str], *argv: object) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_service(proc: subprocess.Popen, home: Path, log: Path) -> str:
-    """The URL the service's marker names, once it answers its health check."""
-    deadline = time.monotonic() + 120
-    while True:
-        assert proc.poll() is None, f"serve exited: {log.read_text()}"
-        found = live_service(home)
-        if found is not None:
-            return found.url
-        assert time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.2)
+def _marker_url(home: Path) -> str:
+    """The URL the service's marker names (written just after it starts listening), once it answers."""
+    deadline = time.monotonic() + 60
+    while (found := live_service(home)) is None:
+        assert time.monotonic() < deadline, "the service wrote no marker"
+        time.sleep(0.1)
+    return found.url
 
 
 @pytest.mark.slow
@@ -68,13 +59,12 @@ def test_cli_commands_beside_a_running_service_go_through_it(tmp_path):
     assert alone.returncode == 0, alone.stderr
     assert "read 200, inserted 200" in alone.stdout and "the service at" not in alone.stderr  # the store itself
 
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("w")  # a file, not a pipe nobody reads while the test runs
-    serve = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--no-dashboard"],
-                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    try:
-        url = _wait_for_service(serve, home, tmp_path / "serve.log")
-        assert url == f"http://127.0.0.1:{port}" and read_marker(home).pid == serve.pid
+    port = free_port()
+    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--no-dashboard"]
+    with running(command, f"http://127.0.0.1:{port}", tmp_path / "serve.log", health="/api/health", env=env,
+                 cwd=REPO) as serve:
+        url = _marker_url(home)
+        assert url == serve.url and read_marker(home).pid == serve.process.pid
         api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30, trust_env=False)
 
         # analyze: the same step, with --only and --param mapped onto its options, run by the service.
@@ -139,11 +129,7 @@ def test_cli_commands_beside_a_running_service_go_through_it(tmp_path):
         assert [r["step"] for r in api.get("/api/runs", params={"dataset": DATASET}).json()["data"]] == [
             "predict", "ingest", "ingest", "ingest", "analyze"]
         api.close()
-    finally:
-        serve.terminate()
-        serve.wait(60)
-        log.close()
-    assert not marker_path(home).exists()
+    assert not marker_path(home).exists()  # removed as the service shut down
 
     # The service gone, the same export opens the store itself and writes the same file.
     direct = tmp_path / "direct.csv"
@@ -160,7 +146,7 @@ def test_a_stale_marker_leaves_the_lock_error(tmp_path, monkeypatch, capsys):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(gone.stdout)
     with Workspace(Settings()):  # this process holds the store, as a long CLI command would
-        for pid, url in [(dead_pid, "http://127.0.0.1:9"), (os.getpid(), f"http://127.0.0.1:{_free_port()}")]:
+        for pid, url in [(dead_pid, "http://127.0.0.1:9"), (os.getpid(), f"http://127.0.0.1:{free_port()}")]:
             marker_path(home).write_text(json.dumps({"url": url, "pid": pid, "started": "2026-01-01T00:00:00"}))
             assert main(["export", "points", "--dataset", DATASET]) == 2
             err = capsys.readouterr().err
