@@ -12,49 +12,36 @@ import panel as pn
 
 from dashboard.cache import MapCache
 from dashboard.client import ApiClient
-from dashboard.graphics import GraphicsProbe, backend_from_cookies
+from dashboard.graphics import Backend, GraphicsProbe, backend_from_cookies
 from dashboard.keyboard import KeyboardShortcuts
 from dashboard.state import DashboardState
-from dashboard.views.clusters import ClustersView
+from dashboard.tabs import Tab, registered
 from dashboard.views.common import esc
-from dashboard.views.loop import LoopView
 from dashboard.views.map import MapView
-from dashboard.views.models import ModelsView
-from dashboard.views.queue import QueueView
-from dashboard.views.review import ReviewView
-from dashboard.views.search import SearchView
 from service.errors import DataDebuggerError
 
 log = logging.getLogger(__name__)
 
-TABS = ("Point", "Selection", "Clusters", "Review", "Labelling queue", "Models", "Search")
 # The initial document of a 100k-point map is tens of MB; Bokeh's default websocket limit is 20 MB.
 WEBSOCKET_MAX_BYTES = 512 * 1024 * 1024
 
 
 class Dashboard:
-    """The page of one session: the state, the views, and the layout that puts them together."""
+    """The page of one session: the state, the map, the tabs beside it (dashboard/tabs), and the layout."""
 
     def __init__(self, client: ApiClient, dataset: str | None = None, defer_rest: bool = False,
-                 cache: MapCache | None = None, backend: str = "webgl"):
+                 cache: MapCache | None = None, backend: Backend = "webgl"):
         self.state = DashboardState(client, defer_rest=defer_rest, cache=cache)
         s = self.state
         self.map = MapView(s.map, defer_texts=defer_rest, backend=backend)
         self.probe = GraphicsProbe(width=0, height=0, margin=0)
-        self.clusters = ClustersView(s.clusters)
         # dynamic: a tab's plots are built when it is first shown, so the first page carries the map only.
         self.tabs = pn.Tabs(dynamic=True, sizing_mode="stretch_both", css_classes=["dd-tabs"])
-        self.review = ReviewView(s.review, active=lambda: self.tabs.active == TABS.index("Review"))
-        self.queue = QueueView(s.queue)
-        self.models = ModelsView(s.models, loop=LoopView(s.loop))
-        self.search = SearchView(s.search, on_pick=s.map.focus_on)
-        self.shortcuts = KeyboardShortcuts(on_key=self.review.on_key, width=0, height=0, margin=0)
+        self.tab_list: list[Tab] = [cls(s, self) for cls in registered()]
+        self.shortcuts = KeyboardShortcuts(on_key=self._on_key, width=0, height=0, margin=0)
         self.dataset = pn.widgets.Select(label="Dataset", options=[], sizing_mode="stretch_width")
         self.message = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["dd-message"])
-        self.tabs.extend([
-            (TABS[0], self.map.point_panel()), (TABS[1], self.map.selection_panel()), (TABS[2], self.clusters),
-            (TABS[3], self.review), (TABS[4], self.queue), (TABS[5], self.models), (TABS[6], self.search),
-        ])
+        self.tabs.extend([(tab.title, tab.panel()) for tab in self.tab_list])
         self._wire()
         start = time.perf_counter()
         s.start(dataset)
@@ -66,11 +53,31 @@ class Dashboard:
         s.param.watch(self._on_datasets, "dataset")
         s.param.watch(lambda e: setattr(self.message, "object", self._message(e.new)), "message")
         s.map.param.watch(lambda e: setattr(self.message, "object", self._message(e.new)), "message")
-        # A click on the map or on a search hit shows the point; a confusion cell shows the selection.
-        s.map.param.watch(lambda e: self._show("Point") if e.new else None, "focus_key")
-        s.models.param.watch(lambda e: self._show("Selection") if e.new else None, "cell")
-        s.search.param.watch(lambda e: self._show("Search") if e.new is not None else None, "hits")
-        self.tabs.param.watch(lambda e: setattr(s.review, "follow", e.new == TABS.index("Review")), "active")
+        self.tabs.param.watch(self._on_active, "active")
+
+    def tab(self, title: str) -> Tab:
+        """The tab named `title`."""
+        for tab in self.tab_list:
+            if tab.title == title:
+                return tab
+        raise KeyError(f"no dashboard tab is titled {title!r}; the tabs: {[t.title for t in self.tab_list]}")
+
+    def showing(self, title: str) -> bool:
+        """Whether the tab named `title` is the one showing."""
+        return self.tab_list[self.tabs.active].title == title
+
+    def show(self, title: str) -> None:
+        """Bring the tab named `title` forward, unless the one showing holds the focus (Review)."""
+        if not self.tab_list[self.tabs.active].holds_focus:
+            self.tabs.active = self.tab_list.index(self.tab(title))
+
+    def _on_active(self, event: Any) -> None:
+        for i, tab in enumerate(self.tab_list):
+            tab.on_shown(i == event.new)
+
+    def _on_key(self, pressed: str) -> None:
+        """Keyboard shortcuts go to the tab that shows."""
+        self.tab_list[self.tabs.active].on_key(pressed)
 
     def load_rest(self) -> None:
         """Once the page shows the map: hover texts, then clusters, review, models."""
@@ -91,15 +98,11 @@ class Dashboard:
     def _message(text: str) -> str:
         return f"<div style='color:#b00020;font-size:13px'>{esc(text)}</div>" if text else ""
 
-    def _show(self, tab: str) -> None:
-        # Review drives the focus itself; jumping away from it on every item would lose the place.
-        if self.tabs.active != TABS.index("Review"):
-            self.tabs.active = TABS.index(tab)
-
     def page(self) -> pn.template.BaseTemplate:
-        """The page: sidebar (dataset, search, colour and filters), the map, and the tabs beside it."""
+        """The page: sidebar (dataset, what tabs add: the search box; colour, filters), the map, the tabs."""
         self._on_datasets()
-        sidebar = [self.dataset, self.search.box_row(), self.map.controls(), self.shortcuts, self.probe]
+        extras = [view for view in (tab.sidebar() for tab in self.tab_list) if view is not None]
+        sidebar = [self.dataset, *extras, self.map.controls(), self.shortcuts, self.probe]
         main = pn.Row(
             pn.Column(self.message, self.map.plot(), sizing_mode="stretch_both", min_width=480),
             pn.Column(self.tabs, width=640, sizing_mode="stretch_height"),
@@ -162,7 +165,7 @@ def preload(cache: MapCache, api_url: str, dataset: str | None = None, token: st
     try:
         names = [d["name"] for d in client.datasets()]
         if names:
-            cache.frame(client, dataset if dataset in names else names[0])
+            cache.frame(client, dataset if dataset is not None and dataset in names else names[0])
     except DataDebuggerError as exc:
         log.warning("could not preload the map: %s", exc)
     finally:

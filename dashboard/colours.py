@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -59,8 +60,9 @@ class ColourSpec:
 
     field: str
     kind: str
-    factors: list[str] = field(default_factory=list)
-    colours: list[str] = field(default_factory=list)
+    # dataclasses.field by its module: the `field` attribute above shadows the bare name in this class body.
+    factors: list[str] = dataclasses.field(default_factory=list)
+    colours: list[str] = dataclasses.field(default_factory=list)
     low: float = 0.0
     high: float = 1.0
 

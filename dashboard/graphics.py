@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import param
 from panel.custom import JSComponent
@@ -18,15 +18,16 @@ from panel.custom import JSComponent
 log = logging.getLogger(__name__)
 
 COOKIE = "dd_map_backend"
-BACKENDS = ("webgl", "canvas")
+Backend = Literal["webgl", "canvas"]
+BACKENDS: tuple[Backend, ...] = ("webgl", "canvas")
 
 
-def backend_from_cookies(cookies: Mapping[str, Any] | None, default: str = "webgl") -> str:
+def backend_from_cookies(cookies: Mapping[str, Any] | None, default: Backend = "webgl") -> Backend:
     """The backend the probe chose for this browser on an earlier page, else `default`."""
     value = (cookies or {}).get(COOKIE)
     if isinstance(value, bytes):
         value = value.decode(errors="ignore")
-    return value if value in BACKENDS else default
+    return next((backend for backend in BACKENDS if backend == value), default)
 
 
 class GraphicsProbe(JSComponent):

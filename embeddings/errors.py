@@ -5,6 +5,7 @@
     ├── InvalidInput        a bad name, id, filter or setting; names the value and the fix
     ├── Conflict            a collection that already exists
     ├── Unavailable         the store cannot be reached, or an embedded store is held by another process
+    │   └── StoreLocked     that last case: the CLI then hands its work to the running service
     └── IntegrityError      shipped model weights whose hash does not match
 
 They are defined here, not in `service`, so the embeddings layer imports nothing above it; the service
@@ -34,6 +35,10 @@ class Conflict(DataDebuggerError):
 
 class Unavailable(DataDebuggerError):
     """A backing service (the store, the prediction API) cannot be reached or is locked."""
+
+
+class StoreLocked(Unavailable):
+    """An embedded store held by another process (its lock), as opposed to one that is down or missing."""
 
 
 class IntegrityError(DataDebuggerError):

@@ -12,6 +12,10 @@ STRATEGIES: tuple[str, ...] = get_args(QueueStrategy)
 # every part the hybrid adds to it costs area there (scripts/ablate_queue.py; README, The improvement loop).
 DEFAULT_STRATEGY: QueueStrategy = "margin"
 
+# What an analysis export holds (service/exports.py builds the rows of each).
+ExportKind = Literal["points", "issues", "suggestions", "clusters", "queue"]
+EXPORT_KINDS: tuple[str, ...] = get_args(ExportKind)
+
 # Analysis export formats (service/exports.py writes each): name -> (media type, file extension).
 ExportFormat = Literal["csv", "jsonl", "label-studio"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from service import numba_cache
 from service.diskspace import disk_space, ensure_space, human
-from service.errors import DataDebuggerError
+from service.errors import DataDebuggerError, StoreLocked
 from service.settings import Settings
 
 # Each module exposes register(subparsers); a sub-command's handler takes (args, settings) -> exit code.
@@ -111,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
             ensure_space(settings, f"data-debugger {args.command}")
         # Set before anything imports numba: UMAP's compiled functions persist under the data home.
         with numba_cache.configured(settings.home):
-            return int(args.handler(args, settings) or 0)
+            try:
+                return int(args.handler(args, settings) or 0)
+            except StoreLocked as locked:  # a running `serve` holds the store: ask it (service.delegate)
+                from service.delegate import beside_service
+
+                return beside_service(args, settings, locked)
     except DataDebuggerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

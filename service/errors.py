@@ -9,6 +9,7 @@
     ├── InsufficientStorage the disk under the data home is below its free-space reserve -> 507
     ├── NotAuthorized       a write without the service's bearer token                 -> 401
     ├── Unavailable         the store or prediction API cannot be reached              -> 503
+    │   └── StoreLocked     an embedded store held by another process (the CLI asks its service)
     └── IntegrityError      shipped model weights whose hash does not match            -> 500
 
 DataDebuggerError, NotFound, InvalidInput, Conflict, Unavailable and IntegrityError are defined in
@@ -22,10 +23,19 @@ from dataclasses import dataclass
 
 # The store's own errors (defined in the embeddings layer, which imports nothing from service) are this
 # tree's root and first branches: the same classes, so one `except NotFound` catches either layer's.
-from embeddings.errors import Conflict, DataDebuggerError, IntegrityError, InvalidInput, NotFound, Unavailable
+from embeddings.errors import (
+    Conflict,
+    DataDebuggerError,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    StoreLocked,
+    Unavailable,
+)
 
 __all__ = ["Conflict", "DataDebuggerError", "InsufficientStorage", "IntegrityError", "InvalidInput", "InvalidRecords",
-           "NotAuthorized", "NotFound", "RecordProblem", "STATUSES", "TooLarge", "Unavailable", "invalid", "status_of"]
+           "NotAuthorized", "NotFound", "RecordProblem", "STATUSES", "StoreLocked", "TooLarge", "Unavailable",
+           "invalid", "status_of"]
 
 
 def invalid(field: str, message: str) -> InvalidInput:

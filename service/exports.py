@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 from embeddings.store import Collection, PointFilter, iter_points
 from service.analyses.registry import declared_fields, flag_values
 from service.analyses.report import load_report
-from service.choices import DEFAULT_STRATEGY, FORMATS
+from service.choices import DEFAULT_STRATEGY, EXPORT_KINDS, FORMATS
 from service.errors import InvalidInput
 
 # The Label Studio writer lives in service.labelstudio; its names stay importable from here.
@@ -33,7 +33,7 @@ from service.spreadsheet import safe_cell
 if TYPE_CHECKING:
     from service.workspace import Workspace
 
-KINDS = ("points", "issues", "suggestions", "clusters", "queue")
+KINDS = EXPORT_KINDS
 # Kinds whose rows carry a text and a suggested label, so they can become Label Studio tasks.
 LABEL_STUDIO_KINDS = ("issues", "suggestions", "queue")
 

@@ -73,20 +73,23 @@ def _knn_disagreement(payload: dict[str, Any]) -> float | None:
     return 0.5 + 0.5 * float(share) if prediction != majority else 0.5 * (1.0 - float(share))
 
 
+def _hesitation(payload: dict[str, Any]) -> float | None:
+    """1 − margin: how unsure the model is between its top two answers. Predictions stored without their n-best
+    list (a prediction API that answers the top label only) rank by 1 − confidence, what there is of it."""
+    margin = _margin(payload)
+    if margin is not None:
+        return 1.0 - margin
+    confidence = _confidence(payload)
+    return None if confidence is None else 1.0 - confidence
+
+
 def _hybrid_score(payload: dict[str, Any]) -> float | None:
     """How unsure the model is between its top two answers (1 − margin) plus how strongly the labelled
     neighbours contradict its prediction (0 to 1): a point the model hesitates on AND its neighbourhood argues
     about is worth more than either alone. Margin rather than entropy: over scripts/simulate_loop.py's rounds
     it was the stronger uncertainty signal (README, The improvement loop)."""
-    margin = _margin(payload)
-    if margin is not None:
-        hesitation = 1.0 - margin
-    else:  # predictions stored without their n-best list: the top answer's confidence is what there is
-        confidence = _confidence(payload)
-        if confidence is None:
-            return None
-        hesitation = 1.0 - confidence
-    return hesitation + (_knn_disagreement(payload) or 0.0)
+    hesitation = _hesitation(payload)
+    return None if hesitation is None else hesitation + (_knn_disagreement(payload) or 0.0)
 
 
 def cluster_weights(payloads: list[dict[str, Any]], report: dict[str, Any] | None) -> dict[int, float]:
@@ -186,7 +189,7 @@ def rank_unlabelled(ids: list[Any], payloads: list[dict[str, Any]], strategy: st
         return [_row(r + 1, ids[i], payloads[i], 1.0 - r / len(ids), strategy) for r, i in enumerate(order)]
     scorer = {
         "entropy": _entropy,
-        "margin": _one_minus(_margin),
+        "margin": _hesitation,
         "least_confidence": _one_minus(_confidence),
         "knn_disagreement": _knn_disagreement,
         "hybrid": _hybrid_score,

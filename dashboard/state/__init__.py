@@ -26,7 +26,7 @@ __all__ = ["ClustersState", "DashboardState", "LoopState", "MapState", "ModelsSt
 class DashboardState(param.Parameterized):
     """One per browser session: the dataset shown and every view's store."""
 
-    dataset = param.Selector(objects=[], doc="the dataset shown")
+    dataset: param.Selector[str | None] = param.Selector(objects=[], doc="the dataset shown")
     message = param.String(default="")
     analysis_warning = param.String(default="", doc="the dataset's analysis state when wrong (e.g. incomplete)")
 

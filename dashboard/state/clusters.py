@@ -85,9 +85,10 @@ class ClustersState(param.Parameterized):
         if self.selected_cluster is not None:
             self._members()
 
-    def _members(self) -> None:
+    def _members(self) -> pd.DataFrame:
         visible = self.map.visible()
-        self.members = visible[visible["cluster"] == self.selected_cluster]
+        self.members = members = visible[visible["cluster"] == self.selected_cluster]
+        return members
 
     def select(self, cluster: Any) -> None:
         """Select a cluster: its members fill the members table and are ringed on the map."""
@@ -97,6 +98,6 @@ class ClustersState(param.Parameterized):
             return
         cluster = key(cluster)
         self.selected_cluster = cluster
-        self._members()
+        members = self._members()
         name = self.map.cluster_names.get(cluster) or f"cluster {cluster}"
-        self.map.highlight(list(self.members["key"]), f"{name} ({len(self.members)} points)")
+        self.map.highlight(list(members["key"]), f"{name} ({len(members)} points)")

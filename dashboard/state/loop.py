@@ -126,7 +126,7 @@ class LoopState(param.Parameterized):
 
     def poll(self) -> None:
         """Refresh the run in flight; when it ends, say what the gate decided and reload what changed."""
-        if not self.running:
+        if self.run is None or not self.running:
             return
         try:
             run = self.client.run(self.run["id"])
@@ -155,8 +155,8 @@ def describe(run: dict[str, Any]) -> str:
     result = run.get("result") or {}
     if result.get("status") == "unchanged":
         return result.get("message", "nothing to retrain")
-    head = {"promoted": "Promoted", "refused": "Refused", "what-if": "What-if (not promoted)"}.get(
-        result.get("status"), str(result.get("status")))
+    status = str(result.get("status"))
+    head = {"promoted": "Promoted", "refused": "Refused", "what-if": "What-if (not promoted)"}.get(status, status)
     verdict = result.get("verdict") or {}
     lines = [f"{head}: {result.get('challenger')} vs {result.get('champion') or 'no champion'}. "
              + "; ".join(verdict.get("reasons") or [])]

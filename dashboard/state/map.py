@@ -201,7 +201,7 @@ class MapState(param.Parameterized):
     """Loaded once per dataset; views watch its parameters and never call the API for the map themselves."""
 
     dataset = param.String(default="")
-    colour_by = param.Selector(objects=list(COLOUR_FIELDS), default="label")
+    colour_by: param.Selector[str] = param.Selector(objects=list(COLOUR_FIELDS), default="label")
     split = param.List(default=[], item_type=str)
     label = param.List(default=[], item_type=str)
     prediction = param.List(default=[], item_type=str)
@@ -265,6 +265,12 @@ class MapState(param.Parameterized):
     def size(self) -> int:
         """How many points the map holds."""
         return 0 if self.frame is None else len(self.frame)
+
+    def loaded_frame(self) -> pd.DataFrame:
+        """The frame, for code that only runs once a map is loaded (redraws after a load or a relabel)."""
+        if self.frame is None:
+            raise RuntimeError(f"no map is loaded for {self.dataset or 'any dataset'} yet: load() it first")
+        return self.frame
 
     def row(self, point_key: Any) -> int | None:
         """The frame row of a point id, or None."""
@@ -337,8 +343,8 @@ class MapState(param.Parameterized):
         """A box/lasso selection, as frame row positions (what Bokeh reports)."""
         if self.frame is None:
             return
-        rows = np.asarray(rows, dtype=np.int64)
-        self.selected = self.frame["key"].to_numpy()[rows[(rows >= 0) & (rows < len(self.frame))]].tolist()
+        at = np.asarray(rows, dtype=np.int64)
+        self.selected = self.frame["key"].to_numpy()[at[(at >= 0) & (at < len(self.frame))]].tolist()
 
     def select(self, keys: list[Any]) -> None:
         """Select these points (what a confusion cell or a table does)."""
@@ -350,7 +356,7 @@ class MapState(param.Parameterized):
             self.param.update(focus_key=None, focus=None)
             return
         row = self.row(point_key)
-        if row is None:
+        if row is None or self.frame is None:
             self.message = f"point {point_key} is not on the map"
             return
         try:

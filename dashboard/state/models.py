@@ -58,7 +58,8 @@ class ModelsState(param.Parameterized):
     versions = param.List(default=[], doc="version names, newest last")
     version_a = param.String(default=None, allow_None=True)
     version_b = param.String(default=None, allow_None=True, doc="None: no comparison")
-    split = param.Selector(objects=list(SPLITS), default="validation", doc="a split the versions have metrics on")
+    split: param.Selector[str] = param.Selector(objects=list(SPLITS), default="validation",
+                                                doc="a split the versions have metrics on")
     metrics_a = param.Dict(default=None, allow_None=True, doc="version A's metrics on the split")
     metrics_b = param.Dict(default=None, allow_None=True)
     per_class = param.DataFrame(default=None, allow_None=True)

@@ -25,7 +25,7 @@ STRATEGIES = (DEFAULT_STRATEGY, *(s for s in SERVICE_STRATEGIES if s != DEFAULT_
 class QueueState(param.Parameterized):
     """What to label next: preview rows, then download them for an annotation tool."""
 
-    strategy = param.Selector(objects=list(STRATEGIES), default=DEFAULT_STRATEGY)
+    strategy: param.Selector[str] = param.Selector(objects=list(STRATEGIES), default=DEFAULT_STRATEGY)
     budget = param.Integer(default=50, bounds=(1, 10_000))
     rows = param.DataFrame(default=None, allow_None=True)
     message = param.String(default="")

@@ -40,7 +40,7 @@ def _change_id(answer: dict[str, Any]) -> Any:
 class ReviewState(param.Parameterized):
     """One item at a time: accept the suggestion, choose a label, keep, mark ambiguous, skip, undo."""
 
-    mode = param.Selector(objects=list(MODES), default="issues")
+    mode: param.Selector[str] = param.Selector(objects=list(MODES), default="issues")
     items = param.List(default=[], doc="the ranked items that pass the map's filters, flattened")
     total = param.Integer(default=0, doc="how many items the API ranks in this mode (the first `limit` are loaded)")
     position = param.Integer(default=0, bounds=(0, None))

@@ -6,17 +6,16 @@ from typing import Any
 
 import pandas as pd
 import panel as pn
-import param
 from panel.viewable import Viewer
 
 from dashboard.state.clusters import COLUMNS, ClustersState
-from dashboard.views.common import esc, points_table, table_rows
+from dashboard.views.common import esc, points_table, state_param, table_rows
 
 
 class ClustersView(Viewer):
     """The table, the selected cluster's keywords and representatives, and its members."""
 
-    state = param.ClassSelector(class_=ClustersState)
+    state = state_param(ClustersState)
 
     def __init__(self, state: ClustersState, **params: Any):
         super().__init__(state=state, **params)

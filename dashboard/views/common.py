@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import panel as pn
+import param
+from param.parameters import NoNone
 
 from dashboard.colours import NONE
 
 POINT_COLUMNS = ["id", "text", "label", "prediction", "confidence", "split", "cluster", "triage",
                  "mislabel_score"]
 MAX_TABLE_ROWS = 2_000  # a lasso over 100k points must not ship 100k rows to the browser
+
+StateT = TypeVar("StateT", bound=param.Parameterized)
+
+
+def state_param(cls: type[StateT]) -> param.ClassSelector[StateT]:
+    """A view's state: every view is built with one, so it is typed as never None.
+
+    param types `ClassSelector(class_=X)` as `X | None` (its default is None); `allow_None=NoNone` is param's
+    way to say "typed as X", and changes nothing at run time.
+    """
+    return param.ClassSelector(class_=cls, allow_None=NoNone)
 
 
 def esc(value: Any) -> str:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import panel as pn
-import param
+from panel.io.callbacks import PeriodicCallback
 from panel.viewable import Viewer
 
 from dashboard.state.loop import HISTORY_COLUMNS, LoopState
-from dashboard.views.common import esc
+from dashboard.views.common import esc, state_param
 
 POLL_MS = 1000
 
@@ -18,7 +18,7 @@ POLL_MS = 1000
 class LoopView(Viewer):
     """Retrain action with progress and verdict, above the history of versions."""
 
-    state = param.ClassSelector(class_=LoopState)
+    state = state_param(LoopState)
 
     def __init__(self, state: LoopState, **params: Any):
         super().__init__(state=state, **params)
@@ -32,7 +32,7 @@ class LoopView(Viewer):
             height=220, pagination="local", page_size=6, css_classes=["dd-loop-history"],
             formatters={c: {"type": "money", "precision": 3} for c in ("accuracy", "macro_f1")},
         )
-        self._poller = None
+        self._poller: PeriodicCallback | None = None
         self.button.on_click(lambda _: self._retrain())
         state.param.watch(lambda *_: self._redraw(), ["champion", "changes", "run", "verdict", "history", "message",
                                                    "evaluation"])

@@ -6,16 +6,17 @@ import logging
 from typing import Any
 
 import panel as pn
-import param
 from panel.viewable import Viewer
 
 from dashboard.colours import COLOUR_FIELDS
+from dashboard.graphics import Backend
 from dashboard.state.map import FILTER_FIELDS, MapState
 from dashboard.views.common import (
     evidence_html,
     legend_html,
     neighbours_frame,
     points_table,
+    state_param,
     table_rows,
 )
 from dashboard.views.map_figure import MapFigure
@@ -26,9 +27,9 @@ log = logging.getLogger(__name__)
 class MapView(Viewer):
     """Watches a MapState; every widget writes to the state and every state change redraws what it touches."""
 
-    state = param.ClassSelector(class_=MapState)
+    state = state_param(MapState)
 
-    def __init__(self, state: MapState, defer_texts: bool = False, backend: str = "webgl", **params: Any):
+    def __init__(self, state: MapState, defer_texts: bool = False, backend: Backend = "webgl", **params: Any):
         super().__init__(state=state, **params)
         self.defer_texts = defer_texts  # served pages send hover texts after the first render
         self.figure = MapFigure(on_select=self._on_select, backend=backend)
@@ -85,7 +86,7 @@ class MapView(Viewer):
     def _on_select(self, rows: list[int]) -> None:
         """Bokeh reports a tap or a box/lasso selection as row positions."""
         if len(rows) == 1:  # a click: show the point and its neighbours, starred on the map
-            self.state.focus_on(self.state.frame.at[rows[0], "key"])
+            self.state.focus_on(self.state.loaded_frame().at[rows[0], "key"])
             self.figure.clear_selection()
             return
         self.state.select_rows(rows)

@@ -29,15 +29,17 @@ from bokeh.models import (
     CustomJS,
     CustomJSHover,
     HoverTool,
-    LabelSet,
     LinearColorMapper,
     Range1d,
+    Scatter,
 )
+from bokeh.models.annotations.labels import LabelSet  # Bokeh's stubs leave it out of bokeh.models' names
 from bokeh.plotting import figure
 from bokeh.transform import transform
 from panel.io.document import unlocked
 
 from dashboard.colours import COLOUR_FIELDS, GREY, RAMP, ColourSpec
+from dashboard.graphics import Backend
 from dashboard.state.map import MapState
 from dashboard.views.map_names import DECLUTTER_NAMES, NO_NAMES, name_positions
 from dashboard.views.map_raster import inside, nearest, point_colours, raster_frame, rasterise
@@ -98,7 +100,7 @@ def _patches_document(method: Callable[..., Any]) -> Callable[..., Any]:
 class MapFigure:
     """The figure, its sources and renderers; the view calls `update_*` when the state changes."""
 
-    def __init__(self, on_select: Callable[[list[int]], None] | None = None, backend: str = "webgl"):
+    def __init__(self, on_select: Callable[[list[int]], None] | None = None, backend: Backend = "webgl"):
         self.source = ColumnDataSource(data=self._empty(), name="map-source")
         self.specs: dict[str, ColourSpec] = {}
         self.decoders = {name: CustomJSHover(args={"factors": []}, code=_DECODE) for name in CATEGORICAL}
@@ -120,7 +122,8 @@ class MapFigure:
         fig = figure(
             name="data-map", output_backend=backend, tools="pan,wheel_zoom,box_select,lasso_select,tap,reset",
             active_scroll="wheel_zoom", active_drag="box_select", toolbar_location="above",
-            sizing_mode="stretch_both", min_height=420, x_range=Range1d(0, 1), y_range=Range1d(0, 1),
+            sizing_mode="stretch_both", min_height=420, x_range=Range1d(start=0, end=1),
+            y_range=Range1d(start=0, end=1),
         )
         fig.axis.visible = False
         fig.grid.visible = False
@@ -161,9 +164,10 @@ class MapFigure:
         self.figure = fig
         self._on_select = on_select
         self.source.selected.on_change("indices", self._selected)
-        fig.on_event(RangesUpdate, self._on_ranges)
-        fig.on_event(Tap, self._on_tap)
-        fig.on_event(SelectionGeometry, self._on_geometry)
+        # Bokeh types an event callback as taking any Event; it calls each of these with its own event class only.
+        fig.on_event(RangesUpdate, self._on_ranges)  # type: ignore[arg-type]
+        fig.on_event(Tap, self._on_tap)  # type: ignore[arg-type]
+        fig.on_event(SelectionGeometry, self._on_geometry)  # type: ignore[arg-type]
 
     @staticmethod
     def _empty() -> dict[str, list[Any]]:
@@ -182,9 +186,10 @@ class MapFigure:
 
     def _on_ranges(self, event: RangesUpdate) -> None:
         """A pan or zoom ended: re-rasterise (or send the glyphs) for the new view, once per burst of events."""
-        if not self.large or None in (event.x0, event.x1, event.y0, event.y1):
+        x0, x1, y0, y1 = event.x0, event.x1, event.y0, event.y1
+        if not self.large or x0 is None or x1 is None or y0 is None or y1 is None:
             return
-        self.view = (float(event.x0), float(event.x1), float(event.y0), float(event.y1))
+        self.view = (float(x0), float(x1), float(y0), float(y1))
         document = self.figure.document
         if document is None:
             self.refresh_view()
@@ -212,7 +217,8 @@ class MapFigure:
     def _on_tap(self, event: Tap) -> None:
         """A click on the image: the nearest point under the pointer, as a glyph's click would give."""
         s = self._state
-        if not self.raster_shown or s is None or s.frame is None or self._on_select is None:
+        if (not self.raster_shown or s is None or s.frame is None or self._on_select is None or event.x is None
+                or event.y is None):
             return
         px, py = self._pixel()
         x, y = s.frame["x"].to_numpy(), s.frame["y"].to_numpy()
@@ -222,11 +228,13 @@ class MapFigure:
     def _on_geometry(self, event: SelectionGeometry) -> None:
         """A box or lasso drawn over the image: every visible point inside it."""
         s = self._state
-        if not self.raster_shown or not event.final or s is None or s.frame is None or self._on_select is None:
+        geometry = event.geometry
+        if (not self.raster_shown or not event.final or s is None or s.frame is None or self._on_select is None
+                or geometry is None):
             return
-        if dict(event.geometry).get("type") not in ("rect", "poly"):  # the tap tool's point: _on_tap has it
+        if geometry.get("type") not in ("rect", "poly"):  # the tap tool's point: _on_tap has it
             return
-        rows = inside(s.frame["x"].to_numpy(), s.frame["y"].to_numpy(), s.mask(), dict(event.geometry))
+        rows = inside(s.frame["x"].to_numpy(), s.frame["y"].to_numpy(), s.mask(), dict(geometry))
         self._on_select(rows.tolist())
 
     @_patches_document
@@ -238,7 +246,7 @@ class MapFigure:
 
     def _columns(self, state: MapState, rows: np.ndarray | None, with_texts: bool) -> dict[str, Any]:
         """The glyph columns of `rows` (every point when None)."""
-        frame = state.frame if rows is None else state.frame.iloc[rows]
+        frame = state.loaded_frame() if rows is None else state.loaded_frame().iloc[rows]
         data: dict[str, Any] = {"x": frame["x"].to_numpy(np.float32), "y": frame["y"].to_numpy(np.float32),
                                 "unlabelled": (~frame["labelled"].to_numpy(bool)).astype(np.int8),
                                 **self._categorical(state, frame, CATEGORICAL),
@@ -260,7 +268,7 @@ class MapFigure:
     def update_points(self, state: MapState, with_texts: bool = False) -> None:
         """A new frame: every point's columns (or, past GLYPH_LIMIT, the image), the ranges and the point size.
         Texts follow via send_texts."""
-        frame = state.frame
+        frame = state.loaded_frame()
         n = len(frame)
         self._state, self._colours, self._points, self._shown = state, None, None, None
         self.large = n > GLYPH_LIMIT
@@ -305,7 +313,7 @@ class MapFigure:
             if int(in_view.sum()) <= GLYPH_LIMIT:
                 self.shown_rows = np.flatnonzero(in_view)
                 self.source.data = self._columns(s, self.shown_rows, with_texts=True)
-                self.filter.booleans = np.ones(len(self.shown_rows), dtype=bool)
+                self.filter.booleans = np.ones(len(self.shown_rows), dtype=bool)  # type: ignore[assignment]  # see update_filter
                 # An empty image over the view, holding no points: says the server has answered this view.
                 self.raster_source.data = {"image": [np.zeros((1, 1), dtype=np.uint32)], "x": [x0], "y": [y0],
                                            "dw": [x1 - x0], "dh": [y1 - y0], "points": [0]}
@@ -316,7 +324,7 @@ class MapFigure:
             raster = rasterise(self._points[1], (x0, x1), (y0, y1), width, height)
             self.shown_rows = np.zeros(0, dtype=np.int64)
             self.source.data = self._empty()
-            self.filter.booleans = np.zeros(0, dtype=bool)
+            self.filter.booleans = np.zeros(0, dtype=bool)  # type: ignore[assignment]  # see update_filter
             self.raster_source.data = {"image": [raster.image], "x": [x0], "y": [y0], "dw": [x1 - x0],
                                        "dh": [y1 - y0], "points": [raster.points]}
 
@@ -324,7 +332,7 @@ class MapFigure:
         """Every point's colour under the colour-by field (kept until the field or its spec changes)."""
         spec = state.spec()
         if self._colours is None or self._colours[0] is not spec:
-            self._colours = (spec, point_colours(state.frame[state.colour_by], spec))
+            self._colours = (spec, point_colours(state.loaded_frame()[state.colour_by], spec))
         return self._colours[1]
 
     @_patches_document
@@ -340,9 +348,10 @@ class MapFigure:
         if self.large:
             self.update_colour(state)  # re-colours the image, resends the glyphs in view
             return
+        frame = state.loaded_frame()
         with validate(False):
-            self.source.data.update(self._categorical(state, state.frame, ["label", "correct"]),
-                                    unlabelled=(~state.frame["labelled"].to_numpy(bool)).astype(np.int8))
+            self.source.data.update(self._categorical(state, frame, ["label", "correct"]),
+                                    unlabelled=(~frame["labelled"].to_numpy(bool)).astype(np.int8))
         self.update_filter(state)
         self.update_colour(state)
 
@@ -352,7 +361,8 @@ class MapFigure:
         fill = fill_of(state.spec())
         # Selected and faded points keep their colours (Bokeh's defaults would grey them out).
         for glyph in (self.points.glyph, self.points.selection_glyph, self.points.nonselection_glyph):
-            glyph.fill_color = fill
+            if isinstance(glyph, Scatter):  # always, as built in __init__; Bokeh types them as maybe "auto"
+                glyph.fill_color = fill
         self.refresh_view()
 
     @_patches_document
@@ -362,7 +372,9 @@ class MapFigure:
             self.refresh_view()
             return
         with validate(False):
-            self.filter.booleans = state.mask()
+            # Bokeh's stubs type booleans as a sequence of bools; it takes a numpy array as one, and a list
+            # of 100k Python bools would cost far more to build and to send.
+            self.filter.booleans = state.mask()  # type: ignore[assignment]
 
     @_patches_document
     def update_highlight(self, state: MapState) -> None:
@@ -375,11 +387,12 @@ class MapFigure:
     def update_focus(self, state: MapState) -> None:
         """Star the clicked point and draw lines to its neighbours."""
         row = state.row(state.focus_key) if state.focus_key else None
-        if row is None:
+        frame = state.frame
+        if row is None or frame is None:
             self.focus_source.data = {"x": [], "y": []}
             self.neighbour_source.data = {"x0": [], "y0": [], "x1": [], "y1": []}
             return
-        fx, fy = float(state.frame.at[row, "x"]), float(state.frame.at[row, "y"])
+        fx, fy = float(frame.at[row, "x"]), float(frame.at[row, "y"])
         self.focus_source.data = {"x": [fx], "y": [fy]}
         neighbours = (state.focus or {}).get("neighbours") or []
         rows = state.rows_of([n.get("id") for n in neighbours])

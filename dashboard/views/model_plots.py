@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from bokeh.models import ColumnDataSource, FactorRange, HoverTool, LinearColorMapper
+from bokeh.models import ColumnDataSource, FactorRange, HoverTool, LinearColorMapper, Range1d
 from bokeh.plotting import figure
 from bokeh.transform import dodge, transform
 
@@ -19,7 +19,7 @@ SERIES_COLOURS = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a
 def f1_bars(table: pd.DataFrame, name_a: str, name_b: str | None) -> Any:
     """Horizontal F1 bars per class, version B beside A when compared."""
     labels = list(table["label"]) if table is not None else []
-    fig = figure(y_range=FactorRange(*labels) if labels else FactorRange(), x_range=(0, 1), height=max(
+    fig = figure(y_range=FactorRange(factors=labels), x_range=Range1d(start=0, end=1), height=max(
         220, 22 * len(labels) + 60), sizing_mode="stretch_width", title="F1 per class", toolbar_location=None,
         name="f1-bars")
     if not labels:
@@ -41,11 +41,10 @@ def f1_bars(table: pd.DataFrame, name_a: str, name_b: str | None) -> Any:
 
 
 def confusion_heatmap(labels: list[str], matrix: list[list[int]],
-                      on_cell: Callable[[str, str], None] | None = None) -> Any:
+                      on_cell: Callable[[str, str], object] | None = None) -> Any:
     """Rows = true label, columns = predicted; the colour is the row share. A tap calls on_cell(true, pred)."""
     size = max(300, 28 * len(labels) + 140)
-    fig = figure(x_range=FactorRange(*labels) if labels else FactorRange(),
-                 y_range=FactorRange(*reversed(labels)) if labels else FactorRange(),
+    fig = figure(x_range=FactorRange(factors=labels), y_range=FactorRange(factors=labels[::-1]),
                  height=size, sizing_mode="stretch_width", title="Confusion (rows: true, columns: predicted)",
                  tools="tap", toolbar_location=None, x_axis_location="above", name="confusion")
     if not labels:
@@ -56,8 +55,10 @@ def confusion_heatmap(labels: list[str], matrix: list[list[int]],
     source = ColumnDataSource({"true": true.ravel(), "pred": pred.ravel(), "count": counts.ravel().astype(int),
                                "share": share.ravel()})
     mapper = LinearColorMapper(palette=BLUES, low=0, high=1)
-    fig.rect("pred", "true", 1, 1, source=source, fill_color=transform("share", mapper), line_color="white",
-             selection_line_color="#d62728", selection_line_width=3, nonselection_fill_alpha=1.0)
+    # Bokeh takes selection_<any line or fill property>; its stubs list only some of them.
+    fig.rect("pred", "true", 1, 1, source=source, fill_color=transform("share", mapper),  # type: ignore[call-arg]
+             line_color="white", selection_line_color="#d62728", selection_line_width=3,
+             nonselection_fill_alpha=1.0)
     fig.text("pred", "true", text="count", source=source, text_align="center", text_baseline="middle",
              text_font_size="10px", text_color="#222222")
     fig.xaxis.major_label_orientation = 0.9
@@ -75,9 +76,9 @@ def confusion_heatmap(labels: list[str], matrix: list[list[int]],
 
 def reliability_diagram(series: dict[str, list[dict[str, float]]]) -> Any:
     """Accuracy against confidence per bin for each version; the diagonal is perfect calibration."""
-    fig = figure(x_range=(0, 1), y_range=(0, 1), height=300, sizing_mode="stretch_width",
-                 title="Reliability", x_axis_label="confidence", y_axis_label="accuracy", toolbar_location=None,
-                 name="reliability")
+    fig = figure(x_range=Range1d(start=0, end=1), y_range=Range1d(start=0, end=1), height=300,
+                 sizing_mode="stretch_width", title="Reliability", x_axis_label="confidence",
+                 y_axis_label="accuracy", toolbar_location=None, name="reliability")
     fig.line([0, 1], [0, 1], line_dash="dashed", line_color="#999999")
     for (name, bins), colour in zip(series.items(), [A_COLOUR, B_COLOUR], strict=False):
         if not bins:

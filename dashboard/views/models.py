@@ -6,11 +6,10 @@ from typing import Any
 
 import pandas as pd
 import panel as pn
-import param
 from panel.viewable import Viewer
 
 from dashboard.state.models import ModelsState
-from dashboard.views.common import esc, fmt
+from dashboard.views.common import esc, fmt, state_param
 from dashboard.views.model_plots import confusion_heatmap, curve_plot, f1_bars, reliability_diagram
 
 HEADLINE = ("accuracy", "macro_f1", "ece", "log_loss", "n")
@@ -20,7 +19,7 @@ CHANGE_COLUMNS = ["cluster", "name", "size", "error_rate_a", "error_rate_b", "ch
 class ModelsView(Viewer):
     """Version A / B pickers, the headline figures, F1 bars, confusion, reliability and training curves."""
 
-    state = param.ClassSelector(class_=ModelsState)
+    state = state_param(ModelsState)
 
     def __init__(self, state: ModelsState, loop: Viewer | None = None, **params: Any):
         super().__init__(state=state, **params)
@@ -88,21 +87,23 @@ class ModelsView(Viewer):
         self.split.options = list(s.param.split.objects)
         self.split.value = s.split
         self.headline.object = self._headline()
-        if not s.metrics_a:
+        version_a = s.version_a
+        if not s.metrics_a or version_a is None:
             self.plots.objects = [pn.pane.HTML("<div style='color:#777'>No metrics for this version and split."
                                                "</div>")]
             return
+        version_b = s.version_b
         labels, matrix = s.confusion()
-        reliability = {s.version_a: s.reliability(s.version_a)}
-        if s.version_b:
-            reliability[s.version_b] = s.reliability(s.version_b)
-        curves = [pn.pane.Bokeh(curve_plot(f"{s.version_a}: {name.replace('_', ' ')}", curve),
-                                sizing_mode="stretch_width") for name, curve in s.curves(s.version_a).items()]
-        if s.version_b:
-            curves += [pn.pane.Bokeh(curve_plot(f"{s.version_b}: {name.replace('_', ' ')}", curve),
-                                     sizing_mode="stretch_width") for name, curve in s.curves(s.version_b).items()]
+        reliability = {version_a: s.reliability(version_a)}
+        if version_b:
+            reliability[version_b] = s.reliability(version_b)
+        curves = [pn.pane.Bokeh(curve_plot(f"{version_a}: {name.replace('_', ' ')}", curve),
+                                sizing_mode="stretch_width") for name, curve in s.curves(version_a).items()]
+        if version_b:
+            curves += [pn.pane.Bokeh(curve_plot(f"{version_b}: {name.replace('_', ' ')}", curve),
+                                     sizing_mode="stretch_width") for name, curve in s.curves(version_b).items()]
         self.plots.objects = [
-            pn.pane.Bokeh(f1_bars(s.per_class, s.version_a, s.version_b if s.metrics_b else None),
+            pn.pane.Bokeh(f1_bars(s.per_class, version_a, version_b if s.metrics_b else None),
                           sizing_mode="stretch_width"),
             pn.pane.HTML("<div style='font-size:12px;color:#555'>Click a cell to ring those points on the map and "
                          "list them in the selection.</div>"),

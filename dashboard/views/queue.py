@@ -6,11 +6,10 @@ from typing import Any
 
 import pandas as pd
 import panel as pn
-import param
 from panel.viewable import Viewer
 
 from dashboard.state.queue import FORMATS, STRATEGIES, QueueState
-from dashboard.views.common import esc
+from dashboard.views.common import esc, state_param
 
 PREVIEW_COLUMNS = ["id", "text", "label", "prediction", "confidence", "entropy", "cluster", "reason", "score"]
 
@@ -18,7 +17,7 @@ PREVIEW_COLUMNS = ["id", "text", "label", "prediction", "confidence", "entropy",
 class QueueView(Viewer):
     """Preview rows as the API ranks them; each format downloads straight from the API."""
 
-    state = param.ClassSelector(class_=QueueState)
+    state = state_param(QueueState)
 
     def __init__(self, state: QueueState, **params: Any):
         super().__init__(state=state, **params)
@@ -42,12 +41,15 @@ class QueueView(Viewer):
         self.pull.on_click(lambda _: self._started(state.pull_from_label_studio()))
         state.param.watch(lambda e: setattr(self.sync, "object", esc(e.new)), "sync")
         self._poll: Any = None
-        self.preview.on_click(lambda _: state.preview())
+        self.preview.on_click(self._preview)
         state.param.watch(lambda *_: self._on_rows(), "rows")
         state.param.watch(lambda e: setattr(self.message, "object", esc(e.new)), "message")
         state.param.watch(lambda *_: self._on_names(), ["strategy", "budget"])
         # The page may build this view before it knows its dataset (deferred loading): rename then too.
         state.map.param.watch(lambda *_: self._on_names(), "dataset")
+
+    def _preview(self, _event: Any) -> None:
+        self.state.preview()
 
     def _started(self, state: QueueState) -> None:
         """Poll the run once a second until it ends (a periodic callback of this session)."""

@@ -8,12 +8,11 @@ from typing import Any
 
 import pandas as pd
 import panel as pn
-import param
 from panel.viewable import Viewer
 
 from dashboard.state.map import key
 from dashboard.state.review import ReviewState
-from dashboard.views.common import esc, evidence_html, neighbours_frame
+from dashboard.views.common import esc, evidence_html, neighbours_frame, state_param
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +27,15 @@ HELP = ("<div style='font-size:12px;color:#555'>Keys: <b>a</b> accept suggestion
 ITEM_COLUMNS = ["#", "id", "text", "label", "suggested_label", "score", "done"]
 
 
+def _ignoring_event(action: Callable[[], None]) -> Callable[[Any], None]:
+    """A button callback that calls `action` (one closure per button, not a late-bound loop variable)."""
+    return lambda _event: action()
+
+
 class ReviewView(Viewer):
     """Buttons and keys call ReviewState's actions; the state talks to the API."""
 
-    state = param.ClassSelector(class_=ReviewState)
+    state = state_param(ReviewState)
 
     def __init__(self, state: ReviewState, active: Callable[[], bool] | None = None, **params: Any):
         super().__init__(state=state, **params)
@@ -76,7 +80,7 @@ class ReviewView(Viewer):
             "undo": s.undo,
         }
         for name, button in self.buttons.items():
-            button.on_click(lambda _, f=actions[name]: f())
+            button.on_click(_ignoring_event(actions[name]))
         self.choice.param.watch(lambda e: setattr(s, "choice", e.new), "value")
         self.relabel.on_click(lambda _: s.relabel())
         self.items.on_click(lambda e: s.go(e.row))

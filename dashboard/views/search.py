@@ -6,17 +6,16 @@ from typing import Any
 
 import pandas as pd
 import panel as pn
-import param
 from panel.viewable import Viewer
 
 from dashboard.state.search import COLUMNS, SearchState
-from dashboard.views.common import esc
+from dashboard.views.common import esc, state_param
 
 
 class SearchView(Viewer):
     """A text input (Enter searches), the number of hits, and the hits table."""
 
-    state = param.ClassSelector(class_=SearchState)
+    state = state_param(SearchState)
 
     def __init__(self, state: SearchState, on_pick: Any = None, **params: Any):
         super().__init__(state=state, **params)
@@ -29,12 +28,15 @@ class SearchView(Viewer):
                                          layout="fit_data_table", sizing_mode="stretch_width", height=300,
                                          formatters={"score": {"type": "money", "precision": 3}},
                                          widths={"text": 300})
-        self.box.param.watch(lambda *_: state.run(self.box.value_input or self.box.value), "enter_pressed")
-        self.go.on_click(lambda _: state.run(self.box.value_input or self.box.value))
+        self.box.param.watch(self._search, "enter_pressed")
+        self.go.on_click(self._search)
         if on_pick is not None:
             self.hits.on_click(lambda e: on_pick(self.hits.value.iloc[e.row]["id"]))
         state.param.watch(lambda *_: self._on_hits(), "hits")
         state.param.watch(lambda e: setattr(self.message, "object", esc(e.new)), "message")
+
+    def _search(self, _event: Any) -> None:
+        self.state.run(self.box.value_input or self.box.value)
 
     def _on_hits(self) -> None:
         hits = self.state.hits

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from embeddings.errors import Conflict, NotFound, Unavailable
+from embeddings.errors import Conflict, NotFound, StoreLocked
 from embeddings.store.base import (
     OVERSAMPLING,
     QUANTILE,
@@ -64,7 +64,7 @@ class _ProcessLock:
             self._fh.seek(0)
             holder = self._fh.read().strip() or "another process"
             self._fh.close()
-            raise Unavailable(
+            raise StoreLocked(
                 f"the embedded store {root} is in use by {holder}; an embedded store admits one process. "
                 "Stop it, or reach the data through its running service (data-debugger serve) over HTTP"
             ) from exc

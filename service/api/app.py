@@ -19,7 +19,19 @@ from service.api.deps import Writer
 from service.api.errors import READ_ERRORS, WRITE_ERRORS, install_error_handlers
 from service.api.fast_search import FastSearch
 from service.api.limits import BodyLimit, body_limits
-from service.api.routers import datasets, health, labelstudio, loop, points, queue, review, runs, search, views
+from service.api.routers import (
+    datasets,
+    exports,
+    health,
+    labelstudio,
+    loop,
+    points,
+    queue,
+    review,
+    runs,
+    search,
+    views,
+)
 from service.api.state import ApiState
 from service.errors import Unavailable
 from service.settings import Settings
@@ -29,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # Search first: routes are matched in order, and it is the hot path.
 ROUTERS = (search.router, health.router, datasets.router, points.router, views.router, queue.router,
-           review.router, labelstudio.router, runs.router, loop.router)
+           exports.router, review.router, labelstudio.router, runs.router, loop.router)
 # Prediction routes that write (the registry's production marker) take the service's bearer token too.
 PREDICTION_WRITES = {"promote_model"}
 PREDICTION_SKIPPED = {"/health", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}

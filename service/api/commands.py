@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.delegate.marker import remove_marker, write_marker
 from service.memory import limit_malloc_arenas
 from service.settings import Settings
 from service.workspace import Workspace
@@ -89,8 +90,8 @@ def serve(settings: Settings, workspace: Workspace | None = None, host: str | No
     host = host or settings.host
     port = settings.port if port is None else port
     app = create_app(settings, workspace)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
-                                           timeout_graceful_shutdown=10))
+    server = _unmarking_server(uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
+                                              timeout_graceful_shutdown=10), settings)
     ctx = ServeContext(settings, host, "", args)
 
     def announce_when_up() -> None:
@@ -100,6 +101,8 @@ def serve(settings: Settings, workspace: Workspace | None = None, host: str | No
             return
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         ctx.api_url = f"http://{shown}:{_bound_port(server, port)}"
+        if app.state.api.workspace_open:  # only the store's holder says where it answers (service.delegate)
+            write_marker(settings.home, ctx.api_url)
         lines = [f"API           {ctx.api_url}/api", f"API docs      {ctx.api_url}/docs",
                  f"OpenAPI       {ctx.api_url}/openapi.json"]
         for companion in companions if companions is not None else COMPANIONS:
@@ -119,11 +122,25 @@ def serve(settings: Settings, workspace: Workspace | None = None, host: str | No
     try:
         server.run()
     finally:
+        remove_marker(settings.home)
         for stop in ctx.stops:
             try:
                 stop()
             except Exception as exc:  # noqa: BLE001 - shutting down anyway
                 log.warning("stopping a companion failed: %s", exc)
+
+
+def _unmarking_server(config: Any, settings: Settings) -> Any:
+    """uvicorn's server, removing this service's marker as it begins to shut down: after a signal, uvicorn
+    re-raises it once stopped, so the process ends before a `finally` of ours could run."""
+    import uvicorn
+
+    class UnmarkingServer(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            remove_marker(settings.home)
+            await super().shutdown(sockets)
+
+    return UnmarkingServer(config)
 
 
 def _warm_views(state: Any) -> None:

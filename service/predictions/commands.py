@@ -138,6 +138,13 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     kept = before is not None and version.version == before.version
     if args.promote:
         promote(settings, registry, dataset, version.version)
+    print_trained(args, settings, version, kept)
+    return 0
+
+
+def print_trained(args: argparse.Namespace, settings: Settings, version: ModelVersion, kept: bool) -> None:
+    """What `train` prints about the version it trained (or kept), also when it trained through the service."""
+    dataset = version.dataset
     if args.json:
         print(json.dumps({**version.summary(), "metrics": version.metrics, "retrained": not kept}, indent=1))
     else:
@@ -148,7 +155,6 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             print(_confusion(version, settings.reports_dir))
         if args.promote:
             print(f"{version.version} is now production")
-    return 0
 
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:

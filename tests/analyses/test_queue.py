@@ -162,3 +162,17 @@ def test_hybrid_ranks_by_hesitation_and_neighbour_contradiction_even_without_n_b
     # A point its labelled neighbours contradict outranks a slightly less sure one they agree with.
     payloads[0].update(knn_majority_label="b", knn_majority_share=1.0)
     assert rank_unlabelled([10, 11, 12], payloads, "hybrid", 1)[0]["point_id"] == 10
+
+
+def test_margin_the_default_ranks_by_confidence_when_predictions_carry_no_n_best():
+    from service.choices import DEFAULT_STRATEGY
+    from service.queue import rank_unlabelled
+
+    # A prediction API that answers the top label only: the default queue still ranks, least sure first,
+    # instead of refusing for want of an n-best list.
+    payloads = [{"text": f"t{i}", "prediction": "a", "confidence": c} for i, c in enumerate((0.9, 0.4, 0.7))]
+    rows = rank_unlabelled([10, 11, 12], payloads, DEFAULT_STRATEGY, 3)
+    assert [r["point_id"] for r in rows] == [11, 12, 10]
+    # With n-best lists, margin is the gap between the top two answers, not the top answer's confidence.
+    payloads[0]["n_best"] = [{"label": "a", "probability": 0.5}, {"label": "b", "probability": 0.49}]
+    assert rank_unlabelled([10, 11, 12], payloads, "margin", 1)[0]["point_id"] == 10

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.anyio
 
 READ, WRITE, KEY, HOOK = "r3ad-token", "wr1te-token", "pred1ct-key", "h00k-secret"
 SAMPLE = {"dataset": DATASET, "point_id": "700001", "cluster_id": "0", "change_id": "1", "run_id": "nope",
-          "project": DATASET, "version": "v1"}
+          "project": DATASET, "version": "v1", "kind": "points"}
 BODIES = {"search_dataset": {"text": "card"}, "search_all": {"text": "card"}, "predict": {"texts": ["card"]},
           "project_predict": {"texts": ["card"]}, "label_point": {"action": "reviewed"},
           "start_run": {"step": "no-such-step"}}

@@ -205,10 +205,11 @@ def test_edge_store_survives_reopen_and_admits_one_process(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from embeddings.store import EdgeStore\n"
-            "try:\n  EdgeStore(sys.argv[1])\nexcept Exception as e:\n  print(type(e).__name__, e); sys.exit(3)")
+    code = ("import sys; from embeddings.errors import Unavailable; from embeddings.store import EdgeStore\n"
+            "try:\n  EdgeStore(sys.argv[1])\nexcept Unavailable as e:\n  print(type(e).__name__, e); sys.exit(3)")
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "q")], capture_output=True, text=True)
-    assert result.returncode == 3 and "Unavailable" in result.stdout and "one process" in result.stdout
+    # StoreLocked, the Unavailable a CLI command answers by asking the running service (service.delegate)
+    assert result.returncode == 3 and "StoreLocked" in result.stdout and "one process" in result.stdout
     s2.close()
     assert Unavailable  # imported for the message check above
 

@@ -85,7 +85,7 @@ def test_filters_selection_and_click(dashboard: Dashboard):
 
 
 def test_cluster_pick_rings_members(dashboard: Dashboard):
-    clusters = dashboard.clusters
+    clusters = dashboard.tab("Clusters").view
     clusters.table.selection = [0]
     chosen = dashboard.state.clusters.selected_cluster
     members = dashboard.state.clusters.members
@@ -97,7 +97,7 @@ def test_cluster_pick_rings_members(dashboard: Dashboard):
 
 
 def test_review_keys_act_only_on_the_review_tab(dashboard: Dashboard, service):
-    review, state = dashboard.review, dashboard.state.review
+    review, state = dashboard.tab("Review").view, dashboard.state.review
     item = state.current
     dashboard.tabs.active = 0
     review.on_key("k")
@@ -130,14 +130,15 @@ def test_confusion_tap_calls_back_with_the_cell():
 
 
 def test_models_view_draws_both_versions(dashboard: Dashboard):
-    dashboard.models._redraw()
-    headline = dashboard.models.headline.object
+    models = dashboard.tab("Models").view
+    models._redraw()
+    headline = models.headline.object
     assert "v1" in headline and "v2" in headline
-    names = [getattr(getattr(p, "object", None), "name", None) for p in dashboard.models.plots.objects]
+    names = [getattr(getattr(p, "object", None), "name", None) for p in models.plots.objects]
     assert {"f1-bars", "confusion", "reliability"} <= set(names)
-    changes = dashboard.models.changes
+    changes = models.changes
     assert changes.visible and len(changes.value) == len(dashboard.state.models.cluster_changes)
-    assert "changed most" in dashboard.models.changes_note.object
+    assert "changed most" in models.changes_note.object
     changes.selection = [0]  # a row click rings that cluster on the map
     assert dashboard.state.map.highlighted
     assert len(dashboard.map.figure.highlight_source.data["x"]) == len(dashboard.state.map.highlighted)

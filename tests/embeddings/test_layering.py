@@ -18,8 +18,10 @@ def test_embeddings_imports_nothing_from_service():
 
 
 def test_the_service_tree_is_built_on_the_layers_errors():
-    for name in ("DataDebuggerError", "NotFound", "InvalidInput", "Conflict", "Unavailable", "IntegrityError"):
+    for name in ("DataDebuggerError", "NotFound", "InvalidInput", "Conflict", "Unavailable", "StoreLocked",
+                 "IntegrityError"):
         assert getattr(tree, name) is getattr(layer, name)
     assert tree.status_of(layer.NotFound("x")) == (404, "not_found")
     assert tree.status_of(layer.Unavailable("x")) == (503, "unavailable")
+    assert tree.status_of(layer.StoreLocked("x")) == (503, "unavailable")  # a locked store is unavailable
     assert tree.status_of(tree.InvalidRecords("f", [])) == (422, "invalid_input")

@@ -13,9 +13,12 @@ REPORT_KEYS = ("run_id", "created_at", "model_version", "n_points", "stages", "s
 
 
 class AnalyzeOptions(StepOptions):
-    """Which analyses (default: all), the kNN graph's size and kind, the seed and the model version."""
+    """Which analyses (default: all) with which parameters, the kNN graph's size and kind, the seed and the model
+    version."""
 
     analyses: list[str] | None = None
+    # {analysis: {parameter: value}}, checked by each analysis's own parameters model (the CLI's --param).
+    params: dict[str, dict[str, Any]] | None = None
     k: int | None = Field(None, ge=1)
     knn_kind: str | None = None
     exact_threshold: int | None = Field(None, ge=0)

@@ -25,13 +25,15 @@ ModelFamily = Annotated[str, AfterValidator(_known_model)]
 
 
 class TrainOptions(StepOptions):
-    """The model family ("auto" compares them all), cross-validation and the learning curve's draws."""
+    """The model family ("auto" compares them all), cross-validation, the learning curve's draws, a file to train
+    on instead of the stored dataset, and whether to skip training when nothing changed."""
 
     model: ModelFamily | None = None
     folds: int | None = Field(None, ge=2)
     seed: int | None = Field(None, ge=0)
     learning_repeats: int | None = Field(None, ge=1)
     from_file: str | None = None
+    if_changed: bool | None = None  # keep the latest version when the data, embeddings and options are the same
 
     def resolved(self, ws: Workspace, dataset: str, upload: UploadedFile | None) -> Self:
         if not self.from_file:
