@@ -15,21 +15,29 @@ import numpy as np
 N_LABELS = 40
 BATCH = 20_000
 
-# [points represented, painted, performance.now()] of the page's map, or null before it exists. A point is
-# represented when it is drawn as a glyph (map-source) or counted in the rasterised image (map-raster).
-PAINTED = """
+
+def on_map(body: str) -> str:
+    """A browser script that runs `body` with `doc`, `fig` (the map) and `view` (its BokehJS view) bound, on the
+    first Bokeh document holding the page's map; the script answers null before the map exists."""
+    return f"""
 const docs = (window.Bokeh && Bokeh.documents) || [];
-for (const doc of docs) {
+for (const doc of docs) {{
   const fig = doc.get_model_by_name('data-map');
   if (!fig) continue;
   const view = Bokeh.index.find_one(fig);
+{body}
+}}
+return null;
+"""
+
+
+# [points represented, painted, performance.now()] of the page's map, or null before it exists. A point is
+# represented when it is drawn as a glyph (map-source) or counted in the rasterised image (map-raster).
+PAINTED = on_map("""
   const glyphs = doc.get_model_by_name('map-source').get_length() || 0;
   const raster = doc.get_model_by_name('map-raster');
   const image = raster && raster.get_length() ? Number(raster.data.points[0]) : 0;
-  return [Math.max(glyphs, image), !!(view && view.has_finished()), performance.now()];
-}
-return null;
-"""
+  return [Math.max(glyphs, image), !!(view && view.has_finished()), performance.now()];""")
 
 
 # Moves the map's view to [x0, x1] x [y0, y1] as a pan or zoom tool does (ranges, then the RangesUpdate event

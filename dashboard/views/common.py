@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -26,6 +27,25 @@ def state_param(cls: type[StateT]) -> param.ClassSelector[StateT]:
     way to say "typed as X", and changes nothing at run time.
     """
     return param.ClassSelector(class_=cls, allow_None=NoNone)
+
+
+class RunPoller:
+    """Calls `poll` every `period_ms` while `running()` holds, as a periodic callback of this session: started
+    after a run is submitted, it stops itself once the run has ended."""
+
+    def __init__(self, poll: Callable[[], object], running: Callable[[], bool], period_ms: int = 1000):
+        self.poll, self.running, self.period_ms = poll, running, period_ms
+        self._callback: Any = None
+
+    def start(self) -> None:
+        if self._callback is None and self.running():
+            self._callback = pn.state.add_periodic_callback(self._tick, period=self.period_ms)
+
+    def _tick(self) -> None:
+        self.poll()
+        if not self.running() and self._callback is not None:
+            self._callback.stop()
+            self._callback = None
 
 
 def esc(value: Any) -> str:

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import panel as pn
-from panel.io.callbacks import PeriodicCallback
 from panel.viewable import Viewer
 
 from dashboard.state.loop import HISTORY_COLUMNS, LoopState
-from dashboard.views.common import esc, state_param
+from dashboard.views.common import RunPoller, esc, state_param
 
 POLL_MS = 1000
 
@@ -32,7 +31,7 @@ class LoopView(Viewer):
             height=220, pagination="local", page_size=6, css_classes=["dd-loop-history"],
             formatters={c: {"type": "money", "precision": 3} for c in ("accuracy", "macro_f1")},
         )
-        self._poller: PeriodicCallback | None = None
+        self.poller = RunPoller(state.poll, lambda: state.running, period_ms=POLL_MS)
         self.button.on_click(lambda _: self._retrain())
         state.param.watch(lambda *_: self._redraw(), ["champion", "changes", "run", "verdict", "history", "message",
                                                    "evaluation"])
@@ -41,14 +40,7 @@ class LoopView(Viewer):
     def _retrain(self) -> None:
         self.state.retrain()
         self._redraw()
-        if self.state.running and self._poller is None:
-            self._poller = pn.state.add_periodic_callback(self._tick, period=POLL_MS)
-
-    def _tick(self) -> None:
-        self.state.poll()
-        if not self.state.running and self._poller is not None:
-            self._poller.stop()
-            self._poller = None
+        self.poller.start()
 
     def _redraw(self) -> None:
         s = self.state

@@ -9,7 +9,7 @@ import panel as pn
 from panel.viewable import Viewer
 
 from dashboard.state.queue import FORMATS, STRATEGIES, QueueState
-from dashboard.views.common import esc, state_param
+from dashboard.views.common import RunPoller, esc, state_param
 
 PREVIEW_COLUMNS = ["id", "text", "label", "prediction", "confidence", "entropy", "cluster", "reason", "score"]
 
@@ -40,7 +40,7 @@ class QueueView(Viewer):
         self.push.on_click(lambda _: self._started(state.push_to_label_studio()))
         self.pull.on_click(lambda _: self._started(state.pull_from_label_studio()))
         state.param.watch(lambda e: setattr(self.sync, "object", esc(e.new)), "sync")
-        self._poll: Any = None
+        self.poller = RunPoller(state.refresh_run, lambda: state.run_active)
         self.preview.on_click(self._preview)
         state.param.watch(lambda *_: self._on_rows(), "rows")
         state.param.watch(lambda e: setattr(self.message, "object", esc(e.new)), "message")
@@ -52,15 +52,8 @@ class QueueView(Viewer):
         self.state.preview()
 
     def _started(self, state: QueueState) -> None:
-        """Poll the run once a second until it ends (a periodic callback of this session)."""
-        if self._poll is None and state.run_active:
-            self._poll = pn.state.add_periodic_callback(self._tick, period=1000)
-
-    def _tick(self) -> None:
-        self.state.refresh_run()
-        if not self.state.run_active and self._poll is not None:
-            self._poll.stop()
-            self._poll = None
+        """Follow the run just submitted until it ends."""
+        self.poller.start()
 
     def _on_names(self) -> None:
         for fmt, widget in zip(FORMATS, self.downloads, strict=True):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dashboard.app import DashboardServer, serve_dashboard
-from scripts.synthetic import PAINTED, VIEW_RANGE, move_view, wait_idle, wait_painted
+from scripts.synthetic import PAINTED, VIEW_RANGE, move_view, on_map, wait_idle, wait_painted
 from tests.dashboard.conftest import BIG_POINTS, DATASET, N_POINTS, REAL_MODEL, Service
 from tests.servers import free_port
 
@@ -41,20 +41,12 @@ walk(document);
 return out;
 """
 # The map as BokehJS holds it: points in the source, whether the plot has painted, the colour-by field.
-MAP_STATE = """
-const docs = (window.Bokeh && Bokeh.documents) || [];
-for (const doc of docs) {
-  const fig = doc.get_model_by_name('data-map');
-  if (!fig) continue;
-  const view = Bokeh.index.find_one(fig);
+MAP_STATE = on_map("""
   const source = doc.get_model_by_name('map-source');
   const points = doc.get_model_by_name('map-points');
   return {n: source.get_length(), painted: !!(view && view.has_finished()), t: performance.now(),
           field: points.glyph.fill_color.field || null,
-          focus: doc.get_model_by_name('map-focus').get_length()};
-}
-return null;
-"""
+          focus: doc.get_model_by_name('map-focus').get_length()};""")
 # Three cluster names planted in the map: the first two overlap on screen, the third sits at the frame's left side.
 PLANT_NAMES = """
 const doc = Bokeh.documents[0];
