@@ -36,6 +36,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def headless_chromium():
+    """Headless Chromium on a new profile folder, as the browser tests start it: (browser, profile folder); the
+    caller quits the browser and removes the folder."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    if shutil.which("chromium"):
+        options.binary_location = shutil.which("chromium") or ""
+    profile = tempfile.mkdtemp(prefix="dd-chromium-")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1600,1000",
+                 f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options), profile
+
+
 def first_render(browser, url: str, n: int, backend: str) -> float:
     """Seconds from navigation to the map painted; `backend` goes in the probe's cookie first (the probe on
     each page rewrites it with what it detects)."""
@@ -73,9 +91,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import uvicorn
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
 
     from dashboard.app import serve_dashboard
     from dashboard.views.map_figure import GLYPH_LIMIT
@@ -104,13 +119,7 @@ def main() -> None:
               f"read into the service's snapshot and encoded in {time.perf_counter() - started:.1f} s")
     dashboard = serve_dashboard(api, free_port(), warm=False)
 
-    options = Options()
-    profile = tempfile.mkdtemp(prefix="dd-chromium-")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1600,1000",
-                 f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    browser, profile = headless_chromium()
     try:
         # A page of the dashboard's origin that opens no session (a 404), for the cookie: the dashboard's own page
         # would load a map, and the first visit measured below would find it cached.

@@ -205,20 +205,9 @@ class Bench:
         return vm_hwm_mb(self.service.pid) if self.service is not None else None
 
     def map_render(self) -> None:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.options import Options
-        from selenium.webdriver.chrome.service import Service
+        from scripts.bench_map import first_render, headless_chromium
 
-        from scripts.bench_map import first_render
-
-        options = Options()
-        options.binary_location = "/usr/bin/chromium"
-        profile = tempfile.mkdtemp(prefix="dd-chromium-")
-        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1600,1000",
-                     f"--user-data-dir={profile}"):
-            options.add_argument(flag)
-        browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        browser, profile = headless_chromium()
         try:
             url = f"http://127.0.0.1:{self.dash_port}/?dataset={DATASET}"
             browser.get(f"http://127.0.0.1:{self.dash_port}/")
