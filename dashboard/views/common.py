@@ -37,11 +37,17 @@ class RunPoller:
         self.poll, self.running, self.period_ms = poll, running, period_ms
         self._callback: Any = None
 
+    @property
+    def active(self) -> bool:
+        """Whether the periodic callback is installed (a run is being followed)."""
+        return self._callback is not None
+
     def start(self) -> None:
         if self._callback is None and self.running():
-            self._callback = pn.state.add_periodic_callback(self._tick, period=self.period_ms)
+            self._callback = pn.state.add_periodic_callback(self.tick, period=self.period_ms)
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
+        """One poll; the callback removes itself once the run has ended."""
         self.poll()
         if not self.running() and self._callback is not None:
             self._callback.stop()

@@ -249,9 +249,9 @@ def test_dashboard_queue_tab_runs_push_and_pull_with_progress(label_studio: Labe
             time.sleep(0.1)
             queue.refresh_run()  # the view's periodic callback, which needs a served session to tick
         assert done in queue.sync and done in view.sync.object, queue.sync
-        if view._poll is not None:
-            view._tick()
-        assert view._poll is None  # polling stops once the run ended
+        if view.poller.active:
+            view.poller.tick()
+        assert not view.poller.active  # polling stops once the run ended
     status = client.label_studio(DATASET)
     assert status["connected"] and status["project_id"] and status["last_push"] and status["last_pull"]
     assert status["url"] == label_studio.url and status["tasks"] >= 6
