@@ -33,6 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="auto = compare every family on validation and keep the best")
     p.add_argument("--folds", type=count(2), default=5, help="folds of the out-of-fold probabilities")
     p.add_argument("--seed", type=count(0), default=0)
+    p.add_argument("--fit-cap", type=count(0), default=None,
+                   help="training points per fit of model selection, the curves and the out-of-fold fits "
+                   "(a stratified sample above it; the served model always learns from every training point; "
+                   "0 = no cap; default 50,000)")
     p.add_argument("--promote", action="store_true", help="mark the new version as production")
     p.add_argument("--json", action="store_true", help="print the version's metrics as JSON")
     p.add_argument("--ingest-if-missing", action="store_true",
@@ -132,9 +136,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     with Workspace(settings) as ws:
         if args.ingest_if_missing and args.from_file is None and not ws.catalog.exists(dataset):
             _ingest_humanloop(ws, dataset)
+        caps = {} if args.fit_cap is None else {"fit_cap": args.fit_cap}
         version = train_version(ws, dataset, from_file=args.from_file, model=args.model, folds=args.folds,
                                 seed=args.seed, fmt=args.format, columns=columns, registry=registry,
-                                if_changed=args.if_changed)
+                                if_changed=args.if_changed, **caps)
     kept = before is not None and version.version == before.version
     if args.promote:
         promote(settings, registry, dataset, version.version)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LEARNING_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
+# Model selection, the learning and iteration curves and the out-of-fold fits are diagnostics: past this many
+# training points their answers barely move while their cost grows with every point (at 100k the full set of
+# them took over 38 minutes on 2 cores), so each of their fits uses a stratified sample of at most this many
+# training points. The version that serves is still fitted once on every training point. 0 = no cap.
+FIT_CAP = 50_000
 ITERATION_SCHEDULE = (1, 2, 3, 5, 8, 12, 18, 27, 40, 60, 90, 135, 200, 300, 450, 700, 1000)
 
 
@@ -40,12 +46,12 @@ def _take(values: list, idx: np.ndarray) -> list:
 
 
 def select_model(d: training_data.TrainingData, y: np.ndarray, n_labels: int, families: list[str],
-                 grids: dict[str, list[dict]] | None = None,
-                 progress: ProgressFn = no_progress) -> tuple[Classifier, list[dict[str, Any]]]:
+                 grids: dict[str, list[dict]] | None = None, progress: ProgressFn = no_progress,
+                 sample: Sample | None = None) -> tuple[Classifier, list[dict[str, Any]]]:
     """Fit every family x grid point on training, score on validation; best macro-F1 wins, then log loss."""
     grids = grids or GRIDS
     progress(stage="select model", done=0, total=sum(len(grids[family]) for family in families))
-    train, val = np.flatnonzero(d.mask("training")), np.flatnonzero(d.mask("validation"))
+    train, val = (sample or Sample.whole(d)).splits
     texts_tr, texts_va = _take(d.texts, train), _take(d.texts, val)
     candidates: list[dict[str, Any]] = []
     best: tuple[tuple[float, float], Classifier] | None = None
@@ -77,11 +83,47 @@ def _subsample(idx: np.ndarray, y: np.ndarray, fraction: float, rng: np.random.G
     return np.sort(np.concatenate(out))
 
 
+def _capped(idx: np.ndarray, y: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """`idx` itself when it holds at most `cap` points (or cap is 0), else a stratified sample of about `cap`."""
+    if not cap or len(idx) <= cap:
+        return idx
+    return _subsample(idx, y, cap / len(idx), rng)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The training and validation rows the diagnostic fits use: all of them, or stratified samples of at most
+    `cap` each (FIT_CAP)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    cap: int = 0
+
+    @property
+    def splits(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.train, self.val
+
+    @classmethod
+    def whole(cls, d: training_data.TrainingData) -> Sample:
+        return cls(np.flatnonzero(d.mask("training")), np.flatnonzero(d.mask("validation")))
+
+    @classmethod
+    def capped(cls, d: training_data.TrainingData, y: np.ndarray, cap: int, seed: int = 0) -> Sample:
+        whole = cls.whole(d)
+        rng = np.random.default_rng(seed)
+        return cls(_capped(whole.train, y, cap, rng), _capped(whole.val, y, cap, rng), cap)
+
+    def describe(self, d: training_data.TrainingData) -> dict[str, int]:
+        whole = Sample.whole(d)
+        return {"fit_cap": self.cap, "training": len(self.train), "training_of": len(whole.train),
+                "validation": len(self.val), "validation_of": len(whole.val)}
+
+
 def learning_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int, chosen: Classifier,
-                   repeats: int = 3, seed: int = 0) -> dict[str, Any]:
+                   repeats: int = 3, seed: int = 0, sample: Sample | None = None) -> dict[str, Any]:
     """Validation macro-F1 and accuracy against training-set size (mean and std over stratified draws)."""
     rng = np.random.default_rng(seed)
-    train, val = np.flatnonzero(d.mask("training")), np.flatnonzero(d.mask("validation"))
+    train, val = (sample or Sample.whole(d)).splits
     params = {k: v for k, v in chosen.params().items() if k in GRIDS[chosen.kind][0]}
     rows: dict[str, list[float]] = {k: [] for k in (
         "train_sizes", "validation_macro_f1", "validation_macro_f1_std", "validation_accuracy",
@@ -107,11 +149,12 @@ def learning_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int, 
     return {"model": chosen.kind, "repeats": repeats, **rows}
 
 
-def iteration_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int, C: float) -> dict[str, Any]:
+def iteration_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int, C: float,
+                    sample: Sample | None = None) -> dict[str, Any]:
     """Loss and accuracy of logistic regression after t lbfgs iterations, on training and validation."""
     from sklearn.linear_model import LogisticRegression
 
-    train, val = np.flatnonzero(d.mask("training")), np.flatnonzero(d.mask("validation"))
+    train, val = (sample or Sample.whole(d)).splits
     out: dict[str, list[float]] = {k: [] for k in (
         "iteration", "training_loss", "validation_loss", "training_accuracy", "validation_accuracy")}
 
@@ -139,8 +182,10 @@ def iteration_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int,
 
 
 def out_of_fold(d: training_data.TrainingData, y: np.ndarray, n_labels: int, chosen: Classifier,
-                folds: int = 5, seed: int = 0, progress: ProgressFn = no_progress) -> np.ndarray:
-    """k-fold probabilities over every labelled point: each row from a model that did not see that point."""
+                folds: int = 5, seed: int = 0, progress: ProgressFn = no_progress, fit_cap: int = 0) -> np.ndarray:
+    """k-fold probabilities over every labelled point: each row from a model that did not see that point.
+    With `fit_cap`, each fold's model is fitted on a stratified sample of at most that many of the other
+    folds' points; every held-out point still gets its row."""
     from sklearn.model_selection import StratifiedKFold
 
     if len(y) < folds:
@@ -154,7 +199,9 @@ def out_of_fold(d: training_data.TrainingData, y: np.ndarray, n_labels: int, cho
         warnings.simplefilter("ignore")
         splits = list(splitter.split(np.zeros(len(y)), y))
     progress(stage="out-of-fold", done=0, total=len(splits))
+    rng = np.random.default_rng(seed)
     for fit_idx, held_idx in splits:
+        fit_idx = _capped(fit_idx, y, fit_cap, rng)
         model = _quiet_fit(build(chosen.kind, **params), _take(d.texts, fit_idx), d.vectors[fit_idx],
                            y[fit_idx], n_labels)
         proba[held_idx] = model.predict_proba(_take(d.texts, held_idx), d.vectors[held_idx])
@@ -215,8 +262,11 @@ def train_version(ws: Workspace, dataset: str, from_file: Path | None = None, pr
         d = training_data.from_file(ws, Path(from_file), options.get("fmt"), options.get("columns"))
     else:
         d = training_data.from_store(ws, dataset)
+    fit_cap = int(options.get("fit_cap", FIT_CAP) or 0)
     request = {"model": model_opt, "folds": folds, "seed": seed,
                "learning_repeats": int(options.get("learning_repeats", 3)), "grids": options.get("grids")}
+    if fit_cap != FIT_CAP:  # kept out of the default request so versions trained before the cap still compare
+        request["fit_cap"] = fit_cap
     if options.get("if_changed"):
         kept = unchanged_version(registry, dataset, d, request)
         if kept is not None:
@@ -227,8 +277,19 @@ def train_version(ws: Workspace, dataset: str, from_file: Path | None = None, pr
     n = len(labels)
     log.info("training %s on %s: %s", dataset, d.source, d.sizes())
 
-    chosen, candidates = select_model(d, y, n, families, options.get("grids"), progress=progress)
+    sample = Sample.capped(d, y, fit_cap, seed)
+    if len(sample.train) < len(Sample.whole(d).train):
+        log.info("model selection, curves and out-of-fold fits on a stratified sample: %s", sample.describe(d))
+    chosen, candidates = select_model(d, y, n, families, options.get("grids"), progress=progress, sample=sample)
     log.info("selected %s on validation (%.1f s)", chosen.params(), time.perf_counter() - started)
+    everything = Sample.whole(d).train
+    if len(sample.train) < len(everything):  # the served model learns from every training point
+        progress(stage="fit on all training points")
+        params = {k: v for k, v in chosen.params().items() if k in GRIDS[chosen.kind][0]}
+        chosen = _quiet_fit(build(chosen.kind, **params), _take(d.texts, everything), d.vectors[everything],
+                            y[everything], n)
+        log.info("fitted %s on all %d training points (%.1f s)", chosen.kind, len(everything),
+                 time.perf_counter() - started)
 
     progress(stage="evaluate")
     metrics: dict[str, Any] = {}
@@ -239,10 +300,11 @@ def train_version(ws: Workspace, dataset: str, from_file: Path | None = None, pr
             metrics[name] = evaluate(proba, y[idx], labels)
     repeats = int(options.get("learning_repeats", 3))
     progress(stage="learning curve")
-    curves: dict[str, Any] = {"learning_curve": learning_curve(d, y, n, chosen, repeats=repeats, seed=seed)}
+    curves: dict[str, Any] = {"learning_curve": learning_curve(d, y, n, chosen, repeats=repeats, seed=seed,
+                                                               sample=sample)}
     if chosen.kind == "logreg":
-        curves["iterations"] = iteration_curve(d, y, n, chosen.params()["C"])
-    oof = out_of_fold(d, y, n, chosen, folds=folds, seed=seed, progress=progress)
+        curves["iterations"] = iteration_curve(d, y, n, chosen.params()["C"], sample=sample)
+    oof = out_of_fold(d, y, n, chosen, folds=folds, seed=seed, progress=progress, fit_cap=fit_cap)
     oof_eval = evaluate(oof, y, labels, bootstrap=False)
     metrics["oof"] = {"folds": folds, "n": len(y), "accuracy": oof_eval["accuracy"],
                       "macro_f1": oof_eval["macro_f1"], "log_loss": oof_eval["log_loss"], "ece": oof_eval["ece"]}
@@ -264,6 +326,7 @@ def train_version(ws: Workspace, dataset: str, from_file: Path | None = None, pr
         "data_read_at": data_read_at,
         "data_read_change": data_read_change,
         "sizes": d.sizes(),
+        "diagnostics_sample": sample.describe(d),
         "metrics": metrics,
         "curves": curves,
         "training_seconds": round(time.perf_counter() - started, 2),

@@ -164,3 +164,46 @@ def test_label_only_outside_training_is_refused(ws, tmp_path):
     rows.append({"id": 99, "text": "trip abroad", "label": "travel", "split": "testing"})
     with pytest.raises(InvalidInput, match=r"\['travel'\] occur only outside the training split"):
         train_version(ws, DATASET, from_file=_write(tmp_path / "x.csv", rows))
+
+
+def test_a_fit_cap_samples_the_diagnostics_but_the_served_model_learns_from_every_training_point(ws, registry):
+    """Above the cap, selection, curves and out-of-fold fits use a stratified sample (that is what keeps
+    `train` to minutes at a million points); the version that serves is fitted on all training points."""
+    from sklearn.linear_model import LogisticRegression
+
+    from service.predictions.data import from_store
+
+    version = train_version(ws, DATASET, model="logreg", grids=TEST_GRIDS, learning_repeats=1, fit_cap=40,
+                            registry=registry)
+    sample = version.meta["diagnostics_sample"]
+    assert sample["training_of"] == 120 and 36 <= sample["training"] <= 44  # stratified: ~10 per intent
+    assert version.meta["request"]["fit_cap"] == 40
+    assert version.curves["learning_curve"]["train_sizes"][-1] == sample["training"]
+    # The served model is the chosen C fitted on every training point: the same coefficients as such a fit.
+    d = from_store(ws, DATASET)
+    y = d.y(version.labels)
+    train = np.flatnonzero(d.mask("training"))
+    direct = LogisticRegression(C=version.params["C"], max_iter=2000).fit(d.vectors[train], y[train])
+    np.testing.assert_allclose(version.model().model_.coef_, direct.coef_, rtol=1e-6, atol=1e-8)
+    # The validation and test figures are the served model's, on every validation and test point.
+    assert version.metrics["validation"]["n"] == 32 and version.metrics["test"]["n"] == 32
+    ids, proba = version.oof()
+    assert len(ids) == 184 and len(set(ids)) == 184
+
+
+def test_out_of_fold_with_a_fit_cap_fits_on_samples_and_still_predicts_every_point(ws, monkeypatch):
+    from service.predictions.data import from_store
+
+    monkeypatch.setitem(models.FAMILIES, "recorder", _Recorder)
+    monkeypatch.setitem(models.GRIDS, "recorder", [{"C": 1.0}])
+    _Recorder.fitted, _Recorder.predicted = [], []
+    d = from_store(ws, DATASET)
+    labels = d.label_set
+    training.out_of_fold(d, d.y(labels), len(labels), _Recorder(), folds=4, fit_cap=50)
+    assert len(_Recorder.fitted) == 4
+    assert all(46 <= len(seen) <= 54 for seen in _Recorder.fitted)  # 138 other-fold points, sampled to ~50
+    predicted_texts = []
+    for model_index, texts in _Recorder.predicted:
+        assert not set(texts) & _Recorder.fitted[model_index]
+        predicted_texts.extend(texts)
+    assert sorted(predicted_texts) == sorted(d.texts)

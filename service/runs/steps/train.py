@@ -32,6 +32,7 @@ class TrainOptions(StepOptions):
     folds: int | None = Field(None, ge=2)
     seed: int | None = Field(None, ge=0)
     learning_repeats: int | None = Field(None, ge=1)
+    fit_cap: int | None = Field(None, ge=0, le=10_000_000)  # points per diagnostic fit; 0 = no cap
     from_file: str | None = None
     if_changed: bool | None = None  # keep the latest version when the data, embeddings and options are the same
 
