@@ -107,16 +107,20 @@ class Sample:
     def whole(cls, d: training_data.TrainingData) -> Sample:
         return cls(np.flatnonzero(d.mask("training")), np.flatnonzero(d.mask("validation")))
 
-    @classmethod
-    def capped(cls, d: training_data.TrainingData, y: np.ndarray, cap: int, seed: int = 0) -> Sample:
-        whole = cls.whole(d)
+    def capped(self, y: np.ndarray, cap: int, seed: int = 0) -> Sample:
+        """Stratified samples of at most `cap` rows of this sample's training and validation rows."""
         rng = np.random.default_rng(seed)
-        return cls(_capped(whole.train, y, cap, rng), _capped(whole.val, y, cap, rng), cap)
+        return Sample(_capped(self.train, y, cap, rng), _capped(self.val, y, cap, rng), cap)
 
-    def describe(self, d: training_data.TrainingData) -> dict[str, int]:
-        whole = Sample.whole(d)
+    def describe(self, whole: Sample) -> dict[str, int]:
+        """How many rows this sample holds of `whole`'s, for the version's record."""
         return {"fit_cap": self.cap, "training": len(self.train), "training_of": len(whole.train),
                 "validation": len(self.val), "validation_of": len(whole.val)}
+
+
+def _grid_params(chosen: Classifier) -> dict[str, Any]:
+    """The chosen model's hyper-parameters that its family's grid searches, to build a fresh one alike."""
+    return {k: v for k, v in chosen.params().items() if k in GRIDS[chosen.kind][0]}
 
 
 def learning_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int, chosen: Classifier,
@@ -124,7 +128,7 @@ def learning_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int, 
     """Validation macro-F1 and accuracy against training-set size (mean and std over stratified draws)."""
     rng = np.random.default_rng(seed)
     train, val = (sample or Sample.whole(d)).splits
-    params = {k: v for k, v in chosen.params().items() if k in GRIDS[chosen.kind][0]}
+    params = _grid_params(chosen)
     rows: dict[str, list[float]] = {k: [] for k in (
         "train_sizes", "validation_macro_f1", "validation_macro_f1_std", "validation_accuracy",
         "validation_accuracy_std", "training_accuracy")}
@@ -190,7 +194,7 @@ def out_of_fold(d: training_data.TrainingData, y: np.ndarray, n_labels: int, cho
 
     if len(y) < folds:
         raise InvalidInput(f"{len(y)} labelled points cannot make {folds} folds; lower --folds")
-    params = {k: v for k, v in chosen.params().items() if k in GRIDS[chosen.kind][0]}
+    params = _grid_params(chosen)
     proba = np.zeros((len(y), n_labels), dtype=np.float64)
     seen = np.zeros(len(y), dtype=np.int64)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -277,17 +281,18 @@ def train_version(ws: Workspace, dataset: str, from_file: Path | None = None, pr
     n = len(labels)
     log.info("training %s on %s: %s", dataset, d.source, d.sizes())
 
-    sample = Sample.capped(d, y, fit_cap, seed)
-    if len(sample.train) < len(Sample.whole(d).train):
-        log.info("model selection, curves and out-of-fold fits on a stratified sample: %s", sample.describe(d))
+    whole = Sample.whole(d)
+    sample = whole.capped(y, fit_cap, seed)
+    sampled = len(sample.train) < len(whole.train)
+    if sampled:
+        log.info("model selection, curves and out-of-fold fits on a stratified sample: %s", sample.describe(whole))
     chosen, candidates = select_model(d, y, n, families, options.get("grids"), progress=progress, sample=sample)
     log.info("selected %s on validation (%.1f s)", chosen.params(), time.perf_counter() - started)
-    everything = Sample.whole(d).train
-    if len(sample.train) < len(everything):  # the served model learns from every training point
+    if sampled:  # the served model learns from every training point
         progress(stage="fit on all training points")
-        params = {k: v for k, v in chosen.params().items() if k in GRIDS[chosen.kind][0]}
-        chosen = _quiet_fit(build(chosen.kind, **params), _take(d.texts, everything), d.vectors[everything],
-                            y[everything], n)
+        everything = whole.train
+        chosen = _quiet_fit(build(chosen.kind, **_grid_params(chosen)), _take(d.texts, everything),
+                            d.vectors[everything], y[everything], n)
         log.info("fitted %s on all %d training points (%.1f s)", chosen.kind, len(everything),
                  time.perf_counter() - started)
 
@@ -326,7 +331,7 @@ def train_version(ws: Workspace, dataset: str, from_file: Path | None = None, pr
         "data_read_at": data_read_at,
         "data_read_change": data_read_change,
         "sizes": d.sizes(),
-        "diagnostics_sample": sample.describe(d),
+        "diagnostics_sample": sample.describe(whole),
         "metrics": metrics,
         "curves": curves,
         "training_seconds": round(time.perf_counter() - started, 2),

@@ -94,7 +94,9 @@ class _Recorder:
         return np.full((len(texts), self.n_labels_), 1.0 / self.n_labels_)
 
 
-def test_out_of_fold_never_predicts_a_point_its_model_saw(ws, monkeypatch):
+def _recorded_out_of_fold(ws, monkeypatch, **options) -> None:
+    """Run out_of_fold with the recorder over the planted data and check that no model predicted a point it
+    was fitted on and that every labelled point was predicted exactly once."""
     from service.predictions.data import from_store
 
     monkeypatch.setitem(models.FAMILIES, "recorder", _Recorder)
@@ -102,13 +104,17 @@ def test_out_of_fold_never_predicts_a_point_its_model_saw(ws, monkeypatch):
     _Recorder.fitted, _Recorder.predicted = [], []
     d = from_store(ws, DATASET)
     labels = d.label_set
-    training.out_of_fold(d, d.y(labels), len(labels), _Recorder(), folds=5)
-    assert len(_Recorder.fitted) == 5
+    training.out_of_fold(d, d.y(labels), len(labels), _Recorder(), **options)
     predicted_texts = []
     for model_index, texts in _Recorder.predicted:
         assert not set(texts) & _Recorder.fitted[model_index]
         predicted_texts.extend(texts)
     assert sorted(predicted_texts) == sorted(d.texts)
+
+
+def test_out_of_fold_never_predicts_a_point_its_model_saw(ws, monkeypatch):
+    _recorded_out_of_fold(ws, monkeypatch, folds=5)
+    assert len(_Recorder.fitted) == 5
 
 
 def _write(path, rows, fields=("id", "text", "label", "split")):
@@ -192,18 +198,6 @@ def test_a_fit_cap_samples_the_diagnostics_but_the_served_model_learns_from_ever
 
 
 def test_out_of_fold_with_a_fit_cap_fits_on_samples_and_still_predicts_every_point(ws, monkeypatch):
-    from service.predictions.data import from_store
-
-    monkeypatch.setitem(models.FAMILIES, "recorder", _Recorder)
-    monkeypatch.setitem(models.GRIDS, "recorder", [{"C": 1.0}])
-    _Recorder.fitted, _Recorder.predicted = [], []
-    d = from_store(ws, DATASET)
-    labels = d.label_set
-    training.out_of_fold(d, d.y(labels), len(labels), _Recorder(), folds=4, fit_cap=50)
+    _recorded_out_of_fold(ws, monkeypatch, folds=4, fit_cap=50)
     assert len(_Recorder.fitted) == 4
     assert all(46 <= len(seen) <= 54 for seen in _Recorder.fitted)  # 138 other-fold points, sampled to ~50
-    predicted_texts = []
-    for model_index, texts in _Recorder.predicted:
-        assert not set(texts) & _Recorder.fitted[model_index]
-        predicted_texts.extend(texts)
-    assert sorted(predicted_texts) == sorted(d.texts)
