@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 
 from dashboard.app import DashboardServer, serve_dashboard
 from scripts.synthetic import PAINTED, VIEW_RANGE, move_view, on_map, wait_idle, wait_painted
@@ -148,7 +149,10 @@ def dashboard(service: Service) -> Iterator[DashboardServer]:
 def wait_for(predicate, timeout: float = 60, what: str = "the page") -> Any:
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
+        try:
+            value = predicate()
+        except StaleElementReferenceException:  # the page redrew the element between finding and reading it
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
@@ -169,15 +173,23 @@ def find(browser, selector: str, text: str = "") -> list[Any]:
     return browser.execute_script(FIND_ALL, selector, text)
 
 
-def click(browser, selector: str, text: str) -> None:
-    """Click the first element matching `selector` with `text`, once the page has it."""
-    wait_for(lambda: find(browser, selector, text), what=f"{selector} {text!r}")[0].click()
+def click(browser, selector: str, text: str, exact: bool = False, scroll: bool = False) -> None:
+    """Click the first element matching `selector` with `text` (or exactly that text), once the page has it.
+    Found and clicked in one try, tried again if the page redraws it in between (a table re-rendering its rows)."""
+    def clicked() -> bool:
+        found = [e for e in find(browser, selector, text) if not exact or e.text.strip() == text]
+        if not found:
+            return False
+        if scroll:  # a table cell may lie below the fold
+            browser.execute_script("arguments[0].scrollIntoView(); arguments[0].click();", found[0])
+        else:
+            found[0].click()
+        return True
+    wait_for(clicked, what=f"{selector} {text!r}")
 
 
 def click_tab(browser, title: str) -> None:
-    tabs = wait_for(lambda: [t for t in find(browser, ".bk-tab", title) if t.text.strip() == title],
-                    what=f"the {title} tab")
-    tabs[0].click()
+    click(browser, ".bk-tab", title, exact=True)
 
 
 def page_text(browser) -> str:
@@ -439,9 +451,7 @@ def test_a_million_points_in_a_browser(chrome, dashboard: DashboardServer, servi
     click_tab(chrome, "Clusters")
     cluster = str(cluster_table(frame, {}).iloc[0]["cluster"])  # the table's first row: drawn, not scrolled to
     name = f"blob {cluster}"
-    cell = wait_for(lambda: [c for c in find(chrome, ".tabulator-cell", name) if c.text.strip() == name],
-                    what="the cluster's row")[0]
-    chrome.execute_script("arguments[0].scrollIntoView(); arguments[0].click();", cell)
+    click(chrome, ".tabulator-cell", name, exact=True, scroll=True)
     members = int((frame["cluster"] == cluster).sum())
     wait_for(lambda: chrome.execute_script(HIGHLIGHTED) == members, what=f"the {members:,} points of the cluster")
 
