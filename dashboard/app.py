@@ -159,9 +159,14 @@ class DashboardServer:
             stop()
 
 
+PRELOAD_TIMEOUT_S = 900.0
+
+
 def preload(cache: MapCache, api_url: str, dataset: str | None = None, token: str | None = None) -> None:
     """Fetch the map of `dataset` (default: the first dataset) into the cache, so the first visitor waits less."""
-    client = ApiClient(api_url, token=token)
+    # In the background, so it may wait as long as the service's first snapshot takes (over a minute at 1M
+    # points, while the service reads every payload once): a page's 60 s would give up and leave it to the visitor.
+    client = ApiClient(api_url, token=token, timeout=PRELOAD_TIMEOUT_S)
     try:
         names = [d["name"] for d in client.datasets()]
         if names:

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # columns (service.analyses.registry.snapshot_columns).
 BASE_COLUMNS = (
     "record_id", "text", "label", "split", "prediction", "confidence", "entropy", "prediction_status",
-    "review_status", "revision", "model_version",
+    "review_status", "revision", "model_version", "original_label",
 )
 BASE_FLOAT_COLUMNS = ("confidence", "entropy")
 

@@ -39,11 +39,16 @@ async def get_loop(dataset: DatasetName, state: StateDep) -> dict[str, Any]:
 async def get_evaluation(dataset: DatasetName, version: VersionName, state: StateDep) -> dict[str, Any]:
     """The version's validation and test figures on the labels as ingested and as reviewed, how many
     evaluation labels were corrected, and the unreviewed likely label errors among evaluation points."""
-    from service.predictions.evaluation import honest_evaluation
+    from service.predictions.evaluation import evaluate_columns, stored_vectors
 
     def read() -> dict[str, Any]:
         state.workspace.catalog.get(dataset)
         version_ = ModelRegistry(state.settings.models_dir).get(dataset, version)
-        return honest_evaluation(state.workspace, dataset, version_)
+        collection = state.workspace.collection(dataset)
+        # From the cached columns, once per snapshot state (a review drops it): every dashboard session asks.
+        return state.views.snapshot(dataset).derived(
+            f"evaluation:{version_.version}",
+            lambda snap: evaluate_columns(snap.ids, snap.columns, version_,
+                                          lambda wanted: stored_vectors(collection, wanted)))
 
     return await run_in_threadpool(read)
