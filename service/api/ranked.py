@@ -65,20 +65,38 @@ class RankedRows:
         return self.rows[positions[keep]].tolist()
 
 
-def build_ranked(rows: Sequence[int], columns: dict[str, list[Any]], keywords: Sequence[str] = (),
+def numbers_of(column: Sequence[Any]) -> np.ndarray:
+    """A numeric column as float64, None as NaN."""
+    return np.array(column, dtype=np.float64)
+
+
+def rank_rows(keep: np.ndarray, score: np.ndarray, id_rank: np.ndarray) -> np.ndarray:
+    """The rows where `keep`, highest `score` first, ties by the id's text (the order a page cursor holds:
+    (-score, str(id))). At a million rows a sort in numpy takes a fraction of a second; Python's sorted()
+    with a key function took 4 s, after every review (a review drops the snapshot's rankings)."""
+    rows = np.flatnonzero(keep)
+    return rows[np.lexsort((id_rank[rows], -score[rows]))]
+
+
+def build_ranked(rows: np.ndarray, columns: dict[str, list[Any]], keywords: Sequence[str] = (),
                  numbers: Sequence[str] = (), fill: float = 0.0) -> RankedRows:
     """Arrays of `keywords` and `numbers` columns (of the whole snapshot) aligned with the ranked `rows`."""
+    import pandas as pd
+
     order = np.asarray(rows, dtype=np.int64)
     codes, vocab = {}, {}
     for name in keywords:
-        column = columns[name]
-        mapping: dict[Any, int] = {}
-        codes[name] = np.fromiter((mapping.setdefault(column[i], len(mapping)) for i in rows), dtype=np.int32,
-                                  count=len(rows))
-        vocab[name] = mapping
+        values = np.array(columns[name], dtype=object)[order]
+        # None gets a code of its own ("not reviewed" is a value a filter asks for).
+        found, uniques = pd.factorize(values, use_na_sentinel=False)
+        codes[name] = found.astype(np.int32)
+        vocab[name] = {(None if _missing(v) else v): code for code, v in enumerate(uniques)}
     nums = {}
     for name in numbers:
-        column = columns[name]
-        nums[name] = np.fromiter((fill if column[i] is None else column[i] for i in rows), dtype=np.float64,
-                                 count=len(rows))
+        column = numbers_of(columns[name])[order]
+        nums[name] = np.where(np.isnan(column), fill, column)
     return RankedRows(order, codes, vocab, nums)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)

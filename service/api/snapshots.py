@@ -88,6 +88,7 @@ class Snapshot:
     # Values derived from this state, least recently used first; bounded, since some names carry request
     # parameters (cluster-changes:<a>:<b>:<min_size>) and a client could otherwise grow it without end.
     _orders: OrderedDict[str, Any] = field(default_factory=OrderedDict)
+    _id_rank: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.index = {pid: i for i, pid in enumerate(self.ids)}
@@ -99,6 +100,17 @@ class Snapshot:
     def analysis_run(self) -> str | None:
         runs = [r for r in self.columns["analysis_run"] if r]
         return max(set(runs), key=runs.count) if runs else None
+
+    def id_rank(self) -> np.ndarray:
+        """Each row's place in the order of its id's text: how a ranking breaks ties (a page cursor holds
+        (-score, str(id))). Ids never change within a snapshot, so a review keeps it. No lock: it is read
+        while `derived` holds it, and two threads computing it at once compute equal arrays."""
+        if self._id_rank is None:
+            text = np.array([str(i) for i in self.ids])
+            rank = np.empty(len(text), dtype=np.int64)
+            rank[np.argsort(text, kind="stable")] = np.arange(len(text))
+            self._id_rank = rank
+        return self._id_rank
 
     def map_json(self, gzipped: bool = False) -> bytes:
         """The whole map as one JSON document of parallel arrays; encoded once per snapshot state."""

@@ -38,3 +38,21 @@ def test_a_column_without_none_has_no_none_rows():
     ranked = build_ranked([2, 0, 1], {"review_status": ["relabelled"] * 3}, ("review_status",))
     assert ranked.filter(none=("review_status",)) == []
     assert ranked.filter() == [2, 0, 1]
+
+
+def test_rank_rows_orders_as_the_page_cursor_does():
+    """Highest score first; equal scores by the id's text ("10" before "9"), as the cursor (-score, str(id))."""
+    import numpy as np
+
+    from service.api.ranked import numbers_of, rank_rows
+
+    rng = random.Random(3)
+    ids = list(range(1, 400)) + [f"u-{rng.randrange(1000)}" for _ in range(100)]
+    scores = [rng.choice([None, 0.25, 0.5, round(rng.random(), 2)]) for _ in ids]
+    texts = np.array([str(i) for i in ids])
+    id_rank = np.empty(len(ids), dtype=np.int64)
+    id_rank[np.argsort(texts, kind="stable")] = np.arange(len(ids))
+    score = numbers_of(scores)
+    got = rank_rows(~np.isnan(score), score, id_rank).tolist()
+    expected = sorted((i for i, s in enumerate(scores) if s is not None), key=lambda i: (-scores[i], str(ids[i])))
+    assert got == expected and len({scores[i] for i in got}) < len(got)  # ties were there to break

@@ -8,6 +8,7 @@ import bisect
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Path, Query
 
 from embeddings.store import PointFilter
@@ -15,7 +16,7 @@ from service.api import reports
 from service.api.deps import CollectionDep, DatasetName, StateDep
 from service.api.errors import READ_ERRORS
 from service.api.queries import bad_cursor, decode_cursor, decode_offset, encode_cursor, point_out
-from service.api.ranked import build_ranked
+from service.api.ranked import build_ranked, numbers_of, rank_rows
 from service.api.schemas import MAX_INT64, Cluster, ClusterChangesOut, ClusterDetail, Page, PointOut, Split, Triage
 from service.api.snapshots import Snapshot
 from service.api.state import ApiState
@@ -89,8 +90,10 @@ def list_issues(
     def rank(i: int) -> tuple[float, str]:
         return -scores[i], str(snap.ids[i])
 
-    def build(s: Snapshot) -> list[int]:
-        return sorted((i for i, score in enumerate(scores) if score is not None and labels[i] is not None), key=rank)
+    def build(s: Snapshot) -> np.ndarray:
+        score = numbers_of(scores)
+        labelled = np.array([label is not None for label in labels])
+        return rank_rows(~np.isnan(score) & labelled, score, s.id_rank())
 
     ranked = snap.derived("issues", lambda s: build_ranked(build(s), s.columns, ("label", "triage", "split",
                                                                                   "review_status"),
@@ -119,8 +122,10 @@ def list_disagreements(
     def rank(i: int) -> tuple[float, str]:
         return -conf[i], str(snap.ids[i])
 
-    def build(s: Snapshot) -> list[int]:
-        return sorted((i for i, st in enumerate(status) if st == "incorrect" and conf[i] is not None), key=rank)
+    def build(s: Snapshot) -> np.ndarray:
+        confidence = numbers_of(conf)
+        incorrect = np.array([st == "incorrect" for st in status])
+        return rank_rows(incorrect & ~np.isnan(confidence), confidence, s.id_rank())
 
     ranked = snap.derived("disagreements", lambda s: build_ranked(build(s), s.columns, ("review_status",),
                                                                   ("confidence",)))
@@ -146,8 +151,9 @@ def list_suggestions(
     def rank(i: int) -> tuple[float, str]:
         return -(conf[i] or 0.0), str(snap.ids[i])
 
-    def build(s: Snapshot) -> list[int]:
-        return sorted((i for i, sug in enumerate(suggested) if sug is not None and labels[i] is None), key=rank)
+    def build(s: Snapshot) -> np.ndarray:
+        wanted = np.array([sug is not None and label is None for sug, label in zip(suggested, labels, strict=True)])
+        return rank_rows(wanted, np.nan_to_num(numbers_of(conf), nan=0.0), s.id_rank())
 
     ranked = snap.derived("suggestions", lambda s: build_ranked(
         build(s), s.columns, ("suggested_label", "review_status"), ("suggestion_confidence",), fill=0.0))
