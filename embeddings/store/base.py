@@ -101,9 +101,10 @@ class Collection(Protocol):
 
     def scroll_page(
         self, filter: PointFilter | None = None, limit: int = 100, offset: PointId | None = None,
-        with_vectors: bool = False,
+        with_vectors: bool = False, fields: Sequence[str] | None = None,
     ) -> tuple[list[StoredPoint], PointId | None]:
-        """One page in id order and the offset of the next page (None at the end)."""
+        """One page in id order and the offset of the next page (None at the end); `fields`: only these
+        payload keys (None: the whole payload)."""
 
     def search(
         self, vector: np.ndarray, k: int = 10, filter: PointFilter | None = None, with_payload: bool = True
@@ -140,12 +141,15 @@ class Store(Protocol):
 
 
 def iter_points(
-    collection: Collection, filter: PointFilter | None = None, with_vectors: bool = False, batch: int = 2000
+    collection: Collection, filter: PointFilter | None = None, with_vectors: bool = False, batch: int = 2000,
+    fields: Sequence[str] | None = None,
 ) -> Iterator[list[StoredPoint]]:
-    """Every point matching `filter`, page by page."""
+    """Every point matching `filter`, page by page; `fields`: only these payload keys (None: all). A reader
+    that names its fields skips building the rest (the source record, n_best) for every point."""
     offset: PointId | None = None
     while True:
-        page, offset = collection.scroll_page(filter, limit=batch, offset=offset, with_vectors=with_vectors)
+        page, offset = collection.scroll_page(filter, limit=batch, offset=offset, with_vectors=with_vectors,
+                                              fields=fields)
         if page:
             yield page
         if offset is None:
@@ -154,24 +158,29 @@ def iter_points(
 
 @overload
 def load_all(
-    collection: Collection, filter: PointFilter | None = None, with_vectors: Literal[True] = True
+    collection: Collection, filter: PointFilter | None = None, with_vectors: Literal[True] = True,
+    fields: Sequence[str] | None = None,
 ) -> tuple[list[PointId], list[dict[str, Any]], np.ndarray]: ...
 @overload
 def load_all(
-    collection: Collection, filter: PointFilter | None = None, *, with_vectors: Literal[False]
+    collection: Collection, filter: PointFilter | None = None, *, with_vectors: Literal[False],
+    fields: Sequence[str] | None = None,
 ) -> tuple[list[PointId], list[dict[str, Any]], None]: ...
 @overload
 def load_all(
-    collection: Collection, filter: PointFilter | None = None, with_vectors: bool = True
+    collection: Collection, filter: PointFilter | None = None, with_vectors: bool = True,
+    fields: Sequence[str] | None = None,
 ) -> tuple[list[PointId], list[dict[str, Any]], np.ndarray | None]: ...
 def load_all(
-    collection: Collection, filter: PointFilter | None = None, with_vectors: bool = True
+    collection: Collection, filter: PointFilter | None = None, with_vectors: bool = True,
+    fields: Sequence[str] | None = None,
 ) -> tuple[list[PointId], list[dict[str, Any]], np.ndarray | None]:
-    """ids, payloads and (optionally) an (n, dim) float32 matrix of every matching point."""
+    """ids, payloads (only `fields`, when given) and (optionally) an (n, dim) float32 matrix of every
+    matching point."""
     ids: list[PointId] = []
     payloads: list[dict[str, Any]] = []
     vectors: list[np.ndarray] = []
-    for page in iter_points(collection, filter, with_vectors=with_vectors, batch=10_000):
+    for page in iter_points(collection, filter, with_vectors=with_vectors, batch=10_000, fields=fields):
         for p in page:
             ids.append(p.id)
             payloads.append(p.payload)

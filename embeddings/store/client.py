@@ -129,11 +129,11 @@ class ClientCollection:
                 out.append(StoredPoint(r.id, dict(r.payload or {}), as_vector(r.vector) if with_vectors else None))
         return out
 
-    def scroll_page(self, filter=None, limit=100, offset=None, with_vectors=False):
+    def scroll_page(self, filter=None, limit=100, offset=None, with_vectors=False, fields=None):
         with self._lock:
             records, next_offset = self._client.scroll(
                 self._qualified, scroll_filter=_client_filter(filter), limit=limit, offset=offset,
-                with_payload=True, with_vectors=with_vectors,
+                with_payload=True if fields is None else list(fields), with_vectors=with_vectors,
             )
         page = [
             StoredPoint(r.id, dict(r.payload or {}), as_vector(r.vector) if with_vectors else None) for r in records

@@ -156,11 +156,12 @@ class EdgeCollection:
                 out.append(StoredPoint(pid, dict(r.payload or {}), as_vector(r.vector) if with_vectors else None))
         return out
 
-    def scroll_page(self, filter=None, limit=100, offset=None, with_vectors=False):
+    def scroll_page(self, filter=None, limit=100, offset=None, with_vectors=False, fields=None):
         import qdrant_edge as qe
 
         request = qe.ScrollRequest(
-            offset=offset, limit=limit, filter=_edge_filter(filter), with_payload=True, with_vector=with_vectors
+            offset=offset, limit=limit, filter=_edge_filter(filter),
+            with_payload=True if fields is None else list(fields), with_vector=with_vectors,
         )
         with self._lock:
             records, next_offset = self._shard.scroll(request)

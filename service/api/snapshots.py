@@ -265,7 +265,7 @@ class SnapshotCache:
         ids: list[PointId] = []
         names, float_names = columns()
         values: dict[str, list[Any]] = {name: [] for name in names}
-        for page in iter_points(collection, batch=5000):
+        for page in iter_points(collection, batch=5000, fields=names):
             for p in page:
                 ids.append(p.id)
                 payload = p.payload

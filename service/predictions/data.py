@@ -103,7 +103,8 @@ def from_store(ws: Workspace, dataset: str) -> TrainingData:
     """The labelled points of a dataset with their stored vectors; points without a split count as training."""
     entry = ws.catalog.get(dataset)
     collection = ws.collection(dataset)
-    ids, payloads, vectors = load_all(collection, PointFilter(empty={"label": False}), with_vectors=True)
+    ids, payloads, vectors = load_all(collection, PointFilter(empty={"label": False}), with_vectors=True,
+                                      fields=("text", "label", "split", "review_status"))
     # A point a reviewer marked ambiguous trains no model until someone resolves it (relabel, accept or
     # confirm): its label is in doubt, and a version must not learn the doubt.
     keep = [i for i, p in enumerate(payloads) if p.get("review_status") != "ambiguous"]

@@ -50,7 +50,8 @@ def honest_evaluation(ws: Workspace, dataset: str, version: ModelVersion, suspec
     ingested and as reviewed, and the unreviewed likely label errors among its points (highest score first).
     Read from the store; the service evaluates its cached columns with `evaluate_columns` instead."""
     collection = ws.collection(dataset)
-    ids, payloads, _ = load_all(collection, PointFilter(match={"split": list(EVALUATION_SPLITS)}), with_vectors=False)
+    ids, payloads, _ = load_all(collection, PointFilter(match={"split": list(EVALUATION_SPLITS)}), with_vectors=False,
+                                fields=EVALUATION_FIELDS)
     columns = {name: [p.get(name) for p in payloads] for name in EVALUATION_FIELDS}
     return evaluate_columns(ids, columns, version, lambda wanted: stored_vectors(collection, wanted), suspects_limit)
 

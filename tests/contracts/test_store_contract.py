@@ -136,6 +136,18 @@ def test_scroll_pages_cover_everything_once(store):
     np.testing.assert_allclose(matrix[all_ids.index(5)], vectors[5], atol=1e-5)
 
 
+def test_a_scroll_may_name_the_payload_fields_it_reads(store):
+    c = store.create("ds", 8)
+    ids, vectors, payloads = _points(30)
+    c.upsert(ids, vectors, payloads)
+    got_ids, got, matrix = load_all(c, PointFilter(match={"split": ["testing"]}), fields=("label", "cluster", "nope"))
+    assert sorted(got_ids) == [i for i in ids if i % 2 == 0] and matrix.shape == (15, 8)
+    by_id = dict(zip(got_ids, got, strict=True))
+    # Only the named keys (a missing one is simply absent); a None value is still a value.
+    assert all(by_id[i] == {"label": payloads[i]["label"], "cluster": payloads[i]["cluster"]} for i in got_ids)
+    assert load_all(c, with_vectors=False)[1][0].keys() == payloads[0].keys()  # no fields: the whole payload
+
+
 def test_search_finds_nearest_and_respects_filter(store):
     c = store.create("ds", 8)
     ids, vectors, payloads = _points(200)
