@@ -84,6 +84,25 @@ def model_inputs(ws: Workspace, dataset: str, ids: Sequence[Any], texts: list[st
     return probs, (oof if found else None), mv.labels, mv.version
 
 
+# What analyze reads of each point: its inputs, what a re-run keeps (flags, a reviewer's status) and the
+# fields it owns (a full re-run removes those a point no longer gets). Not the source record, its JSON, the
+# content hash or the n-best list: at a million points those are most of each payload's memory.
+READ_FIELDS = ("text", "label", "split", "review_status")
+STORED_PREDICTION_FIELDS = ("n_best", "model_version")
+
+
+def _fields_read(ws: Workspace, dataset: str, version: str | None) -> tuple[str, ...]:
+    """The payload fields analyze loads; the stored predictions too when no model version is registered."""
+    from service.predictions.registry import ModelRegistry
+
+    try:
+        ModelRegistry(ws.settings.models_dir).get(dataset, version)
+        stored: tuple[str, ...] = ()
+    except NotFound:
+        stored = STORED_PREDICTION_FIELDS
+    return tuple(dict.fromkeys((*READ_FIELDS, *stored, *analysis_fields())))
+
+
 def _from_payloads(payloads: Sequence[dict[str, Any]]) -> tuple[np.ndarray | None, None, list[str], str | None]:
     if not payloads or any(not p.get("n_best") for p in payloads):
         return None, None, [], None
@@ -231,7 +250,7 @@ def _analyse(ws: Workspace, dataset: str, *, analyses: list[str] | None, params:
     if owned is not None and interrupted is not None:  # a partial run would keep the other half-written fields
         raise Conflict(incomplete_message(dataset, interrupted) + "; run every analysis (no --only) first")
     progress(stage="load")
-    ids, payloads, vectors = load_all(collection, with_vectors=True)
+    ids, payloads, vectors = load_all(collection, with_vectors=True, fields=_fields_read(ws, dataset, model_version))
     if len(ids) < 2:
         raise InvalidInput(f"dataset {dataset!r} has {len(ids)} point(s); analysis needs at least 2")
     texts = [p.get("text") or "" for p in payloads]

@@ -211,7 +211,7 @@ class PredictionClient:
 def _pending(collection: Collection, version: str | None, force: bool) -> tuple[list[tuple[PointId, str, Any]], int]:
     """(id, text, label) of the points to predict, and how many are already done by `version`."""
     todo, done = [], 0
-    for page in iter_points(collection, with_vectors=False):
+    for page in iter_points(collection, with_vectors=False, fields=("model_version", "text", "label")):
         for p in page:
             if not force and version is not None and p.payload.get("model_version") == version:
                 done += 1
