@@ -190,6 +190,7 @@ def ingest(
     batch_size: int = 512,
     show_progress: bool = False,
     index_threshold: int = 20_000,
+    defer_index: bool = False,
     guard: Callable[[], object] | None = None,
 ) -> IngestReport:
     """Validate every file, then upsert what is new or changed. Refuses the whole input on a bad record
@@ -240,9 +241,14 @@ def ingest(
         raise
     collection.flush()
     if (report.inserted or report.updated) and collection.count() >= index_threshold:
-        # Below this a plain scan answers in a few ms; above, search needs the HNSW index (about 30 s per 100k).
-        log.info("building the vector index of %s", dataset)
-        collection.optimize()
+        if defer_index:
+            # predict and analyze rewrite every payload, which moves each point out of the indexed segment;
+            # analyze rebuilds the index after its write-back, so one built now would be built twice.
+            log.info("the vector index of %s is left to analyze (--defer-index): search scans until then", dataset)
+        else:
+            # Below the threshold a plain scan answers in a few ms; above, search needs the HNSW index.
+            log.info("building the vector index of %s", dataset)
+            collection.optimize()
     report.embedded = getattr(embedder, "misses", 0) - misses_before
     if report.inserted or report.updated:
         catalog.update(dataset, last_ingest_at=now_iso())

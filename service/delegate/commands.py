@@ -42,7 +42,8 @@ def ingest(args: argparse.Namespace, settings: Settings, client: ServiceClient) 
     from service.datasets.ingest import IngestReport
 
     columns = {name: getattr(args, name) for name in COLUMN_DEFAULTS}
-    options = _given({"format": args.format, **columns, "split": args.split, "skip_invalid": args.skip_invalid})
+    options = _given({"format": args.format, **columns, "split": args.split, "skip_invalid": args.skip_invalid,
+                      "defer_index": args.defer_index})
     for path in args.paths:
         try:
             # The service checks the path against its own import roots, the only check that counts.

@@ -188,6 +188,22 @@ def test_large_collections_get_their_vector_index_built(workspace):
     assert collection.search(vector, k=1)[0].id == 700000
 
 
+def test_defer_index_leaves_the_index_to_analyze(workspace, monkeypatch):
+    """--defer-index: no index build at ingest (predict and analyze rewrite every point, and analyze rebuilds
+    it); search still answers, by scanning."""
+    from embeddings.store.edge import EdgeCollection
+
+    built = []
+    real = EdgeCollection.optimize
+    monkeypatch.setattr(EdgeCollection, "optimize", lambda self: (built.append(self.name), real(self)))
+    _ingest(workspace, [FIXTURES / "humanloop_small.json"], dataset="deferred", index_threshold=1, defer_index=True)
+    assert built == []
+    vector = workspace.embedder.embed(["my card was stolen"])[0]
+    assert workspace.collection("deferred").search(vector, k=1)[0].id == 700000
+    _ingest(workspace, [FIXTURES / "humanloop_small.json"], dataset="indexed", index_threshold=1)
+    assert len(built) == 1
+
+
 @pytest.mark.parametrize(("name", "content", "columns", "message"), [
     ("good.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n', ColumnMap(label="category"),
      r"no label column 'category'; columns are \['label', 'text'\]\. Pass --label-column NAME"),

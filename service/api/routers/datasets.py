@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api", tags=["datasets"], responses=READ_ERRORS)
 # How long an upload with wait=true waits for its ingest before answering 202 with the run to poll.
 UPLOAD_WAIT_SECONDS = 50.0
 UPLOAD_FIELDS = ("name", "format", "text_column", "label_column", "split_column", "id_column", "split",
-                 "skip_invalid", "wait")
+                 "skip_invalid", "defer_index", "wait")
 _COLUMN = {"type": "string", "minLength": 1, "maxLength": 200}
 UPLOAD_SCHEMA = {
     "type": "object",
@@ -46,6 +46,8 @@ UPLOAD_SCHEMA = {
                   "description": "One split for every record of the file"},
         "skip_invalid": {"type": "boolean", "default": False,
                          "description": "Ingest the good records and keep the rejects (else a bad record is a 422)"},
+        "defer_index": {"type": "boolean", "default": False,
+                        "description": "Leave the vector index to analyze (when predict and analyze follow)"},
         "wait": {"type": "boolean", "default": True,
                  "description": "Answer when ingested (201/200); false, or an ingest not done within "
                  f"{UPLOAD_WAIT_SECONDS:.0f} s, answers 202 with the run to poll"},
@@ -125,7 +127,8 @@ def _upload_options(fields: dict[str, str]) -> tuple[str, dict[str, Any], bool]:
     fmt = fields.get("format") or None
     if fmt is not None and fmt not in FORMATS:
         raise invalid("form.format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
-    options: dict[str, Any] = {"format": fmt, "skip_invalid": _flag(fields, "skip_invalid", False)}
+    options: dict[str, Any] = {"format": fmt, "skip_invalid": _flag(fields, "skip_invalid", False),
+                               "defer_index": _flag(fields, "defer_index", False)}
     for key in ("text_column", "label_column", "split_column", "id_column", "split"):
         value = (fields.get(key) or "").strip()
         if value:

@@ -31,6 +31,7 @@ class IngestOptions(StepOptions):
     id_column: str | None = _COLUMN
     split: Literal["training", "validation", "testing"] | None = None
     skip_invalid: bool | None = None
+    defer_index: bool | None = None
 
     @field_validator("format")
     @classmethod
@@ -93,7 +94,7 @@ def run(ctx: StepContext, options: IngestOptions) -> dict[str, Any]:
     try:
         report = ingest(ws.catalog, _CountingEmbedder(ws.embedder, progress), ctx.dataset, sources,
                         skip_invalid=bool(options.skip_invalid), rejects_path=rejects,
-                        batch_size=ws.settings.ingest_batch_size)
+                        batch_size=ws.settings.ingest_batch_size, defer_index=bool(options.defer_index))
     except InvalidInput as exc:
         if upload is None:
             raise
