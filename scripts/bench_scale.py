@@ -15,7 +15,9 @@ Stages:
                    hours at 1M on 2 cores) embeds the ~15k real base texts with the model and gives each
                    variant its base's vector plus noise (sigma 0.3 / sqrt(d), re-normalised), as
                    scripts/bench_analyses.py does, so the vectors keep the real data's intent structure.
-  ingest           data-debugger ingest (validate, cache look-ups, upsert, HNSW index), cache warm
+  ingest           data-debugger ingest --defer-index (validate, cache look-ups, upsert), cache warm: predict and
+                   analyze follow, and analyze builds the HNSW index once after its write-back (--index-at-ingest:
+                   ingest builds it too, as a user who searches before predicting would)
   train            data-debugger train --promote (the default: every family compared, 5-fold OOF; selection,
                    curves and OOF fits on a stratified sample of at most 50,000 training points, the served model
                    on all of them)
@@ -328,7 +330,8 @@ class Bench:
         if a.stop_after == "fill cache":
             return
         if not self.done("ingest"):
-            self.cli_stage("ingest", "ingest", "--dataset", DATASET, str(path))
+            defer = () if a.index_at_ingest else ("--defer-index",)
+            self.cli_stage("ingest", "ingest", "--dataset", DATASET, str(path), *defer)
         if a.stop_after == "ingest":
             return
         if not self.done("train"):
@@ -554,6 +557,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-args", default="", help="more `train` options, e.g. '--model logreg --folds 3'")
     parser.add_argument("--train-sample", type=int, help="train on the first N points only (train --from a file)")
     parser.add_argument("--stop-after", choices=("fill cache", "ingest"), help="stop after this stage (then --resume)")
+    parser.add_argument("--index-at-ingest", action="store_true",
+                        help="ingest builds the vector index too (default: --defer-index, analyze builds it)")
     parser.add_argument("--skip-http", action="store_true", help="leave out predict over HTTP")
     parser.add_argument("--skip-before", action="store_true", help="leave out the old-way predict (before/after)")
     parser.add_argument("--resume", action="store_true", help="keep the stages --json already holds; run the rest "
