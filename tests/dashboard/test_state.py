@@ -172,6 +172,31 @@ def test_cluster_table_is_sorted_by_error_rate_with_noise_last():
     assert table.set_index("cluster").at["2", "unlabelled_share"] == 0.5
 
 
+def test_cluster_table_figures_match_a_count_by_hand():
+    """Every figure of every cluster, on random points, against a count over plain lists."""
+    import random
+
+    rng = random.Random(4)
+    n = 600
+    columns = {"ids": list(range(n)), "x": [0.0] * n, "y": [0.0] * n,
+               "label": [rng.choice(["a", "b", "c", None]) for _ in range(n)],
+               "prediction": [rng.choice(["a", "b", "c"]) for _ in range(n)],
+               "correct": [rng.choice([True, False, None]) for _ in range(n)],
+               "cluster": [rng.randrange(-1, 9) for _ in range(n)]}
+    table = cluster_table(map_frame(columns), {}).set_index("cluster")
+    for c in set(columns["cluster"]):
+        rows = [i for i in range(n) if columns["cluster"][i] == c]
+        labelled = [i for i in rows if columns["label"][i] is not None]
+        judged = [i for i in labelled if columns["correct"][i] is not None]
+        counts = {label: sum(columns["label"][i] == label for i in labelled) for label in ("a", "b", "c")}
+        got = table.loc[str(c)]
+        assert got["size"] == len(rows)
+        assert got["unlabelled_share"] == pytest.approx(1 - len(labelled) / len(rows))
+        assert got["purity"] == pytest.approx(max(counts.values()) / len(labelled))
+        assert counts[got["dominant_label"]] == max(counts.values())
+        assert got["error_rate"] == pytest.approx(sum(not columns["correct"][i] for i in judged) / len(judged))
+
+
 def test_clusters_follow_filters_and_highlight_members(state: DashboardState, service):
     clusters = state.clusters
     table = clusters.table
