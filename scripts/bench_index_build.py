@@ -1,0 +1,92 @@
+"""What the vector index build costs with the payload indexes the service declares: N analysed points copied
+from a dataset into fresh embedded stores, one per variant, and `optimize()` timed in each.
+
+Variants: default (every declared payload index), payload_m0 (the same with Qdrant's payload-aware HNSW links
+off), keywords_only, numbers_only, no_text, no_indexes.
+
+    .venv/bin/python scripts/bench_index_build.py --home /tmp/scale-1m --dataset scale --n 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+VARIANTS = ("default", "payload_m0", "keywords_only", "numbers_only", "no_text", "no_indexes")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, required=True, help="DATA_DEBUGGER_HOME holding the dataset")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    args = parser.parse_args()
+
+    import numpy as np
+    import qdrant_edge as qe
+
+    from embeddings.store import QUANTILE, iter_points
+    from embeddings.store.edge import EdgeCollection, _edge_config
+    from service.analyses.registry import indexed_fields
+    from service.fields import BASE_INDEXED
+    from service.settings import Settings
+    from service.workspace import Workspace
+
+    with Workspace(Settings(home=args.home)) as ws:
+        source = ws.collection(args.dataset)
+        ids, vectors, payloads = [], [], []
+        for page in iter_points(source, with_vectors=True, batch=5000):
+            for p in page:
+                ids.append(p.id)
+                vectors.append(p.vector)
+                payloads.append(p.payload)
+            if len(ids) >= args.n:
+                break
+    matrix = np.vstack(vectors)
+    dim = matrix.shape[1]
+    declared = {**BASE_INDEXED, **indexed_fields()}
+    chosen = {
+        "default": declared, "payload_m0": declared, "no_indexes": {},
+        "keywords_only": {k: v for k, v in declared.items() if v == "keyword"},
+        "numbers_only": {k: v for k, v in declared.items() if v in ("float", "integer")},
+        "no_text": {k: v for k, v in declared.items() if v != "text"},
+    }
+    print(f"{len(ids):,} points of {args.dataset}; declared payload indexes: {declared}")
+    for variant in args.variants:
+        config = _edge_config(dim)
+        if variant == "payload_m0":
+            config = qe.EdgeConfig(
+                vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+                quantization_config=qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=QUANTILE,
+                                                                always_ram=True),
+                max_search_threads=1,
+                hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, payload_m=0))
+        folder = Path(tempfile.mkdtemp(prefix=f"dd-index-{variant}-"))
+        try:
+            collection = EdgeCollection(variant, qe.EdgeShard.create(str(folder / "shard"), config), dim)
+            collection.ensure_indexes(chosen[variant])
+            for start in range(0, len(ids), 2000):
+                collection.upsert(ids[start:start + 2000], matrix[start:start + 2000], payloads[start:start + 2000])
+            collection.flush()
+            started = time.perf_counter()
+            collection.optimize()
+            seconds = time.perf_counter() - started
+            info = collection._shard.info()
+            print(f"{variant:<14} {len(chosen[variant]):>2} payload indexes: index built in {seconds:6.1f} s "
+                  f"(indexed vectors {info.indexed_vectors_count:,})", flush=True)
+            collection.close()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    print(f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
