@@ -25,6 +25,7 @@ from embeddings.store.base import (
     StoredPoint,
     iter_points,
     load_all,
+    load_vectors,
 )
 from embeddings.store.client import ClientCollection, ClientStore
 from embeddings.store.edge import EDGE_SEARCH_THREADS, EdgeCollection, EdgeStore
@@ -37,5 +38,5 @@ __all__ = [
     "BACKENDS", "EDGE_SEARCH_THREADS", "NAME_PATTERN", "OVERSAMPLING", "QUANTILE", "SEARCH_EF",
     "ClientCollection", "ClientStore", "ClusterLayout", "Collection", "EdgeCollection", "EdgeStore", "Hit",
     "MetadataStore", "PointFilter", "PointId", "Store", "StoredPoint", "check_name", "iter_points", "load_all",
-    "open_store", "point_id",
+    "load_vectors", "open_store", "point_id",
 ]

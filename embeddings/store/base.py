@@ -193,6 +193,18 @@ def load_all(
     return ids, payloads, matrix
 
 
+def load_vectors(collection: Collection, ids: Sequence[PointId], batch: int = 10_000) -> np.ndarray:
+    """The (len(ids), dim) float32 matrix of the stored vectors of `ids`, in their order."""
+    found: dict[PointId, np.ndarray] = {}
+    for start in range(0, len(ids), batch):
+        for point in collection.retrieve(ids[start:start + batch], with_vectors=True):
+            assert point.vector is not None, "a point retrieved with_vectors carries its vector"
+            found[point.id] = point.vector
+    if not ids:
+        return np.zeros((0, collection.dim), np.float32)
+    return np.vstack([found[i] for i in ids]).astype(np.float32)
+
+
 def as_vector(vector: Any) -> np.ndarray:
     """A returned vector as float32: qdrant-edge gives a list (or a {"": list} dict for named vectors)."""
     if isinstance(vector, dict):

@@ -215,8 +215,9 @@ def analyze(ws: Workspace, dataset: str, *, analyses: list[str] | None = None,
     if not write:
         return report
     # The vector index is rebuilt once the analysis' arrays are gone (they were _analyse's): at a million
-    # points they held 16 GB, and the rebuild beside them took three times as long as at ingest. The points
-    # and the saved report already agree here; a run killed in the rebuild leaves them so, searching by scan.
+    # points they held over 15 GB, and the rebuild needs the memory (6.4 GB anonymous once they are freed).
+    # The points and the saved report already agree here; a run killed in the rebuild leaves them so,
+    # searching by scan.
     gc.collect()
     started = time.perf_counter()
     if reindex(ws.collection(dataset), progress=progress):

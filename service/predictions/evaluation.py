@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embeddings.store import PointFilter, load_all
+from embeddings.store import PointFilter, load_all, load_vectors
 from service.predictions.metrics import macro_f1
 from service.predictions.registry import ModelVersion
 
 if TYPE_CHECKING:
-    from embeddings.store import Collection, PointId
+    from embeddings.store import PointId
     from service.workspace import Workspace
 
 EVALUATION_SPLITS = ("validation", "testing")
@@ -28,7 +28,6 @@ SUSPECT_FLAGS = ("label_issue", "confident_disagreement")
 # What the evaluation reads of each point: the service's columnar snapshot holds all of them.
 EVALUATION_FIELDS = ("split", "label", "original_label", "review_status", "triage", "flags", "mislabel_score",
                      "suggested_label", "record_id", "text", "prediction", "model_version")
-VECTOR_BATCH = 10_000
 
 VectorsOf = Callable[[list["PointId"]], np.ndarray]
 
@@ -53,17 +52,7 @@ def honest_evaluation(ws: Workspace, dataset: str, version: ModelVersion, suspec
     ids, payloads, _ = load_all(collection, PointFilter(match={"split": list(EVALUATION_SPLITS)}), with_vectors=False,
                                 fields=EVALUATION_FIELDS)
     columns = {name: [p.get(name) for p in payloads] for name in EVALUATION_FIELDS}
-    return evaluate_columns(ids, columns, version, lambda wanted: stored_vectors(collection, wanted), suspects_limit)
-
-
-def stored_vectors(collection: Collection, ids: list[PointId]) -> np.ndarray:
-    """The stored vectors of `ids`, in their order."""
-    found: dict[Any, np.ndarray] = {}
-    for start in range(0, len(ids), VECTOR_BATCH):
-        for point in collection.retrieve(ids[start:start + VECTOR_BATCH], with_vectors=True):
-            assert point.vector is not None, "a point retrieved with_vectors carries its vector"
-            found[point.id] = point.vector
-    return np.vstack([found[i] for i in ids]).astype(np.float32) if ids else np.zeros((0, collection.dim), np.float32)
+    return evaluate_columns(ids, columns, version, lambda wanted: load_vectors(collection, wanted), suspects_limit)
 
 
 def version_predictions(ids: Sequence[PointId], columns: Mapping[str, Sequence[Any]], rows: list[int],

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from embeddings.store import load_all
+from embeddings.store import load_all, load_vectors
 from service.predictions.evaluation import (
     EVALUATION_FIELDS,
     EVALUATION_SPLITS,
     evaluate_columns,
     honest_evaluation,
-    stored_vectors,
 )
 from tests.predictions.conftest import DATASET
 
@@ -56,7 +55,7 @@ def test_stored_predictions_of_the_version_are_used_and_only_the_rest_are_predic
 
     def vectors_of(wanted: list) -> np.ndarray:
         asked.extend(wanted)
-        return stored_vectors(collection, wanted)
+        return load_vectors(collection, wanted)
 
     rows = [i for i, p in enumerate(payloads) if p.get("split") == "testing" and p.get("label") is not None]
     model_says = np.asarray(version.labels, dtype=object)[

@@ -39,7 +39,8 @@ async def get_loop(dataset: DatasetName, state: StateDep) -> dict[str, Any]:
 async def get_evaluation(dataset: DatasetName, version: VersionName, state: StateDep) -> dict[str, Any]:
     """The version's validation and test figures on the labels as ingested and as reviewed, how many
     evaluation labels were corrected, and the unreviewed likely label errors among evaluation points."""
-    from service.predictions.evaluation import evaluate_columns, stored_vectors
+    from embeddings.store import load_vectors
+    from service.predictions.evaluation import evaluate_columns
 
     def read() -> dict[str, Any]:
         state.workspace.catalog.get(dataset)
@@ -49,6 +50,6 @@ async def get_evaluation(dataset: DatasetName, version: VersionName, state: Stat
         return state.views.snapshot(dataset).derived(
             f"evaluation:{version_.version}",
             lambda snap: evaluate_columns(snap.ids, snap.columns, version_,
-                                          lambda wanted: stored_vectors(collection, wanted)))
+                                          lambda wanted: load_vectors(collection, wanted)))
 
     return await run_in_threadpool(read)
