@@ -58,6 +58,6 @@ FLAG_ORDER = (
 # Fields of ingest and predict the API filters on, with their store index type.
 BASE_INDEXED: dict[str, str] = {
     "label": "keyword", "split": "keyword", "prediction": "keyword", "prediction_status": "keyword",
-    "confidence": "float", "entropy": "float", "text": "text",
+    "confidence": "float", "text": "text",
 }
 PREDICTION_FIELDS = ("model_version", "prediction", "confidence", "n_best", "entropy", "prediction_status")

@@ -51,12 +51,24 @@ class EmbeddingLogReg:
     def params(self) -> dict[str, Any]:
         return {"model": self.kind, "C": self.C, "max_iter": self.max_iter}
 
+    def start_from(self, other: Classifier) -> EmbeddingLogReg:
+        """Begin the next fit at `other`'s weights (a model of the same labels, e.g. fitted on a sample of the
+        same data) instead of at zero: lbfgs then reaches the same optimum in fewer iterations."""
+        if isinstance(other, EmbeddingLogReg) and hasattr(other, "model_"):
+            self.start_ = (other.model_.classes_, other.model_.coef_, other.model_.intercept_)
+        return self
+
     def fit(self, texts, vectors, y, n_labels) -> EmbeddingLogReg:
         from sklearn.linear_model import LogisticRegression
 
         self.n_labels_ = n_labels
         self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter)
+        start = self.__dict__.pop("start_", None)
+        if start is not None and np.array_equal(start[0], np.unique(y)):
+            self.model_.set_params(warm_start=True)
+            self.model_.coef_, self.model_.intercept_ = start[1].copy(), start[2].copy()
         self.model_.fit(vectors, y)
+        self.model_.set_params(warm_start=False)
         return self
 
     def predict_proba(self, texts, vectors) -> np.ndarray:

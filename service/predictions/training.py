@@ -153,9 +153,38 @@ def learning_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int, 
     return {"model": chosen.kind, "repeats": repeats, **rows}
 
 
+class _Iterates:
+    """A scikit-learn fit callback keeping the model as it stood after each scheduled lbfgs iteration.
+
+    scikit-learn (1.9+) hands the callback a ready-to-predict copy at the end of every lbfgs iteration; the
+    copy after iteration t is the model `max_iter=t` would have stopped at (the same deterministic path), so
+    one fit gives the whole curve where a fit per point of the schedule repeated every earlier iteration
+    (3.4x the iterations of one fit at 50k points, converged at 110)."""
+
+    def __init__(self, schedule: tuple[int, ...]):
+        self.schedule = set(schedule)
+        self.models: dict[int, Any] = {}
+
+    def setup(self, estimator, context) -> None:
+        pass
+
+    def teardown(self, estimator, context) -> None:
+        pass
+
+    def on_fit_task_begin(self, estimator, context, **_: Any) -> None:
+        pass
+
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator=None, **_: Any) -> None:
+        if fitted_estimator is not None and context.task_name == "lbfgs-iter":
+            iteration = context.task_id + 1  # the task of iteration t has id t - 1
+            if iteration in self.schedule:
+                self.models[iteration] = fitted_estimator
+
+
 def iteration_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int, C: float,
                     sample: Sample | None = None) -> dict[str, Any]:
-    """Loss and accuracy of logistic regression after t lbfgs iterations, on training and validation."""
+    """Loss and accuracy of logistic regression after t lbfgs iterations, on training and validation: the
+    schedule's points up to convergence, all from one fit."""
     from sklearn.linear_model import LogisticRegression
 
     train, val = (sample or Sample.whole(d)).splits
@@ -168,20 +197,24 @@ def iteration_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int,
         p_true = np.clip(proba[np.arange(len(idx)), cols], 1e-12, 1)
         return float(-np.log(p_true).mean()), float((model.classes_[proba.argmax(axis=1)] == y[idx]).mean())
 
-    for t in ITERATION_SCHEDULE:
-        model = LogisticRegression(C=C, max_iter=t)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(d.vectors[train], y[train])
-        tr_loss, tr_acc = loss_acc(model, train)
-        va_loss, va_acc = loss_acc(model, val)
-        out["iteration"].append(int(model.n_iter_.max()))
+    iterates = _Iterates(ITERATION_SCHEDULE)
+    model = LogisticRegression(C=C, max_iter=ITERATION_SCHEDULE[-1])
+    model.set_callbacks(iterates)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(d.vectors[train], y[train])
+    converged = int(model.n_iter_.max())
+    # Past convergence the curve would repeat its last point: it ends with the converged model.
+    points = {t: m for t, m in iterates.models.items() if t < converged}
+    points[converged] = model
+    for t in sorted(points):
+        tr_loss, tr_acc = loss_acc(points[t], train)
+        va_loss, va_acc = loss_acc(points[t], val)
+        out["iteration"].append(t)
         out["training_loss"].append(tr_loss)
         out["validation_loss"].append(va_loss)
         out["training_accuracy"].append(tr_acc)
         out["validation_accuracy"].append(va_acc)
-        if model.n_iter_.max() < t:  # converged before the cap: later points would repeat this one
-            break
     return {"model": "logreg", "solver": "lbfgs", **out}
 
 
@@ -291,8 +324,10 @@ def train_version(ws: Workspace, dataset: str, from_file: Path | None = None, pr
     if sampled:  # the served model learns from every training point
         progress(stage="fit on all training points")
         everything = whole.train
-        chosen = _quiet_fit(build(chosen.kind, **_grid_params(chosen)), _take(d.texts, everything),
-                            d.vectors[everything], y[everything], n)
+        full = build(chosen.kind, **_grid_params(chosen))
+        if hasattr(full, "start_from"):  # from the sample's optimum: fewer iterations on every point
+            full.start_from(chosen)
+        chosen = _quiet_fit(full, _take(d.texts, everything), d.vectors[everything], y[everything], n)
         log.info("fitted %s on all %d training points (%.1f s)", chosen.kind, len(everything),
                  time.perf_counter() - started)
 

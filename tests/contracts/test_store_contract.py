@@ -231,3 +231,33 @@ def test_point_id_mapping():
     assert isinstance(point_id("007"), str)  # leading zeros are not the number 7
     assert isinstance(point_id(-3), str)
     assert point_id("abc") != point_id("abd")
+
+
+def test_a_search_filtered_by_a_range_or_by_words_is_exact(tmp_path):
+    # The filter selects 8 of 40 far-apart clusters (8,000 points: too many for the engine to scan them on its
+    # own). Walking the graph through the selected points alone cannot cross from one cluster to the next, so
+    # the engine's index must not be trusted for these conditions (no graph links back them): the answers must
+    # be the exact nearest points among those the filter selects.
+    n, dim, clusters = 40_000, 384, 40
+    rng = np.random.default_rng(5)
+    centres = 6.0 * rng.standard_normal((clusters, dim))
+    home = rng.integers(0, clusters, n)
+    vectors = (centres[home] + rng.standard_normal((n, dim))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chosen = home % 5 == 0
+    payloads = [{"score": float(0.9 if pick else 0.1), "text": "alpha beta" if pick else "gamma"}
+                for pick in chosen.tolist()]
+    # The embedded store's own index (local ':memory:' mode always scans, and takes ~30 s to load this much).
+    store = EdgeStore(tmp_path / "qdrant")
+    c = store.create("ds", dim, indexed={"score": "float", "text": "text"})
+    for start in range(0, n, 5000):
+        c.upsert(list(range(start, min(n, start + 5000))), vectors[start:start + 5000], payloads[start:start + 5000])
+    c.flush()
+    c.optimize()
+    selected = np.flatnonzero(chosen)
+    for f in (PointFilter(ranges={"score": (0.5, None)}), PointFilter(text={"text": "beta"})):
+        for q in rng.choice(np.flatnonzero(~chosen), 20, replace=False):
+            hits = c.search(vectors[q], k=10, filter=f)
+            exact = selected[np.argsort(-(vectors[selected] @ vectors[q]))[:10]]
+            assert [h.id for h in hits] == exact.tolist()
+    store.close()

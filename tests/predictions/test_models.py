@@ -75,3 +75,17 @@ def test_svm_fits_when_every_label_has_a_single_example():
     proba = model.predict_proba(texts, np.zeros((4, 2), np.float32))
     assert proba.shape == (4, 4) and np.all(proba.argmax(axis=1) == labels)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_logreg_started_from_a_sample_fit_reaches_the_same_model_in_fewer_iterations():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(4000, 16))
+    y = (vectors[:, :5] + rng.normal(scale=0.8, size=(4000, 5))).argmax(axis=1)
+    sample = rng.choice(4000, size=600, replace=False)
+    on_sample = EmbeddingLogReg(C=3.0).fit([], vectors[sample], y[sample], 5)
+    cold = EmbeddingLogReg(C=3.0).fit([], vectors, y, 5)
+    warm = EmbeddingLogReg(C=3.0).start_from(on_sample).fit([], vectors, y, 5)
+    assert warm.model_.n_iter_.max() < cold.model_.n_iter_.max()
+    np.testing.assert_allclose(warm.predict_proba([], vectors), cold.predict_proba([], vectors), atol=2e-3)
+    # The starting point is used once and not kept in the saved model.
+    assert "start_" not in warm.__dict__ and not warm.model_.warm_start

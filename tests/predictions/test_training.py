@@ -56,6 +56,34 @@ def test_learning_curve_and_iteration_curve(shared_registry):
     assert it["training_loss"][-1] < it["training_loss"][0]
 
 
+def test_each_iteration_curve_point_is_the_fit_stopped_at_that_iteration():
+    # The curve comes from one fit (a callback keeps the scheduled iterates); each point must be what a fit
+    # stopped there gives, and the curve must end where the full fit converged.
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(600, 12))
+    y = vectors[:, :4].argmax(axis=1)
+    splits = ["training"] * 400 + ["validation"] * 200
+    d = training.training_data.TrainingData(list(range(600)), [""] * 600, [str(v) for v in y], splits, vectors,
+                                            "test-model", "test")
+    curve = training.iteration_curve(d, y, 4, C=10.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converged = LogisticRegression(C=10.0, max_iter=1000).fit(vectors[:400], y[:400])
+    assert curve["iteration"][-1] == int(converged.n_iter_.max()) > 8
+    for t in (1, 5, 8):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stopped = LogisticRegression(C=10.0, max_iter=t).fit(vectors[:400], y[:400])
+        proba = stopped.predict_proba(vectors[400:])
+        loss = float(-np.log(np.clip(proba[np.arange(200), y[400:]], 1e-12, 1)).mean())
+        at = curve["iteration"].index(t)
+        assert curve["validation_loss"][at] == pytest.approx(loss, rel=1e-9)
+
+
 def test_oof_covers_every_labelled_point_once(ws, shared_registry, planted):
     ids, proba = shared_registry.get(DATASET, "v1").oof()
     labelled, _, _ = load_all(ws.collection(DATASET), PointFilter(empty={"label": False}), with_vectors=False)
