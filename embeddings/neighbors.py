@@ -161,41 +161,6 @@ def _ivf_graph(x: np.ndarray, k: int, seed: int, nprobe: int | None, batch: int 
     return sims, idx
 
 
-def _ivf_graph_by_list(x: np.ndarray, k: int, seed: int, nprobe: int | None, batch: int = 16_384
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """All-points search over the same IVF lists, one list of queries at a time: the points whose nearest
-    centroid is list L are scored against every point of the `nprobe` lists nearest to L's centroid with one
-    matrix product (BLAS) and a top-k, instead of one query at a time against the lists nearest to it."""
-    import faiss
-
-    n, d = x.shape
-    nlist = int(min(max(64, 4 * math.sqrt(n)), n // 39))
-    rng = np.random.default_rng(seed)
-    kmeans = faiss.Kmeans(d, nlist, niter=10, seed=seed, spherical=True, min_points_per_centroid=1,
-                          max_points_per_centroid=24)
-    kmeans.train(x[rng.choice(n, size=min(n, nlist * 24), replace=False)])
-    centroids = kmeans.centroids
-    home = np.empty(n, np.int64)
-    for start in range(0, n, batch):
-        home[start:start + batch] = faiss.knn(x[start:start + batch], centroids, 1,
-                                              metric=faiss.METRIC_INNER_PRODUCT)[1][:, 0]
-    nprobe = min(nprobe or 12, nlist)
-    probes = faiss.knn(centroids, centroids, nprobe, metric=faiss.METRIC_INNER_PRODUCT)[1]
-    order = np.argsort(home, kind="stable")
-    bounds = np.searchsorted(home[order], np.arange(nlist + 1))
-    sims = np.full((n, k), -np.inf, np.float32)
-    idx = np.full((n, k), -1, np.int64)
-    for lst in range(nlist):
-        queries = order[bounds[lst]:bounds[lst + 1]]
-        if not len(queries):
-            continue
-        candidates = np.concatenate([order[bounds[p]:bounds[p + 1]] for p in probes[lst]])
-        kk = min(k, len(candidates))
-        s, i = faiss.knn(x[queries], x[candidates], kk, metric=faiss.METRIC_INNER_PRODUCT)
-        sims[queries, :kk], idx[queries, :kk] = s, candidates[i]
-    return sims, idx
-
-
 def _build_hnsw(x: np.ndarray, ef_search: int):
     import faiss
 
