@@ -2,7 +2,8 @@
 from a dataset into fresh embedded stores, one per variant, and `optimize()` timed in each.
 
 Variants: default (every declared payload index), payload_m0 (the same with Qdrant's payload-aware HNSW links
-off), keywords_only, numbers_only, no_text, no_indexes.
+off), keywords_only, numbers_only, no_text, no_indexes, each (one store per declared field, with that field's
+index alone).
 
     .venv/bin/python scripts/bench_index_build.py --home /tmp/scale-1m --dataset scale --n 100000
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-VARIANTS = ("default", "payload_m0", "keywords_only", "numbers_only", "no_text", "no_indexes")
+VARIANTS = ("default", "payload_m0", "keywords_only", "numbers_only", "no_text", "no_indexes", "each")
 
 
 def main() -> int:
@@ -27,6 +28,12 @@ def main() -> int:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--payload-m", type=int, default=None,
+                        help="Qdrant's payload_m for every variant (payload_m0 forces 0); default: Qdrant's")
+    parser.add_argument("--full-scan-threshold", type=int, default=10_000,
+                        help="Qdrant's full_scan_threshold in KB of vectors (10,000 = ~6,700 points of 384 floats)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the last variant's store in this folder (for scripts/bench_filtered_search.py)")
     args = parser.parse_args()
 
     import numpy as np
@@ -59,16 +66,26 @@ def main() -> int:
         "no_text": {k: v for k, v in declared.items() if v != "text"},
     }
     print(f"{len(ids):,} points of {args.dataset}; declared payload indexes: {declared}")
-    for variant in args.variants:
+    runs = [v for v in args.variants if v != "each"]
+    if "each" in args.variants:
+        chosen.update({field: {field: kind} for field, kind in declared.items()})
+        runs += list(declared)
+    for variant in runs:
+        payload_m = 0 if variant == "payload_m0" else args.payload_m
         config = _edge_config(dim)
-        if variant == "payload_m0":
+        if payload_m is not None or args.full_scan_threshold != 10_000:
             config = qe.EdgeConfig(
                 vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
                 quantization_config=qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=QUANTILE,
                                                                 always_ram=True),
                 max_search_threads=1,
-                hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, payload_m=0))
-        folder = Path(tempfile.mkdtemp(prefix=f"dd-index-{variant}-"))
+                hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=args.full_scan_threshold,
+                                               payload_m=payload_m))
+        keep = args.keep is not None and variant == runs[-1]
+        folder = args.keep if keep else Path(tempfile.mkdtemp(prefix=f"dd-index-{variant}-"))
+        assert folder is not None
+        if keep and folder.exists():
+            shutil.rmtree(folder)
         try:
             collection = EdgeCollection(variant, qe.EdgeShard.create(str(folder / "shard"), config), dim)
             collection.ensure_indexes(chosen[variant])
@@ -83,7 +100,8 @@ def main() -> int:
                   f"(indexed vectors {info.indexed_vectors_count:,})", flush=True)
             collection.close()
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            if not keep:
+                shutil.rmtree(folder, ignore_errors=True)
     print(f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     return 0
 
