@@ -2,7 +2,8 @@
 
 Recall counts a hit when its score reaches the exact 10th score (minus 1e-4), so ties between near-duplicate
 texts count as found. The filters: none, one label, one cluster, triage = label_error, flag = label_issue,
-split = validation, mislabel_score >= 0.9. Searches go to the shard directly (the graph walk Qdrant chooses),
+split = validation, mislabel_score >= 0.9, with the beams the service uses (SEARCH_EF unfiltered,
+FILTERED_SEARCH_EF filtered). Searches go to the shard directly (the graph walk Qdrant chooses),
 not through EdgeCollection.search, which answers range and word filters exactly.
 
     .venv/bin/python scripts/bench_filtered_search.py --shard /tmp/scale-1m/qdrant/data.scale/shard
@@ -32,7 +33,7 @@ def main() -> int:
     import numpy as np
     import qdrant_edge as qe
 
-    from embeddings.store import OVERSAMPLING, QUANTILE, SEARCH_EF, PointFilter
+    from embeddings.store import FILTERED_SEARCH_EF, OVERSAMPLING, QUANTILE, SEARCH_EF, PointFilter
     from embeddings.store.edge import EdgeCollection, _edge_filter
 
     hnsw = {}
@@ -65,7 +66,7 @@ def main() -> int:
         return qe.QueryRequest(
             limit=10, query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()), filter=_edge_filter(f),
             with_payload=True, params=qe.SearchParams(
-                hnsw_ef=SEARCH_EF, exact=exact,
+                hnsw_ef=SEARCH_EF if f is None else FILTERED_SEARCH_EF, exact=exact,
                 quantization=qe.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)))
 
     print(f"{args.shard}: {total:,} points, {len(queries)} queries")

@@ -15,6 +15,7 @@ A new backend is one module here (with its open function) plus one line in `regi
 from __future__ import annotations
 
 from embeddings.store.base import (
+    FILTERED_SEARCH_EF,
     OVERSAMPLING,
     QUANTILE,
     SEARCH_EF,
@@ -35,7 +36,7 @@ from embeddings.store.metadata import MetadataStore
 from embeddings.store.registry import BACKENDS, open_store
 
 __all__ = [
-    "BACKENDS", "EDGE_SEARCH_THREADS", "NAME_PATTERN", "OVERSAMPLING", "QUANTILE", "SEARCH_EF",
+    "BACKENDS", "EDGE_SEARCH_THREADS", "FILTERED_SEARCH_EF", "NAME_PATTERN", "OVERSAMPLING", "QUANTILE", "SEARCH_EF",
     "ClientCollection", "ClientStore", "ClusterLayout", "Collection", "EdgeCollection", "EdgeStore", "Hit",
     "MetadataStore", "PointFilter", "PointId", "Store", "StoredPoint", "check_name", "iter_points", "load_all",
     "load_vectors", "open_store", "point_id",

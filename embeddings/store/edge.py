@@ -16,6 +16,7 @@ import numpy as np
 
 from embeddings.errors import Conflict, NotFound, StoreLocked
 from embeddings.store.base import (
+    FILTERED_SEARCH_EF,
     OVERSAMPLING,
     QUANTILE,
     SEARCH_EF,
@@ -184,7 +185,7 @@ class EdgeCollection:
             filter=_edge_filter(filter),
             with_payload=with_payload,
             params=qe.SearchParams(
-                hnsw_ef=max(SEARCH_EF, k),
+                hnsw_ef=max(SEARCH_EF if filter is None or filter.is_empty() else FILTERED_SEARCH_EF, k),
                 # Word and range conditions have no graph links (_edge_schema): walking the graph under a
                 # selective filter without them found 1-2 of 10 neighbours at 1M points, so such a search
                 # scores the points the filter selects (found by the payload index) and is exact.
