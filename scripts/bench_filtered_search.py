@@ -33,18 +33,15 @@ def main() -> int:
     import numpy as np
     import qdrant_edge as qe
 
-    from embeddings.store import FILTERED_SEARCH_EF, OVERSAMPLING, QUANTILE, SEARCH_EF, PointFilter
-    from embeddings.store.edge import EdgeCollection, _edge_filter
+    from embeddings.store import OVERSAMPLING, PointFilter
+    from embeddings.store.base import search_ef
+    from embeddings.store.edge import EdgeCollection, _edge_config, _edge_filter
 
-    hnsw = {}
+    hnsw = None
     if args.payload_m is not None or args.full_scan_threshold != 10_000:
-        hnsw["hnsw_config"] = qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=args.full_scan_threshold,
-                                                 payload_m=args.payload_m)
-    config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=args.dim, distance=qe.Distance.Cosine),
-                           quantization_config=qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=QUANTILE,
-                                                                           always_ram=True),
-                           max_search_threads=1, **hnsw)
-    shard = qe.EdgeShard.load(str(args.shard), config)
+        hnsw = qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=args.full_scan_threshold,
+                                  payload_m=args.payload_m)
+    shard = qe.EdgeShard.load(str(args.shard), _edge_config(args.dim, hnsw))
     collection = EdgeCollection("bench", shard, args.dim)
     total = collection.count()
     rng = random.Random(0)
@@ -66,7 +63,7 @@ def main() -> int:
         return qe.QueryRequest(
             limit=10, query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()), filter=_edge_filter(f),
             with_payload=True, params=qe.SearchParams(
-                hnsw_ef=SEARCH_EF if f is None else FILTERED_SEARCH_EF, exact=exact,
+                hnsw_ef=search_ef(f, 10), exact=exact,
                 quantization=qe.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)))
 
     print(f"{args.shard}: {total:,} points, {len(queries)} queries")

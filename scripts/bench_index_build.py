@@ -39,7 +39,7 @@ def main() -> int:
     import numpy as np
     import qdrant_edge as qe
 
-    from embeddings.store import QUANTILE, iter_points
+    from embeddings.store import iter_points
     from embeddings.store.edge import EdgeCollection, _edge_config
     from service.analyses.registry import indexed_fields
     from service.fields import BASE_INDEXED
@@ -74,13 +74,8 @@ def main() -> int:
         payload_m = 0 if variant == "payload_m0" else args.payload_m
         config = _edge_config(dim)
         if payload_m is not None or args.full_scan_threshold != 10_000:
-            config = qe.EdgeConfig(
-                vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
-                quantization_config=qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=QUANTILE,
-                                                                always_ram=True),
-                max_search_threads=1,
-                hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=args.full_scan_threshold,
-                                               payload_m=payload_m))
+            config = _edge_config(dim, qe.HnswIndexConfig(m=16, ef_construct=100, payload_m=payload_m,
+                                                          full_scan_threshold=args.full_scan_threshold))
         keep = args.keep is not None and variant == runs[-1]
         folder = args.keep if keep else Path(tempfile.mkdtemp(prefix=f"dd-index-{variant}-"))
         assert folder is not None

@@ -209,6 +209,11 @@ def load_vectors(collection: Collection, ids: Sequence[PointId], batch: int = 10
     return np.vstack([found[i] for i in ids]).astype(np.float32)
 
 
+def search_ef(filter: PointFilter | None, k: int) -> int:
+    """The HNSW beam for a search of k hits: SEARCH_EF, or FILTERED_SEARCH_EF when a condition filters it."""
+    return max(SEARCH_EF if filter is None or filter.is_empty() else FILTERED_SEARCH_EF, k)
+
+
 def as_vector(vector: Any) -> np.ndarray:
     """A returned vector as float32: qdrant-edge gives a list (or a {"": list} dict for named vectors)."""
     if isinstance(vector, dict):

@@ -11,14 +11,13 @@ import numpy as np
 
 from embeddings.errors import Conflict, InvalidInput, NotFound, Unavailable
 from embeddings.store.base import (
-    FILTERED_SEARCH_EF,
     OVERSAMPLING,
     QUANTILE,
-    SEARCH_EF,
     Hit,
     PointFilter,
     StoredPoint,
     as_vector,
+    search_ef,
 )
 from embeddings.store.filters import FilterVocabulary, translate
 from embeddings.store.ids import check_name
@@ -149,7 +148,7 @@ class ClientCollection:
                 self._qualified, query=np.asarray(vector, dtype=np.float32).tolist(), limit=k,
                 query_filter=_client_filter(filter), with_payload=with_payload,
                 search_params=m.SearchParams(
-                    hnsw_ef=max(SEARCH_EF if filter is None or filter.is_empty() else FILTERED_SEARCH_EF, k),
+                    hnsw_ef=search_ef(filter, k),
                     quantization=m.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING),
                 ),
             )

@@ -16,14 +16,13 @@ import numpy as np
 
 from embeddings.errors import Conflict, NotFound, StoreLocked
 from embeddings.store.base import (
-    FILTERED_SEARCH_EF,
     OVERSAMPLING,
     QUANTILE,
-    SEARCH_EF,
     Hit,
     PointFilter,
     StoredPoint,
     as_vector,
+    search_ef,
 )
 from embeddings.store.filters import FilterVocabulary, translate
 from embeddings.store.ids import PointId, check_name
@@ -185,7 +184,7 @@ class EdgeCollection:
             filter=_edge_filter(filter),
             with_payload=with_payload,
             params=qe.SearchParams(
-                hnsw_ef=max(SEARCH_EF if filter is None or filter.is_empty() else FILTERED_SEARCH_EF, k),
+                hnsw_ef=search_ef(filter, k),
                 # Word and range conditions have no graph links (_edge_schema): walking the graph under a
                 # selective filter without them found 1-2 of 10 neighbours at 1M points, so such a search
                 # scores the points the filter selects (found by the payload index) and is exact.
@@ -230,13 +229,16 @@ def _norm_id(pid) -> PointId:
     return str(pid) if isinstance(pid, uuid.UUID) else pid
 
 
-def _edge_config(dim: int):
+def _edge_config(dim: int, hnsw: Any = None):
+    """The shard configuration every collection opens with; `hnsw` (a qe.HnswIndexConfig) only for benchmarks
+    that try other index settings."""
     import qdrant_edge as qe
 
     return qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
         quantization_config=qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=QUANTILE, always_ram=True),
         max_search_threads=EDGE_SEARCH_THREADS,
+        **({"hnsw_config": hnsw} if hnsw is not None else {}),
     )
 
 
