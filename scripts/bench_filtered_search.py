@@ -3,8 +3,8 @@
 Recall counts a hit when its score reaches the exact 10th score (minus 1e-4), so ties between near-duplicate
 texts count as found. The filters: none, one label, one cluster, triage = label_error, flag = label_issue,
 split = validation, mislabel_score >= 0.9, with the beams the service uses (SEARCH_EF unfiltered,
-FILTERED_SEARCH_EF filtered). Searches go to the shard directly (the graph walk Qdrant chooses),
-not through EdgeCollection.search, which answers range and word filters exactly.
+FILTERED_SEARCH_EF filtered). Searches go to the shard directly (the graph walk Qdrant chooses), or with
+--service through EdgeCollection.search (exact for range, word and selective filters, ACORN walks otherwise).
 
     .venv/bin/python scripts/bench_filtered_search.py --shard /tmp/scale-1m/qdrant/data.scale/shard
     .venv/bin/python scripts/bench_filtered_search.py --shard /tmp/kept/shard --full-scan-threshold 120000
@@ -28,6 +28,12 @@ def main() -> int:
     parser.add_argument("--full-scan-threshold", type=int, default=10_000, help="KB of vectors, as built with")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--acorn", action="store_true",
+                        help="filtered walks with ACORN (neighbours of neighbours when the filter is selective)")
+    parser.add_argument("--ef", type=int, default=None, help="beam for filtered walks (default: the service's)")
+    parser.add_argument("--service", action="store_true",
+                        help="search as the service does (EdgeCollection.search: exact for selective filters, "
+                             "ACORN walks otherwise) instead of the shard's own choice")
     args = parser.parse_args()
 
     import numpy as np
@@ -63,7 +69,8 @@ def main() -> int:
         return qe.QueryRequest(
             limit=10, query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()), filter=_edge_filter(f),
             with_payload=True, params=qe.SearchParams(
-                hnsw_ef=search_ef(f, 10), exact=exact,
+                hnsw_ef=(args.ef or search_ef(f, 10)) if f is not None else search_ef(f, 10), exact=exact,
+                acorn=qe.AcornSearchParams(enable=True) if args.acorn and f is not None else None,
                 quantization=qe.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)))
 
     print(f"{args.shard}: {total:,} points, {len(queries)} queries")
@@ -74,7 +81,8 @@ def main() -> int:
         latencies, recalls = [], []
         for vector in queries:
             started = time.perf_counter()
-            hits = shard.query(request(vector, f, exact=False))
+            hits = (collection.search(vector, 10, f) if args.service
+                    else shard.query(request(vector, f, exact=False)))
             latencies.append(time.perf_counter() - started)
             truth = shard.query(request(vector, f, exact=True))
             if truth:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-VARIANTS = ("default", "payload_m0", "keywords_only", "numbers_only", "no_text", "no_indexes", "each")
+VARIANTS = ("default", "no_links", "payload_m0", "keywords_only", "numbers_only", "no_text", "no_indexes", "each")
 
 
 def main() -> int:
@@ -32,6 +32,10 @@ def main() -> int:
                         help="Qdrant's payload_m for every variant (payload_m0 forces 0); default: Qdrant's")
     parser.add_argument("--full-scan-threshold", type=int, default=10_000,
                         help="Qdrant's full_scan_threshold in KB of vectors (10,000 = ~6,700 points of 384 floats)")
+    parser.add_argument("--no-links", action="store_true",
+                        help="every variant's keyword and integer indexes without payload-aware graph links")
+    parser.add_argument("--native-nested", action="store_true",
+                        help="store nested fields (n_best, source, reasons) as values, not JSON text (the old way)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep the last variant's store in this folder (for scripts/bench_filtered_search.py)")
     args = parser.parse_args()
@@ -41,7 +45,7 @@ def main() -> int:
 
     from embeddings.store import iter_points
     from embeddings.store.edge import EdgeCollection, _edge_config
-    from service.analyses.registry import indexed_fields
+    from service.analyses.registry import indexed_fields, json_fields
     from service.fields import BASE_INDEXED
     from service.settings import Settings
     from service.workspace import Workspace
@@ -60,7 +64,7 @@ def main() -> int:
     dim = matrix.shape[1]
     declared = {**BASE_INDEXED, **indexed_fields()}
     chosen = {
-        "default": declared, "payload_m0": declared, "no_indexes": {},
+        "default": declared, "no_links": declared, "payload_m0": declared, "no_indexes": {},
         "keywords_only": {k: v for k, v in declared.items() if v == "keyword"},
         "numbers_only": {k: v for k, v in declared.items() if v in ("float", "integer")},
         "no_text": {k: v for k, v in declared.items() if v != "text"},
@@ -82,17 +86,20 @@ def main() -> int:
         if keep and folder.exists():
             shutil.rmtree(folder)
         try:
-            collection = EdgeCollection(variant, qe.EdgeShard.create(str(folder / "shard"), config), dim)
-            collection.ensure_indexes(chosen[variant])
+            as_text = frozenset() if args.native_nested else frozenset(json_fields())
+            collection = EdgeCollection(variant, qe.EdgeShard.create(str(folder / "shard"), config), dim, as_text)
+            collection.ensure_indexes(chosen[variant], keyword_links=not args.no_links and variant != "no_links")
+            started = time.perf_counter()
             for start in range(0, len(ids), 2000):
                 collection.upsert(ids[start:start + 2000], matrix[start:start + 2000], payloads[start:start + 2000])
             collection.flush()
+            written = time.perf_counter() - started
             started = time.perf_counter()
             collection.optimize()
             seconds = time.perf_counter() - started
             info = collection._shard.info()
             print(f"{variant:<14} {len(chosen[variant]):>2} payload indexes: index built in {seconds:6.1f} s "
-                  f"(indexed vectors {info.indexed_vectors_count:,})", flush=True)
+                  f"(indexed vectors {info.indexed_vectors_count:,}; points written in {written:.1f} s)", flush=True)
             collection.close()
         finally:
             if not keep:

@@ -12,6 +12,7 @@ Payload conventions every backend relies on:
 
 from __future__ import annotations
 
+from collections.abc import Collection as AbstractCollection
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, overload
@@ -28,6 +29,9 @@ SEARCH_EF = 64
 # on one label (0.9 % of the points) found 0.760 of the exact ten with 64 and 0.935 with 256, one cluster
 # (2.6 %) 0.784 and 0.890, for +0 to 0.5 ms a search (scripts/bench_filtered_search.py).
 FILTERED_SEARCH_EF = 256
+# The embedded store answers a search under a filter that selects at most this many points by scoring each of
+# them (at 1M points: 1.7 ms for 9k, 4-5 ms for 26-33k), and walks the graph otherwise (EdgeCollection.search).
+EXACT_FILTER_POINTS = 50_000
 # Vectors are also kept as int8 (scalar quantisation, in RAM): the graph is walked on those and the best
 # OVERSAMPLING * k candidates are rescored on the float vectors, for nearly the float recall at about half
 # the time (README, "Search latency"). Collections created before this keep float-only search.
@@ -134,8 +138,11 @@ class Store(Protocol):
 
     def exists(self, name: str) -> bool: ...
 
-    def create(self, name: str, dim: int, indexed: Mapping[str, str] | None = None) -> Collection:
-        """A new collection; `indexed`: payload field -> index type, the caller's schema (the store knows no fields)."""
+    def create(self, name: str, dim: int, indexed: Mapping[str, str] | None = None,
+               json_fields: AbstractCollection[str] = ()) -> Collection:
+        """A new collection; `indexed`: payload field -> index type, the caller's schema (the store knows no fields).
+        `json_fields`: fields never filtered on whose values are nested (lists of objects, objects); a backend may
+        hold them as JSON text (edge does, see EdgeCollection), every backend reads back the values written."""
 
     def get(self, name: str) -> Collection: ...
 

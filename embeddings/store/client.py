@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import cache
 from typing import Any
 
@@ -209,7 +209,9 @@ class ClientStore:
     def exists(self, name: str) -> bool:
         return bool(self._client.collection_exists(self._qualified(name)))
 
-    def create(self, name: str, dim: int, indexed: Mapping[str, str] | None = None) -> ClientCollection:
+    def create(self, name: str, dim: int, indexed: Mapping[str, str] | None = None,
+               json_fields: Collection[str] = ()) -> ClientCollection:
+        # json_fields are stored as they are: a server takes nested values as JSON anyway (Store.create).
         from qdrant_client import models as m
 
         if self.exists(name):

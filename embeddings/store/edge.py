@@ -7,15 +7,17 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from embeddings.errors import Conflict, NotFound, StoreLocked
 from embeddings.store.base import (
+    EXACT_FILTER_POINTS,
     OVERSAMPLING,
     QUANTILE,
     Hit,
@@ -27,6 +29,8 @@ from embeddings.store.base import (
 from embeddings.store.filters import FilterVocabulary, translate
 from embeddings.store.ids import PointId, check_name
 
+# Where a collection lists its JSON-text fields (see EdgeCollection); written at create, before the `dim` marker.
+JSON_FIELDS_FILE = "json_fields"
 # qdrant-edge reads segments on a search thread pool sized to the CPUs; with one process and a few cores
 # the hand-off to that pool costs more than the parallel segment reads win (README, "Search latency").
 EDGE_SEARCH_THREADS = 1
@@ -79,29 +83,63 @@ class _ProcessLock:
             self._fh.close()
 
 
-def _edge_schema(kind: str):
+def _edge_schema(kind: str, keyword_links: bool = True):
     import qdrant_edge as qe
 
     # Word and range indexes get no payload-aware graph links (enable_hnsw=False). Qdrant builds extra graph
     # links for every block of more than ~6,700 points an index can select: for the text index that is every
     # frequent word, for a float every slice of its range. At 100k analysed points the text index alone added
     # 24 s to a 5 s vector-index build (scripts/bench_index_build.py). A search filtered by words or a range is
-    # answered exactly instead (EdgeCollection.search).
+    # answered exactly instead (EdgeCollection.search). Keyword and integer indexes keep their links
+    # (`keyword_links=False` only for scripts/bench_index_build.py): without them the 1M build took 515 s instead
+    # of 903, but the graph alone does not hold near-duplicate texts together (unfiltered recall@10 0.684, a
+    # filter to the validation split 0.04; HNSW m=32 instead of 16: 0.82).
     if kind == "text":
         return qe.TextIndexParams(tokenizer=qe.TokenizerType.Word, lowercase=True, enable_hnsw=False)
     if kind == "float":
         return qe.FloatIndexParams(enable_hnsw=False)
-    return {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer}[kind]
+    if kind == "keyword":
+        return qe.PayloadSchemaType.Keyword if keyword_links else qe.KeywordIndexParams(enable_hnsw=False)
+    if kind == "integer":
+        return (qe.PayloadSchemaType.Integer if keyword_links
+                else qe.IntegerIndexParams(lookup=True, range=True, enable_hnsw=False))
+    raise ValueError(f"unknown payload index kind {kind!r}")
 
 
 class EdgeCollection:
-    """One qdrant-edge shard. Calls are serialised by a lock: the shard is shared by the service's threads."""
+    """One qdrant-edge shard. Calls are serialised by a lock: the shard is shared by the service's threads.
 
-    def __init__(self, name: str, shard, dim: int):
+    `json_fields` (the caller's, see Store.create) are held in the shard as JSON text and handed back as the
+    values written. Two costs of a nested value (a list of objects such as `n_best`) make that worth it:
+    qdrant-edge converts one from Python at ~80 µs a point against ~14 µs for its JSON text (predict writes
+    one per point), and Qdrant parses every point's whole payload once per payload index when it builds the
+    index, where a string is one value to skip (scripts/bench_index_build.py; README, "A million points").
+    """
+
+    def __init__(self, name: str, shard, dim: int, json_fields: frozenset[str] = frozenset()):
         self.name = name
         self._shard = shard
         self._dim = dim
         self._lock = threading.RLock()
+        self._json_fields = json_fields
+
+    def _to_shard(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        if not self._json_fields:
+            return dict(payload)
+        return {key: (orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+                      if key in self._json_fields and value is not None else value)
+                for key, value in payload.items()}
+
+    def _from_shard(self, payload: Mapping[str, Any] | None) -> dict[str, Any]:
+        out = dict(payload or {})
+        for key in self._json_fields.intersection(out):
+            value = out[key]
+            if isinstance(value, str):
+                try:
+                    out[key] = orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    pass  # not JSON text (written by other means than this class): handed back as it is
+        return out
 
     @property
     def dim(self) -> int:
@@ -111,18 +149,19 @@ class EdgeCollection:
         with self._lock:
             self._shard.update(op)
 
-    def ensure_indexes(self, indexed: Mapping[str, str]) -> None:
+    def ensure_indexes(self, indexed: Mapping[str, str], keyword_links: bool = True) -> None:
         import qdrant_edge as qe
 
         for key, kind in indexed.items():
-            self._update(qe.UpdateOperation.create_field_index(key, _edge_schema(kind)))
+            self._update(qe.UpdateOperation.create_field_index(key, _edge_schema(kind, keyword_links)))
 
     def upsert(self, ids, vectors, payloads) -> None:
         import qdrant_edge as qe
 
         vectors = np.asarray(vectors, dtype=np.float32)
         points = [
-            qe.Point(pid, vec.tolist(), payload) for pid, vec, payload in zip(ids, vectors, payloads, strict=True)
+            qe.Point(pid, vec.tolist(), self._to_shard(payload))
+            for pid, vec, payload in zip(ids, vectors, payloads, strict=True)
         ]
         if points:
             self._update(qe.UpdateOperation.upsert_points(points))
@@ -132,7 +171,7 @@ class EdgeCollection:
 
         with self._lock:
             for pid, payload in updates.items():
-                self._shard.update(qe.UpdateOperation.set_payload([pid], payload))
+                self._shard.update(qe.UpdateOperation.set_payload([pid], self._to_shard(payload)))
 
     def delete_payload_keys(self, ids, keys) -> None:
         import qdrant_edge as qe
@@ -156,7 +195,7 @@ class EdgeCollection:
         for pid in ids:
             r = by_id.get(pid)
             if r is not None:
-                out.append(StoredPoint(pid, dict(r.payload or {}), as_vector(r.vector) if with_vectors else None))
+                out.append(StoredPoint(pid, self._from_shard(r.payload), as_vector(r.vector) if with_vectors else None))
         return out
 
     def scroll_page(self, filter=None, limit=100, offset=None, with_vectors=False, fields=None):
@@ -170,7 +209,7 @@ class EdgeCollection:
             records, next_offset = self._shard.scroll(request)
         next_offset = None if next_offset is None else _norm_id(next_offset)
         page = [
-            StoredPoint(_norm_id(r.id), dict(r.payload or {}), as_vector(r.vector) if with_vectors else None)
+            StoredPoint(_norm_id(r.id), self._from_shard(r.payload), as_vector(r.vector) if with_vectors else None)
             for r in records
         ]
         return page, next_offset
@@ -178,6 +217,7 @@ class EdgeCollection:
     def search(self, vector, k=10, filter=None, with_payload=True) -> list[Hit]:
         import qdrant_edge as qe
 
+        exact = self._scores_every_selected_point(filter)
         request = qe.QueryRequest(
             limit=k,
             query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
@@ -185,16 +225,30 @@ class EdgeCollection:
             with_payload=with_payload,
             params=qe.SearchParams(
                 hnsw_ef=search_ef(filter, k),
-                # Word and range conditions have no graph links (_edge_schema): walking the graph under a
-                # selective filter without them found 1-2 of 10 neighbours at 1M points, so such a search
-                # scores the points the filter selects (found by the payload index) and is exact.
-                exact=filter is not None and bool(filter.ranges or filter.text),
+                exact=exact,
                 quantization=qe.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING),
             ),
         )
         with self._lock:
             hits = self._shard.query(request)
-        return [Hit(_norm_id(h.id), float(h.score), dict(h.payload or {})) for h in hits]
+        return [Hit(_norm_id(h.id), float(h.score), self._from_shard(h.payload)) for h in hits]
+
+    def _scores_every_selected_point(self, filter: PointFilter | None) -> bool:
+        """Whether a search under `filter` scores the points it selects (exact) rather than walking the graph.
+
+        Words and ranges have no graph links (_edge_schema); a keyword filter that selects few of the points
+        leaves a walk through them poorly connected even with its links (at 1M, one label: 0.935 of the exact
+        ten). Both are answered exactly from the points the payload index finds; the count is the index's
+        estimate, which costs microseconds."""
+        import qdrant_edge as qe
+
+        if filter is None or filter.is_empty():
+            return False
+        if filter.ranges or filter.text:
+            return True
+        with self._lock:
+            selected = self._shard.count(qe.CountRequest(exact=False, filter=_edge_filter(filter)))
+        return int(selected) <= EXACT_FILTER_POINTS
 
     def count(self, filter=None) -> int:
         import qdrant_edge as qe
@@ -259,7 +313,8 @@ class EdgeStore:
     def exists(self, name: str) -> bool:
         return (self.root / check_name(name) / "dim").exists()
 
-    def create(self, name: str, dim: int, indexed: Mapping[str, str] | None = None) -> EdgeCollection:
+    def create(self, name: str, dim: int, indexed: Mapping[str, str] | None = None,
+               json_fields: Collection[str] = ()) -> EdgeCollection:
         import qdrant_edge as qe
 
         with self._guard:
@@ -270,9 +325,10 @@ class EdgeStore:
             if path.exists():  # a create that died half-way; nothing in it was committed
                 shutil.rmtree(path)
             shard = qe.EdgeShard.create(str(shard_path), _edge_config(dim))
-            collection = EdgeCollection(name, shard, dim)
+            collection = EdgeCollection(name, shard, dim, frozenset(json_fields))
             collection.ensure_indexes(indexed or {})
             collection.flush()
+            (path / JSON_FIELDS_FILE).write_text(orjson.dumps(sorted(json_fields)).decode())
             # Written last: a folder without it is not a collection yet.
             (path / "dim").write_text(str(dim))
             self._open[name] = collection
@@ -288,8 +344,10 @@ class EdgeStore:
                 raise NotFound(f"dataset {name!r} does not exist")
             path = self.root / name
             dim = int((path / "dim").read_text())
+            listed = path / JSON_FIELDS_FILE  # absent in collections made before JSON-text fields
+            json_fields = frozenset(orjson.loads(listed.read_bytes())) if listed.exists() else frozenset()
             shard = qe.EdgeShard.load(str(path / "shard"), _edge_config(dim))
-            collection = EdgeCollection(name, shard, dim)
+            collection = EdgeCollection(name, shard, dim, json_fields)
             self._open[name] = collection
             return collection
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from service.analyses.base import REGISTRY, RUN_FIELDS, Analysis, AnalysisResult, PayloadField, run_order
 from service.analyses.context import AnalysisContext
 from service.errors import InvalidInput
-from service.fields import BASE_INDEXED, FLAG_ORDER, REVIEW_FLAGS
+from service.fields import BASE_INDEXED, BASE_JSON_FIELDS, FLAG_ORDER, REVIEW_FLAGS
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,13 @@ def indexed_fields() -> dict[str, str]:
     flags, and every field an analysis declares filterable."""
     declared = {f.name: f.index for f in declared_fields().values() if f.index is not None}
     return {**BASE_INDEXED, "flags": "keyword", **declared}
+
+
+def json_fields() -> tuple[str, ...]:
+    """Payload fields whose values are nested and never filtered on (ingest's source, predict's n_best, and
+    what analyses declare as unindexed lists or objects): Store.create's json_fields."""
+    declared = [f.name for f in declared_fields().values() if f.kind in ("keywords", "object") and f.index is None]
+    return (*BASE_JSON_FIELDS, *declared)
 
 
 def snapshot_columns() -> tuple[tuple[str, ...], tuple[str, ...]]:

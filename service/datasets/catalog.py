@@ -50,9 +50,10 @@ class Catalog:
         collection_name = data_collection_name(name)
         if self.store.exists(collection_name):  # left by a create that died before its catalog entry
             self.store.drop(collection_name)
-        from service.analyses.registry import indexed_fields  # the fields ingest, predict and the analyses filter on
+        # the fields ingest, predict and the analyses filter on, and the nested ones nothing filters on
+        from service.analyses.registry import indexed_fields, json_fields
 
-        collection = self.store.create(collection_name, dim, indexed=indexed_fields())
+        collection = self.store.create(collection_name, dim, indexed=indexed_fields(), json_fields=json_fields())
         stamp = now_iso()
         entry = {"name": name, "dim": dim, "embedding_model": embedding_model, "format": fmt,
                  "created_at": stamp, "updated_at": stamp}

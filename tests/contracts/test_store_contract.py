@@ -206,6 +206,41 @@ def test_delete(store):
     assert c.count() == 8 and c.retrieve([0]) == []
 
 
+def test_json_fields_read_back_as_written_by_every_read(store):
+    """Declared JSON fields (nested values nothing filters on) come back from retrieve, scroll and search as
+    written, after a partial update too; other fields are untouched."""
+    c = store.create("ds", 8, indexed={"label": "keyword"}, json_fields=["n_best", "source"])
+    ids, vectors, payloads = _points(12)
+    n_best = [{"label": "a", "probability": 0.75}, {"label": "b", "probability": 0.25}]
+    for i, p in enumerate(payloads):
+        p["source"] = {"id": f"r{i}", "score": i / 3, "tags": ["x", "[y]"], "nested": {"deep": None}}
+        p["n_best"] = None if i == 0 else n_best
+    c.upsert(ids, vectors, payloads)
+    c.set_payloads({1: {"n_best": [{"label": "c", "probability": 0.5}]}})
+    got = {p.id: p.payload for p in c.retrieve(ids)}
+    assert got[0]["n_best"] is None and got[2]["n_best"] == n_best
+    assert got[1]["n_best"] == [{"label": "c", "probability": 0.5}] and got[1]["label"] == payloads[1]["label"]
+    assert got[5]["source"] == payloads[5]["source"] and got[5]["flags"] == payloads[5]["flags"]
+    page, _ = c.scroll_page(limit=100, fields=["n_best"])
+    assert {p.id: p.payload["n_best"] for p in page}[3] == n_best
+    hits = c.search(vectors[4], k=1, filter=PointFilter(match={"label": payloads[4]["label"]}))
+    assert hits[0].id == 4 and hits[0].payload["source"] == payloads[4]["source"]
+
+
+def test_edge_holds_json_fields_as_text_and_remembers_them_after_reopening(tmp_path):
+    """What makes them cheap (EdgeCollection): the shard holds JSON text; a reopened store still decodes it."""
+    s = EdgeStore(tmp_path / "q")
+    c = s.create("ds", 8, json_fields=["n_best"])
+    ids, vectors, payloads = _points(3)
+    c.upsert(ids, vectors, [{**p, "n_best": [{"label": "a", "probability": 1.0}]} for p in payloads])
+    raw = c._shard.retrieve([0], True, False)[0].payload
+    assert isinstance(raw["n_best"], str) and isinstance(raw["flags"], list)
+    s.close()
+    s2 = EdgeStore(tmp_path / "q")
+    assert s2.get("ds").retrieve([0])[0].payload["n_best"] == [{"label": "a", "probability": 1.0}]
+    s2.close()
+
+
 def test_edge_store_survives_reopen_and_admits_one_process(tmp_path):
     s = EdgeStore(tmp_path / "q")
     c = s.create("ds", 8)
@@ -233,11 +268,11 @@ def test_point_id_mapping():
     assert point_id("abc") != point_id("abd")
 
 
-def test_a_search_filtered_by_a_range_or_by_words_is_exact(tmp_path):
+def test_a_search_filtered_by_a_range_words_or_a_selective_keyword_is_exact(tmp_path):
     # The filter selects 8 of 40 far-apart clusters (8,000 points: too many for the engine to scan them on its
     # own). Walking the graph through the selected points alone cannot cross from one cluster to the next, so
-    # the engine's index must not be trusted for these conditions (no graph links back them): the answers must
-    # be the exact nearest points among those the filter selects.
+    # the engine's index must not be trusted for these conditions (no payload index has graph links): the
+    # answers must be the exact nearest points among those the filter selects.
     n, dim, clusters = 40_000, 384, 40
     rng = np.random.default_rng(5)
     centres = 6.0 * rng.standard_normal((clusters, dim))
@@ -245,17 +280,18 @@ def test_a_search_filtered_by_a_range_or_by_words_is_exact(tmp_path):
     vectors = (centres[home] + rng.standard_normal((n, dim))).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     chosen = home % 5 == 0
-    payloads = [{"score": float(0.9 if pick else 0.1), "text": "alpha beta" if pick else "gamma"}
-                for pick in chosen.tolist()]
+    payloads = [{"score": float(0.9 if pick else 0.1), "text": "alpha beta" if pick else "gamma",
+                 "group": "picked" if pick else "other"} for pick in chosen.tolist()]
     # The embedded store's own index (local ':memory:' mode always scans, and takes ~30 s to load this much).
     store = EdgeStore(tmp_path / "qdrant")
-    c = store.create("ds", dim, indexed={"score": "float", "text": "text"})
+    c = store.create("ds", dim, indexed={"score": "float", "text": "text", "group": "keyword"})
     for start in range(0, n, 5000):
         c.upsert(list(range(start, min(n, start + 5000))), vectors[start:start + 5000], payloads[start:start + 5000])
     c.flush()
     c.optimize()
     selected = np.flatnonzero(chosen)
-    for f in (PointFilter(ranges={"score": (0.5, None)}), PointFilter(text={"text": "beta"})):
+    for f in (PointFilter(ranges={"score": (0.5, None)}), PointFilter(text={"text": "beta"}),
+              PointFilter(match={"group": "picked"})):
         for q in rng.choice(np.flatnonzero(~chosen), 20, replace=False):
             hits = c.search(vectors[q], k=10, filter=f)
             exact = selected[np.argsort(-(vectors[selected] @ vectors[q]))[:10]]
