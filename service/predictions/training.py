@@ -56,15 +56,9 @@ def select_model(d: training_data.TrainingData, y: np.ndarray, n_labels: int, fa
     candidates: list[dict[str, Any]] = []
     best: tuple[tuple[float, float], Classifier] | None = None
     for family in families:
-        previous: Classifier | None = None
         for params in grids[family]:
             started = time.perf_counter()
-            model = build(family, **params)
-            if previous is not None and hasattr(model, "start_from"):
-                # A regularisation path: each grid point starts at the previous one's optimum (the grids go up
-                # in C), which lbfgs leaves for the same optimum as from zero, in fewer iterations.
-                model.start_from(previous)
-            model = previous = _quiet_fit(model, texts_tr, d.vectors[train], y[train], n_labels)
+            model = _quiet_fit(build(family, **params), texts_tr, d.vectors[train], y[train], n_labels)
             proba = model.predict_proba(texts_va, d.vectors[val])
             f1 = macro_f1(y[val], proba.argmax(axis=1), n_labels)
             loss = float(-np.log(np.clip(proba[np.arange(len(val)), y[val]], 1e-12, 1)).mean())

@@ -25,28 +25,6 @@ def test_selection_keeps_the_best_candidate_on_validation(shared_registry):
     assert v1.metrics["validation"]["macro_f1"] == pytest.approx(best["validation_macro_f1"])
 
 
-def test_selection_walks_the_grid_as_a_path_and_scores_each_point_as_a_fit_from_zero():
-    # Each C starts at the previous C's optimum (training.select_model): the candidates' validation figures
-    # must be those of the same models fitted from zero, and the chosen model the same.
-    rng = np.random.default_rng(3)
-    vectors = rng.normal(size=(1500, 16))
-    y = (vectors[:, :5] + rng.normal(scale=0.9, size=(1500, 5))).argmax(axis=1)
-    splits = ["training"] * 1000 + ["validation"] * 500
-    d = training.training_data.TrainingData(list(range(1500)), [""] * 1500, [str(v) for v in y], splits, vectors,
-                                            "test-model", "test")
-    grid = [{"C": c} for c in (0.01, 0.1, 1.0, 10.0)]
-    chosen, candidates = training.select_model(d, y, 5, ["logreg"], grids={"logreg": grid})
-    for params, candidate in zip(grid, candidates, strict=True):
-        cold = models.EmbeddingLogReg(**params).fit([], vectors[:1000], y[:1000], 5)
-        proba = cold.predict_proba([], vectors[1000:])
-        loss = float(-np.log(np.clip(proba[np.arange(500), y[1000:]], 1e-12, 1)).mean())
-        assert candidate["validation_log_loss"] == pytest.approx(loss, rel=2e-3)
-        assert candidate["validation_accuracy"] == pytest.approx(float((proba.argmax(1) == y[1000:]).mean()),
-                                                                 abs=0.005)
-    best = max(candidates, key=lambda c: (c["validation_macro_f1"], -c["validation_log_loss"]))
-    assert chosen.params()["C"] == best["C"]
-
-
 def test_metrics_are_complete_and_consistent(shared_registry):
     v = shared_registry.get(DATASET, "v1")
     assert v.labels == sorted(VOCAB)
