@@ -1,9 +1,10 @@
 """What the vector index build costs with the payload indexes the service declares: N analysed points copied
 from a dataset into fresh embedded stores, one per variant, and `optimize()` timed in each.
 
-Variants: default (every declared payload index), payload_m0 (the same with Qdrant's payload-aware HNSW links
-off), keywords_only, numbers_only, no_text, no_indexes, each (one store per declared field, with that field's
-index alone).
+Variants: default (every declared payload index), no_links (the same, none with payload-aware graph links),
+payload_m0 (Qdrant's payload_m set to 0), keywords_only, numbers_only,
+no_text, no_indexes, each (one store per declared field, with that field's index alone). The nested fields are
+written as JSON text, as the service does (--native-nested: as values, the old way).
 
     .venv/bin/python scripts/bench_index_build.py --home /tmp/scale-1m --dataset scale --n 100000
 """
