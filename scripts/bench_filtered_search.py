@@ -4,7 +4,7 @@ Recall counts a hit when its score reaches the exact 10th score (minus 1e-4), so
 texts count as found. The filters: none, one label, one cluster, triage = label_error, flag = label_issue,
 split = validation, mislabel_score >= 0.9, with the beams the service uses (SEARCH_EF unfiltered,
 FILTERED_SEARCH_EF filtered). Searches go to the shard directly (the graph walk Qdrant chooses), or with
---service through EdgeCollection.search (exact for range, word and selective filters, ACORN walks otherwise).
+--service through EdgeCollection.search (exact for range, word and selective keyword filters, a walk otherwise).
 
     .venv/bin/python scripts/bench_filtered_search.py --shard /tmp/scale-1m/qdrant/data.scale/shard
     .venv/bin/python scripts/bench_filtered_search.py --shard /tmp/kept/shard --full-scan-threshold 120000
@@ -33,7 +33,7 @@ def main() -> int:
     parser.add_argument("--ef", type=int, default=None, help="beam for filtered walks (default: the service's)")
     parser.add_argument("--service", action="store_true",
                         help="search as the service does (EdgeCollection.search: exact for selective filters, "
-                             "ACORN walks otherwise) instead of the shard's own choice")
+                             "a graph walk otherwise) instead of the shard's own choice")
     args = parser.parse_args()
 
     import numpy as np
