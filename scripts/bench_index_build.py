@@ -35,6 +35,8 @@ def main() -> int:
                         help="Qdrant's full_scan_threshold in KB of vectors (10,000 = ~6,700 points of 384 floats)")
     parser.add_argument("--no-links", action="store_true",
                         help="every variant's keyword and integer indexes without payload-aware graph links")
+    parser.add_argument("--unlinked", nargs="+", default=[], metavar="FIELD",
+                        help="these keyword/integer fields' indexes without payload-aware graph links")
     parser.add_argument("--native-nested", action="store_true",
                         help="store nested fields (n_best, source, reasons) as values, not JSON text (the old way)")
     parser.add_argument("--keep", type=Path, default=None,
@@ -89,7 +91,11 @@ def main() -> int:
         try:
             as_text = frozenset() if args.native_nested else frozenset(json_fields())
             collection = EdgeCollection(variant, qe.EdgeShard.create(str(folder / "shard"), config), dim, as_text)
-            collection.ensure_indexes(chosen[variant], keyword_links=not args.no_links and variant != "no_links")
+            linked = not args.no_links and variant != "no_links"
+            collection.ensure_indexes({k: v for k, v in chosen[variant].items() if k not in args.unlinked},
+                                      keyword_links=linked)
+            collection.ensure_indexes({k: v for k, v in chosen[variant].items() if k in args.unlinked},
+                                      keyword_links=False)
             started = time.perf_counter()
             for start in range(0, len(ids), 2000):
                 collection.upsert(ids[start:start + 2000], matrix[start:start + 2000], payloads[start:start + 2000])

@@ -54,14 +54,14 @@ def headless_chromium():
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options), profile
 
 
-def first_render(browser, url: str, n: int, backend: str) -> float:
+def first_render(browser, url: str, n: int, backend: str, server_pid: int | None = None) -> float:
     """Seconds from navigation to the map painted; `backend` goes in the probe's cookie first (the probe on
-    each page rewrites it with what it detects)."""
+    each page rewrites it with what it detects). `server_pid`: the servers' process when not this one."""
     from dashboard.graphics import COOKIE
 
     browser.add_cookie({"name": COOKIE, "value": backend, "path": "/"})
     browser.get("about:blank")  # closes the previous page's session, so it does not compete with this one
-    wait_idle()
+    wait_idle(pid=server_pid)
     browser.get(url)
     return wait_painted(browser, n)
 

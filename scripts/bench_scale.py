@@ -215,9 +215,11 @@ class Bench:
         try:
             url = f"http://127.0.0.1:{self.dash_port}/?dataset={DATASET}"
             browser.get(f"http://127.0.0.1:{self.dash_port}/")
-            first = first_render(browser, url, self.args.n, "webgl")
-            again = first_render(browser, url, self.args.n, "webgl")
-            canvas = first_render(browser, url, self.args.n, "canvas")
+            assert self.service is not None
+            pid = self.service.pid
+            first = first_render(browser, url, self.args.n, "webgl", pid)
+            again = first_render(browser, url, self.args.n, "webgl", pid)
+            canvas = first_render(browser, url, self.args.n, "canvas", pid)
         finally:
             browser.quit()
             shutil.rmtree(profile, ignore_errors=True)

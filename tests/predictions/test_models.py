@@ -34,6 +34,27 @@ def test_compiled_svm_matches_scikit_learn(labels):
     np.testing.assert_allclose(ours.sum(axis=1), 1.0)
 
 
+def test_a_large_training_set_fits_one_svm_and_calibrates_it_on_a_held_out_slice(monkeypatch):
+    from service.predictions import models
+
+    monkeypatch.setattr(models, "HELD_OUT_CALIBRATION_ABOVE", 100)
+    monkeypatch.setattr(models, "CALIBRATION_POINTS", 39)
+    labels = [0, 1, 2] * 50 + [3]  # label 3 has one example: it cannot be spared for calibration
+    y = np.array(labels)
+    model = TfidfSVM(C=0.5).fit(_texts(labels), None, y, n_labels=4)
+    calibrated = model.model_.steps[-1][1]
+    assert len(calibrated.calibrated_classifiers_) == 1  # one SVM, not one per calibration fold
+    fit_rows, held = models._held_out_calibration(y)
+    assert len(held) == 39 and np.bincount(y[held], minlength=4).tolist() == [13, 13, 13, 0]  # stratified
+    assert 150 in fit_rows and not set(fit_rows) & set(held) and len(fit_rows) + len(held) == len(y)
+    queries = _texts([0, 1, 2, 3], seed=1)
+    ours = model.predict_proba(queries, None)
+    reference = calibrated.predict_proba(model.model_.steps[0][1].transform(queries))
+    np.testing.assert_allclose(ours[:, calibrated.classes_], reference, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.sum(axis=1), 1.0)
+    assert (ours[:3].argmax(axis=1) == [0, 1, 2]).all()
+
+
 def test_compiled_tfidf_matches_scikit_learn():
     from service.predictions.models import CompiledTfidf
 
