@@ -115,7 +115,8 @@ class TfidfSVM:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.model_selection import StratifiedKFold
         from sklearn.pipeline import make_pipeline, make_union
-        from sklearn.svm import LinearSVC
+
+        from service.predictions.class_split_svm import ClassSplitLinearSVC
 
         # Calibration folds given as explicit splits: scikit-learn refuses an int cv when a label has fewer
         # examples than folds, while a fold that lacks a label is handled (its member predicts 0 for it).
@@ -135,7 +136,7 @@ class TfidfSVM:
             TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
             TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
         )
-        svm = CalibratedClassifierCV(LinearSVC(C=self.C, random_state=0), method="sigmoid", cv=splits)
+        svm = CalibratedClassifierCV(ClassSplitLinearSVC(C=self.C, random_state=0), method="sigmoid", cv=splits)
         self.n_labels_ = n_labels
         self.model_ = make_pipeline(features, svm)
         with warnings.catch_warnings():

@@ -110,3 +110,28 @@ def test_logreg_started_from_a_sample_fit_reaches_the_same_model_in_fewer_iterat
     np.testing.assert_allclose(warm.predict_proba([], vectors), cold.predict_proba([], vectors), atol=2e-3)
     # The starting point is used once and not kept in the saved model.
     assert "start_" not in warm.__dict__ and not warm.model_.warm_start
+
+
+@pytest.mark.parametrize("classes", [[0, 1], [0, 2, 3, 5, 8, 9, 11], [3, 4, 7, 10, 12]],
+                         ids=["binary", "seven-labels-from-zero", "five-labels-sparse-ids"])
+def test_class_split_svm_fits_the_model_of_one_linear_svc(classes):
+    from scipy import sparse
+    from sklearn.svm import LinearSVC
+
+    from service.predictions.class_split_svm import ClassSplitLinearSVC
+
+    rng = np.random.default_rng(0)
+    y = rng.choice(classes, size=400)
+    # Sparse features with a few columns per class, as TF-IDF gives: separable but not trivially.
+    dense = rng.random((400, 60)) * (rng.random((400, 60)) < 0.1)
+    for j, c in enumerate(classes):
+        dense[y == c, j * 5 : j * 5 + 5] += rng.random(((y == c).sum(), 5))
+    X = sparse.csr_matrix(dense)
+    ours = ClassSplitLinearSVC(C=0.5, threads=2).fit(X, y)
+    theirs = LinearSVC(C=0.5, random_state=0).fit(X, y)
+    assert list(ours.classes_) == list(theirs.classes_)
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, atol=1e-4)
+    np.testing.assert_allclose(ours.intercept_, theirs.intercept_, atol=1e-4)
+    queries = sparse.csr_matrix(rng.random((50, 60)) * (rng.random((50, 60)) < 0.3))
+    np.testing.assert_allclose(ours.decision_function(queries), theirs.decision_function(queries), atol=1e-4)
+    assert list(ours.predict(queries)) == list(theirs.predict(queries))
