@@ -124,8 +124,14 @@ def _grid_params(chosen: Classifier) -> dict[str, Any]:
 
 
 def learning_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int, chosen: Classifier,
-                   repeats: int = 3, seed: int = 0, sample: Sample | None = None) -> dict[str, Any]:
-    """Validation macro-F1 and accuracy against training-set size (mean and std over stratified draws)."""
+                   repeats: int = 3, seed: int = 0, sample: Sample | None = None,
+                   fitted_on_all: Classifier | None = None) -> dict[str, Any]:
+    """Validation macro-F1 and accuracy against training-set size (mean and std over stratified draws).
+
+    `fitted_on_all`: a model of `chosen`'s family and hyper-parameters already fitted on all of the sample's
+    training rows (model selection's winner). The curve's last point, the whole sample, is that very fit
+    (same rows in the same order, same parameters, a deterministic fit), so it is used instead of fitted again.
+    """
     rng = np.random.default_rng(seed)
     train, val = (sample or Sample.whole(d)).splits
     params = _grid_params(chosen)
@@ -136,8 +142,11 @@ def learning_curve(d: training_data.TrainingData, y: np.ndarray, n_labels: int, 
         f1s, accs, train_accs, sizes = [], [], [], []
         for _ in range(repeats if fraction < 1 else 1):
             subset = _subsample(train, y, fraction, rng)
-            model = _quiet_fit(build(chosen.kind, **params), _take(d.texts, subset), d.vectors[subset],
-                               y[subset], n_labels)
+            if fraction == 1 and fitted_on_all is not None:
+                model = fitted_on_all
+            else:
+                model = _quiet_fit(build(chosen.kind, **params), _take(d.texts, subset), d.vectors[subset],
+                                   y[subset], n_labels)
             pred = model.predict_proba(_take(d.texts, val), d.vectors[val]).argmax(axis=1)
             pred_tr = model.predict_proba(_take(d.texts, subset), d.vectors[subset]).argmax(axis=1)
             f1s.append(macro_f1(y[val], pred, n_labels))
@@ -321,6 +330,7 @@ def train_version(ws: Workspace, dataset: str, from_file: Path | None = None, pr
         log.info("model selection, curves and out-of-fold fits on a stratified sample: %s", sample.describe(whole))
     chosen, candidates = select_model(d, y, n, families, options.get("grids"), progress=progress, sample=sample)
     log.info("selected %s on validation (%.1f s)", chosen.params(), time.perf_counter() - started)
+    selected = chosen  # fitted on the sample's training rows: the learning curve's last point
     if sampled:  # the served model learns from every training point
         progress(stage="fit on all training points")
         everything = whole.train
@@ -341,7 +351,7 @@ def train_version(ws: Workspace, dataset: str, from_file: Path | None = None, pr
     repeats = int(options.get("learning_repeats", 3))
     progress(stage="learning curve")
     curves: dict[str, Any] = {"learning_curve": learning_curve(d, y, n, chosen, repeats=repeats, seed=seed,
-                                                               sample=sample)}
+                                                               sample=sample, fitted_on_all=selected)}
     if chosen.kind == "logreg":
         curves["iterations"] = iteration_curve(d, y, n, chosen.params()["C"], sample=sample)
     oof = out_of_fold(d, y, n, chosen, folds=folds, seed=seed, progress=progress, fit_cap=fit_cap)

@@ -84,6 +84,27 @@ def test_each_iteration_curve_point_is_the_fit_stopped_at_that_iteration():
         assert curve["validation_loss"][at] == pytest.approx(loss, rel=1e-9)
 
 
+@pytest.mark.parametrize("family", ["logreg", "tfidf-svm"])
+def test_the_learning_curves_last_point_is_the_selections_fit_not_a_second_one(family):
+    # The winner of model selection was fitted on all of the sample's training rows; the curve's whole-sample
+    # point reuses it. It must be exactly what fitting that point again gives, on a capped sample too.
+    rng = np.random.default_rng(0)
+    n = 240
+    y = rng.integers(0, 4, n)
+    topics = list(VOCAB.values())
+    texts = [" ".join([*rng.choice(topics[label], size=2), *rng.choice(sum(topics, []), size=4)]) for label in y]
+    vectors = rng.normal(size=(n, 8)) + np.eye(8)[y] * 2
+    splits = ["training"] * 180 + ["validation"] * 60
+    d = training.training_data.TrainingData(list(range(n)), texts, [str(v) for v in y], splits, vectors,
+                                            "test-model", "test")
+    sample = training.Sample.whole(d).capped(y, 120, seed=0)
+    winner, _ = training.select_model(d, y, 4, [family], {family: [models.GRIDS[family][1]]}, sample=sample)
+    reused = training.learning_curve(d, y, 4, winner, repeats=2, sample=sample, fitted_on_all=winner)
+    refitted = training.learning_curve(d, y, 4, winner, repeats=2, sample=sample)
+    assert reused == refitted
+    assert reused["train_sizes"][-1] == len(sample.train) < 180
+
+
 def test_oof_covers_every_labelled_point_once(ws, shared_registry, planted):
     ids, proba = shared_registry.get(DATASET, "v1").oof()
     labelled, _, _ = load_all(ws.collection(DATASET), PointFilter(empty={"label": False}), with_vectors=False)
