@@ -9,7 +9,7 @@ process race on it and no two runs give the same model (measured: coefficients d
 joblib's workers get the features memory-mapped and each seeds its own generator: the same model every run.
 
 Measured on texts of the 1M benchmark, 2 cores (README, "A million points"): TfidfSVM's fit on 50,000 texts
-with three calibration folds 106.4 -> 72.2 s, the same validation answers. Small problems stay in one
+with three calibration folds 106.0 -> 87.2 s, the same validation answers. Small problems stay in one
 process (starting workers costs more than it saves) and very large ones too (each worker holds its own
 liblinear copy of the features, ~16 bytes a non-zero, plus the memory-mapped features).
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.svm import LinearSVC
 from sklearn.utils.extmath import safe_sparse_dot
@@ -58,8 +59,6 @@ class ClassSplitLinearSVC(ClassifierMixin, BaseEstimator):
         self.min_parallel_nonzeros = min_parallel_nonzeros
 
     def fit(self, X, y) -> ClassSplitLinearSVC:
-        from joblib import Parallel, delayed
-
         y = np.asarray(y)
         classes = np.unique(y)
         workers = self.workers or default_workers()
